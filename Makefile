@@ -1,0 +1,34 @@
+PYTHON ?= python3
+SHARED ?= ../shared
+
+.PHONY: install serve test lint format proto bench
+
+install:
+	$(PYTHON) -m pip install -e ".[dev]"
+
+# Install, then run the service on the embedded default (SQLite + local FAISS in ./facedb-data).
+serve: install
+	facedb serve --data-dir ./facedb-data --insecure-no-auth
+
+test:
+	$(PYTHON) -m pytest -q
+
+lint:
+	ruff check .
+	ruff format --check .
+
+format:
+	ruff check --fix .
+	ruff format .
+
+proto:
+	$(PYTHON) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. \
+		protos/facedb/v1/facedb.proto
+
+bench:
+	$(PYTHON) -m benchmarks.pipeline
+	$(PYTHON) -m benchmarks.lfw
+	$(PYTHON) -m benchmarks.gates
+	$(PYTHON) -m benchmarks.search
+	$(PYTHON) -m benchmarks.service
+	$(PYTHON) -m benchmarks.ijb

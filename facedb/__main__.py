@@ -1,0 +1,5 @@
+import sys
+
+from facedb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure image → numbers: decoding, detection, alignment, embedding, gates. No SQL, no gRPC."""
