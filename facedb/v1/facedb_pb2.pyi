@@ -1,0 +1,474 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REASON_UNSPECIFIED: _ClassVar[Reason]
+    NO_FACE: _ClassVar[Reason]
+    MULTIPLE_FACES: _ClassVar[Reason]
+    FACE_TOO_SMALL: _ClassVar[Reason]
+    BLURRY: _ClassVar[Reason]
+    BAD_POSE: _ClassVar[Reason]
+    BAD_EXPOSURE: _ClassVar[Reason]
+    LOW_DETECTION_SCORE: _ClassVar[Reason]
+    LOW_QUALITY: _ClassVar[Reason]
+    SPOOF: _ClassVar[Reason]
+    DUPLICATE: _ClassVar[Reason]
+    INVALID_IMAGE: _ClassVar[Reason]
+REASON_UNSPECIFIED: Reason
+NO_FACE: Reason
+MULTIPLE_FACES: Reason
+FACE_TOO_SMALL: Reason
+BLURRY: Reason
+BAD_POSE: Reason
+BAD_EXPOSURE: Reason
+LOW_DETECTION_SCORE: Reason
+LOW_QUALITY: Reason
+SPOOF: Reason
+DUPLICATE: Reason
+INVALID_IMAGE: Reason
+
+class EmbeddingModel(_message.Message):
+    __slots__ = ("name", "sha256", "dim")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    sha256: str
+    dim: int
+    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ..., dim: _Optional[int] = ...) -> None: ...
+
+class Thresholds(_message.Message):
+    __slots__ = ("identify", "verify", "duplicate")
+    IDENTIFY_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    identify: float
+    verify: float
+    duplicate: float
+    def __init__(self, identify: _Optional[float] = ..., verify: _Optional[float] = ..., duplicate: _Optional[float] = ...) -> None: ...
+
+class GatePolicy(_message.Message):
+    __slots__ = ("enrollment_overrides", "search_overrides", "enrollment_liveness", "search_liveness")
+    class EnrollmentOverridesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class SearchOverridesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    ENROLLMENT_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    ENROLLMENT_LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    enrollment_overrides: _containers.ScalarMap[str, float]
+    search_overrides: _containers.ScalarMap[str, float]
+    enrollment_liveness: bool
+    search_liveness: bool
+    def __init__(self, enrollment_overrides: _Optional[_Mapping[str, float]] = ..., search_overrides: _Optional[_Mapping[str, float]] = ..., enrollment_liveness: _Optional[bool] = ..., search_liveness: _Optional[bool] = ...) -> None: ...
+
+class Gallery(_message.Message):
+    __slots__ = ("name", "model", "thresholds", "gate_policy", "store_crops", "identity_count", "face_count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    GATE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    STORE_CROPS_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    model: EmbeddingModel
+    thresholds: Thresholds
+    gate_policy: GatePolicy
+    store_crops: bool
+    identity_count: int
+    face_count: int
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[_Union[EmbeddingModel, _Mapping]] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., gate_policy: _Optional[_Union[GatePolicy, _Mapping]] = ..., store_crops: _Optional[bool] = ..., identity_count: _Optional[int] = ..., face_count: _Optional[int] = ...) -> None: ...
+
+class CreateGalleryRequest(_message.Message):
+    __slots__ = ("name", "embedding_model", "thresholds", "gate_policy", "disable_crops")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    GATE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_CROPS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    embedding_model: str
+    thresholds: Thresholds
+    gate_policy: GatePolicy
+    disable_crops: bool
+    def __init__(self, name: _Optional[str] = ..., embedding_model: _Optional[str] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., gate_policy: _Optional[_Union[GatePolicy, _Mapping]] = ..., disable_crops: _Optional[bool] = ...) -> None: ...
+
+class GetGalleryRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListGalleriesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListGalleriesResponse(_message.Message):
+    __slots__ = ("galleries",)
+    GALLERIES_FIELD_NUMBER: _ClassVar[int]
+    galleries: _containers.RepeatedCompositeFieldContainer[Gallery]
+    def __init__(self, galleries: _Optional[_Iterable[_Union[Gallery, _Mapping]]] = ...) -> None: ...
+
+class DeleteGalleryRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteGalleryResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Rejection(_message.Message):
+    __slots__ = ("reason", "value", "threshold", "message", "duplicate_of")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_OF_FIELD_NUMBER: _ClassVar[int]
+    reason: Reason
+    value: float
+    threshold: float
+    message: str
+    duplicate_of: str
+    def __init__(self, reason: _Optional[_Union[Reason, str]] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., message: _Optional[str] = ..., duplicate_of: _Optional[str] = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("gallery", "external_id", "display_name", "metadata", "images", "allow_multiple_faces", "allow_duplicate")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_MULTIPLE_FACES_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    external_id: str
+    display_name: str
+    metadata: _containers.ScalarMap[str, str]
+    images: _containers.RepeatedScalarFieldContainer[bytes]
+    allow_multiple_faces: bool
+    allow_duplicate: bool
+    def __init__(self, gallery: _Optional[str] = ..., external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., images: _Optional[_Iterable[bytes]] = ..., allow_multiple_faces: _Optional[bool] = ..., allow_duplicate: _Optional[bool] = ...) -> None: ...
+
+class ImageOutcome(_message.Message):
+    __slots__ = ("index", "accepted", "face_id", "quality", "liveness", "rejection")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    accepted: bool
+    face_id: int
+    quality: float
+    liveness: float
+    rejection: Rejection
+    def __init__(self, index: _Optional[int] = ..., accepted: _Optional[bool] = ..., face_id: _Optional[int] = ..., quality: _Optional[float] = ..., liveness: _Optional[float] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
+
+class Identity(_message.Message):
+    __slots__ = ("external_id", "display_name", "metadata", "face_ids")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    external_id: str
+    display_name: str
+    metadata: _containers.ScalarMap[str, str]
+    face_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., face_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class EnrollResponse(_message.Message):
+    __slots__ = ("identity", "created", "outcomes")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    identity: Identity
+    created: bool
+    outcomes: _containers.RepeatedCompositeFieldContainer[ImageOutcome]
+    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ...) -> None: ...
+
+class EnrollItemResult(_message.Message):
+    __slots__ = ("index", "external_id", "created", "outcomes", "error_code", "error_message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    external_id: str
+    created: bool
+    outcomes: _containers.RepeatedCompositeFieldContainer[ImageOutcome]
+    error_code: int
+    error_message: str
+    def __init__(self, index: _Optional[int] = ..., external_id: _Optional[str] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class EnrollSummary(_message.Message):
+    __slots__ = ("items", "identities_created", "images_accepted", "images_rejected", "items_failed", "rejections_by_reason")
+    class RejectionsByReasonEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_CREATED_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_BY_REASON_FIELD_NUMBER: _ClassVar[int]
+    items: int
+    identities_created: int
+    images_accepted: int
+    images_rejected: int
+    items_failed: int
+    rejections_by_reason: _containers.ScalarMap[str, int]
+    def __init__(self, items: _Optional[int] = ..., identities_created: _Optional[int] = ..., images_accepted: _Optional[int] = ..., images_rejected: _Optional[int] = ..., items_failed: _Optional[int] = ..., rejections_by_reason: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class EnrollStreamResponse(_message.Message):
+    __slots__ = ("items", "summary")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[EnrollItemResult]
+    summary: EnrollSummary
+    def __init__(self, items: _Optional[_Iterable[_Union[EnrollItemResult, _Mapping]]] = ..., summary: _Optional[_Union[EnrollSummary, _Mapping]] = ...) -> None: ...
+
+class Box(_message.Message):
+    __slots__ = ("x1", "y1", "x2", "y2")
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    X2_FIELD_NUMBER: _ClassVar[int]
+    Y2_FIELD_NUMBER: _ClassVar[int]
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
+
+class IdentifyRequest(_message.Message):
+    __slots__ = ("gallery", "image", "top_k", "threshold", "target_fpir", "all_faces")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FPIR_FIELD_NUMBER: _ClassVar[int]
+    ALL_FACES_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    image: bytes
+    top_k: int
+    threshold: float
+    target_fpir: float
+    all_faces: bool
+    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., target_fpir: _Optional[float] = ..., all_faces: _Optional[bool] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("external_id", "display_name", "score", "face_id", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    external_id: str
+    display_name: str
+    score: float
+    face_id: int
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., score: _Optional[float] = ..., face_id: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ProbeFace(_message.Message):
+    __slots__ = ("box", "detection_score", "candidates", "rejection")
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_FIELD_NUMBER: _ClassVar[int]
+    box: Box
+    detection_score: float
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    rejection: Rejection
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., detection_score: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
+
+class IdentifyResponse(_message.Message):
+    __slots__ = ("faces", "threshold")
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    faces: _containers.RepeatedCompositeFieldContainer[ProbeFace]
+    threshold: float
+    def __init__(self, faces: _Optional[_Iterable[_Union[ProbeFace, _Mapping]]] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("gallery", "image", "reference_image", "external_id", "threshold", "target_far")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FAR_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    image: bytes
+    reference_image: bytes
+    external_id: str
+    threshold: float
+    target_far: float
+    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., reference_image: _Optional[bytes] = ..., external_id: _Optional[str] = ..., threshold: _Optional[float] = ..., target_far: _Optional[float] = ...) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("score", "match", "threshold", "probe_box", "reference_box", "reference_face_id", "rejection")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PROBE_BOX_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_BOX_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    match: bool
+    threshold: float
+    probe_box: Box
+    reference_box: Box
+    reference_face_id: int
+    rejection: Rejection
+    def __init__(self, score: _Optional[float] = ..., match: _Optional[bool] = ..., threshold: _Optional[float] = ..., probe_box: _Optional[_Union[Box, _Mapping]] = ..., reference_box: _Optional[_Union[Box, _Mapping]] = ..., reference_face_id: _Optional[int] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
+
+class GetIdentityRequest(_message.Message):
+    __slots__ = ("gallery", "external_id")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    external_id: str
+    def __init__(self, gallery: _Optional[str] = ..., external_id: _Optional[str] = ...) -> None: ...
+
+class ListIdentitiesRequest(_message.Message):
+    __slots__ = ("gallery", "page_size", "page_token")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    page_size: int
+    page_token: str
+    def __init__(self, gallery: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListIdentitiesResponse(_message.Message):
+    __slots__ = ("identities", "next_page_token")
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    identities: _containers.RepeatedCompositeFieldContainer[Identity]
+    next_page_token: str
+    def __init__(self, identities: _Optional[_Iterable[_Union[Identity, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateIdentityRequest(_message.Message):
+    __slots__ = ("gallery", "external_id", "display_name", "metadata", "replace_metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    external_id: str
+    display_name: str
+    metadata: _containers.ScalarMap[str, str]
+    replace_metadata: bool
+    def __init__(self, gallery: _Optional[str] = ..., external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., replace_metadata: _Optional[bool] = ...) -> None: ...
+
+class DeleteIdentityRequest(_message.Message):
+    __slots__ = ("gallery", "external_id")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    external_id: str
+    def __init__(self, gallery: _Optional[str] = ..., external_id: _Optional[str] = ...) -> None: ...
+
+class DeleteIdentityResponse(_message.Message):
+    __slots__ = ("faces_removed",)
+    FACES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    faces_removed: int
+    def __init__(self, faces_removed: _Optional[int] = ...) -> None: ...
+
+class DeleteFaceRequest(_message.Message):
+    __slots__ = ("gallery", "face_id")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    face_id: int
+    def __init__(self, gallery: _Optional[str] = ..., face_id: _Optional[int] = ...) -> None: ...
+
+class DeleteFaceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GalleryStats(_message.Message):
+    __slots__ = ("name", "identities", "faces", "model")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    identities: int
+    faces: int
+    model: EmbeddingModel
+    def __init__(self, name: _Optional[str] = ..., identities: _Optional[int] = ..., faces: _Optional[int] = ..., model: _Optional[_Union[EmbeddingModel, _Mapping]] = ...) -> None: ...
+
+class Stats(_message.Message):
+    __slots__ = ("galleries", "identities", "faces", "loaded_model")
+    GALLERIES_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    LOADED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    galleries: _containers.RepeatedCompositeFieldContainer[GalleryStats]
+    identities: int
+    faces: int
+    loaded_model: EmbeddingModel
+    def __init__(self, galleries: _Optional[_Iterable[_Union[GalleryStats, _Mapping]]] = ..., identities: _Optional[int] = ..., faces: _Optional[int] = ..., loaded_model: _Optional[_Union[EmbeddingModel, _Mapping]] = ...) -> None: ...
