@@ -1,0 +1,41 @@
+"""Face recognizers: aligned crops → unit embeddings. `load_embedder(spec)` picks the family."""
+
+from __future__ import annotations
+
+from facedb.models.spec import ModelSpec, ModelSpecError, resolve_model
+from facedb.vision.embed.adaface import AdaFaceEmbedder
+from facedb.vision.embed.arcface import ArcFaceEmbedder
+from facedb.vision.embed.base import Embedder, file_sha256
+from facedb.vision.embed.mobileface import MobileFaceEmbedder
+from facedb.vision.embed.sphereface import SphereFaceEmbedder
+
+EMBEDDERS: dict[str, type[Embedder]] = {
+    cls.family: cls
+    for cls in (ArcFaceEmbedder, AdaFaceEmbedder, MobileFaceEmbedder, SphereFaceEmbedder)
+}
+
+
+def load_embedder(
+    spec: str | ModelSpec, flip: bool = False, threads: int | None = None
+) -> Embedder:
+    """An embedder for a registry name, `FAMILY:PATH[?order=bgr&mean=..&std=..]` or a spec."""
+    resolved = resolve_model(spec) if isinstance(spec, str) else spec
+    cls = EMBEDDERS.get(resolved.family)
+    if cls is None:
+        raise ModelSpecError(
+            f"{resolved.name} is a {resolved.family!r} model, not a recognizer "
+            f"(known: {', '.join(sorted(EMBEDDERS))})"
+        )
+    return cls(resolved, flip=flip, threads=threads)
+
+
+__all__ = [
+    "EMBEDDERS",
+    "AdaFaceEmbedder",
+    "ArcFaceEmbedder",
+    "Embedder",
+    "MobileFaceEmbedder",
+    "SphereFaceEmbedder",
+    "file_sha256",
+    "load_embedder",
+]
