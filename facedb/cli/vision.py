@@ -1,9 +1,147 @@
-"""`facedb` commands: placeholder until implemented."""
+"""`facedb` vision commands: run the face pipeline's stages on local image files."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facedb.vision.types import Face
+
+DEFAULT_DETECTOR = "SCRFD_500M_KPS"
+# One colour per landmark (BGR): eyes blue/green, nose red, mouth corners cyan/magenta.
+LANDMARK_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `facedb` parser."""
+    _register_detect(subparsers)
+    # ---- `compare` (added by the embedding helper) goes below this line ----
+
+
+# ======================================================================================
+# detect
+# ======================================================================================
+
+
+def _register_detect(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("detect", help="detect faces in an image")
+    parser.add_argument("image", type=Path, help="image file")
+    parser.add_argument(
+        "--detector",
+        default=None,
+        help=f"model spec: registry name or FAMILY:PATH (default: $FACEDB_DETECTOR or "
+        f"{DEFAULT_DETECTOR})",
+    )
+    parser.add_argument("--score-threshold", type=float, default=0.5, metavar="X")
+    parser.add_argument("--nms-threshold", type=float, default=0.4, metavar="X")
+    parser.add_argument(
+        "--input-size", type=parse_size, default=None, metavar="WxH", help="dynamic models only"
+    )
+    parser.add_argument("--max-faces", type=int, default=0, help="keep the N largest (0 = all)")
+    parser.add_argument("--upscale", action="store_true", help="enlarge small images to fit")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--draw", type=Path, default=None, metavar="OUT.png")
+    parser.set_defaults(handler=run_detect)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """`640x480` → (640, 480), width first."""
+    width, sep, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) <= 0:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x640, got {text!r}")
+    return size
+
+
+def load_image(path: Path) -> np.ndarray:
+    """BGR uint8 image; ValueError with a readable message when it cannot be decoded."""
+    try:
+        from facedb.vision.image import decode_image  # EXIF orientation, formats, pixel limits
+    except ImportError:
+        # TODO(image helper): drop this fallback once facedb.vision.image lands.
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot read an image from {path}") from None
+        return image
+    return decode_image(path)
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    from facedb.vision.detect import DetectorConfig, load_detector
+
+    config = DetectorConfig(
+        score_threshold=args.score_threshold,
+        nms_threshold=args.nms_threshold,
+        input_size=args.input_size,
+        max_faces=args.max_faces,
+        upscale=args.upscale,
+    )
+    spec = args.detector or os.environ.get("FACEDB_DETECTOR") or DEFAULT_DETECTOR
+    try:
+        image = load_image(args.image)
+        detector = load_detector(spec, config, threads=args.threads)
+    except (ValueError, OSError) as error:
+        print(f"facedb detect: {error}", file=sys.stderr)
+        return 2
+    faces = detector.detect(image)
+    if args.draw is not None and not cv2.imwrite(str(args.draw), draw_faces(image, faces)):
+        print(f"facedb detect: cannot write {args.draw}", file=sys.stderr)
+        return 2
+    if args.json:
+        report = {
+            "image": str(args.image),
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "detector": detector.name,
+            "family": detector.family,
+            "faces": [face_to_json(f) for f in faces],
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{args.image}: {len(faces)} face(s) [{detector.name}]")
+        for number, face in enumerate(faces, 1):
+            print(describe_face(number, face))
+    return 0
+
+
+def face_to_json(face: Face) -> dict[str, Any]:
+    return {
+        "box": [round(float(v), 2) for v in face.box],
+        "score": round(face.score, 4),
+        "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in face.landmarks],
+    }
+
+
+def describe_face(number: int, face: Face) -> str:
+    box = ", ".join(f"{v:.1f}" for v in face.box)
+    points = " ".join(f"({x:.1f}, {y:.1f})" for x, y in face.landmarks)
+    return f"  #{number} score {face.score:.3f} box [{box}] landmarks {points}"
+
+
+def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """A copy of `image` with each box, its score and the five landmarks drawn."""
+    picture = image.copy()
+    thickness = max(1, round(max(image.shape[:2]) / 500))
+    for face in faces:
+        x1, y1, x2, y2 = (round(float(v)) for v in face.box)
+        cv2.rectangle(picture, (x1, y1), (x2, y2), (0, 255, 0), thickness)
+        label = f"{face.score:.2f}"
+        cv2.putText(
+            picture, label, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thickness, (0, 255, 0), thickness,
+        )  # fmt: skip
+        for (x, y), colour in zip(face.landmarks, LANDMARK_COLOURS, strict=True):
+            if np.isfinite(x) and np.isfinite(y):
+                cv2.circle(picture, (round(float(x)), round(float(y))), thickness + 1, colour, -1)
+    return picture
