@@ -1,0 +1,1 @@
+"""The gRPC service: server bootstrap, servicer, interceptors (auth, metrics), limits."""

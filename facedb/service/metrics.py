@@ -1,0 +1,116 @@
+"""Prometheus metrics and the access log.
+
+- `facedb_requests_total{method, code}` and `facedb_request_seconds{method}`: every call;
+- `facedb_stage_seconds{stage}`: decode, detect, gates, embed, search, write (from the
+  engine's observer);
+- `facedb_rejections_total{reason}`: faces refused at enrollment or search;
+- `facedb_gallery_identities{gallery}` / `facedb_gallery_faces{gallery}`: read at scrape time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from facedb.service.auth import SERVICE_PREFIX, current_principal, forget_principal
+from facedb.service.handlers import Behavior, wrap_handler
+
+log = logging.getLogger("facedb.access")
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+REQUESTS = Counter("facedb_requests", "RPCs served, by method and status code", ["method", "code"])
+REQUEST_SECONDS = Histogram(
+    "facedb_request_seconds", "RPC latency by method", ["method"], buckets=_LATENCY_BUCKETS
+)
+STAGE_SECONDS = Histogram(
+    "facedb_stage_seconds", "Time per engine stage", ["stage"], buckets=_LATENCY_BUCKETS
+)
+REJECTIONS = Counter("facedb_rejections", "Faces refused, by reason", ["reason"])
+
+
+class PrometheusObserver:
+    """The engine's observer: stage timings and rejections into the metrics above."""
+
+    def stage(self, name: str, seconds: float) -> None:
+        STAGE_SECONDS.labels(name).observe(seconds)
+
+    def rejection(self, reason: str) -> None:
+        REJECTIONS.labels(reason).inc()
+
+
+class GalleryCollector(Collector):
+    """Gallery sizes, asked from the engine when Prometheus scrapes (never stale)."""
+
+    def __init__(self, sizes: Callable[[], Iterable[tuple[str, int, int]]]):
+        self._sizes = sizes  # () -> [(gallery, identities, faces)]
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        identities = GaugeMetricFamily(
+            "facedb_gallery_identities", "Identities per gallery", labels=["gallery"]
+        )
+        faces = GaugeMetricFamily("facedb_gallery_faces", "Faces per gallery", labels=["gallery"])
+        for gallery, identity_count, face_count in self._sizes():
+            identities.add_metric([gallery], identity_count)
+            faces.add_metric([gallery], face_count)
+        return [identities, faces]
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Counts and times every FaceDB call and writes one access-log line per call.
+
+    Installed before the auth interceptor so refused calls are counted too.
+    """
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if not method.startswith(SERVICE_PREFIX):
+            return handler
+        return wrap_handler(handler, method, _measured)
+
+
+def _measured(name: str, inner: Behavior) -> Behavior:
+    def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+        start = time.perf_counter()
+        forget_principal()  # this worker thread may still hold the previous call's caller
+        try:
+            return inner(request, context)
+        finally:
+            seconds = time.perf_counter() - start
+            code = context.code() or grpc.StatusCode.OK
+            REQUESTS.labels(name, code.name).inc()
+            REQUEST_SECONDS.labels(name).observe(seconds)
+            _access_log(name, code, seconds)
+
+    return behavior
+
+
+def _access_log(name: str, code: grpc.StatusCode, seconds: float) -> None:
+    fields = {
+        "method": name,
+        "code": code.name,
+        "ms": round(seconds * 1000, 2),
+        "key": current_principal().key_id,
+    }
+    log.info("rpc", extra=fields)
+
+
+def start_metrics_server(port: int, host: str, sizes: Callable[[], Iterable[tuple[str, int, int]]]):
+    """Serve /metrics on `port`; returns (http server, collector) so the caller can stop both."""
+    collector = GalleryCollector(sizes)
+    REGISTRY.register(collector)
+    server, _thread = start_http_server(port, addr=host)
+    return server, collector
+
+
+def stop_metrics_server(server: Any, collector: Collector) -> None:
+    server.shutdown()
+    REGISTRY.unregister(collector)
