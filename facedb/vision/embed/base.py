@@ -34,6 +34,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=32)
+def quantizes_per_batch(path: Path) -> bool:
+    """True when the graph quantizes activations dynamically (DynamicQuantizeLinear).
+
+    Such a graph picks one int8 scale for the whole input tensor, so a face's embedding
+    would depend on which other faces share its batch (cosine 0.985-0.993 to itself on the
+    int8 ArcFace file). Op types are plain strings in the ONNX protobuf, so a byte search
+    finds them without the onnx package.
+    """
+    return b"DynamicQuantizeLinear" in Path(path).read_bytes()
+
+
 class Embedder:
     """One recognizer model. Subclasses set `family` and may adjust the hooks below."""
 
@@ -53,7 +65,7 @@ class Embedder:
         self._output_name = self.io.outputs[self.output_index()].name
         self.input_hw: tuple[int, int] = self.io.fixed_hw() or (CROP_SIZE, CROP_SIZE)
         self.input_dtype: type[np.floating] = self.io.input.dtype
-        self.batch_limit: int = self.io.fixed_batch() or MAX_BATCH
+        self.batch_limit: int = self._batch_limit()
         self._check_model()
         self.dim: int = self._read_dim()
         self._scale = np.float32(1.0) / np.asarray(self.preprocessing.std, dtype=np.float32)
@@ -128,6 +140,16 @@ class Embedder:
     def _run(self, tensor: np.ndarray) -> np.ndarray:
         output = self.session.run([self._output_name], {self._input_name: tensor})[0]
         return np.asarray(output, dtype=np.float32).reshape(len(tensor), -1)
+
+    def _batch_limit(self) -> int:
+        """Crops per run: a fixed batch in the file wins; then `?batch=N` from the spec;
+        then one when batching would change results; else MAX_BATCH."""
+        fixed = self.io.fixed_batch()
+        if fixed is not None:
+            return fixed
+        if "batch" in self.spec.options:
+            return max(1, int(self.spec.options["batch"]))
+        return 1 if quantizes_per_batch(self.spec.path) else MAX_BATCH
 
     def _read_dim(self) -> int:
         declared = self.io.outputs[self.output_index()].shape[-1]

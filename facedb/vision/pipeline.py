@@ -1,0 +1,168 @@
+"""FacePipeline: detect → select → align → gates → embed (one batch per image).
+
+The pipeline decides *which* faces go on, never whether a request succeeds: a refusal
+(no face, several faces where one was required, a face failing a gate) is an outcome in
+the returned `Analysis`, not an exception, so the engine can report it per image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from facedb.vision.align import align_faces
+from facedb.vision.detect import Detector, DetectorConfig, load_detector
+from facedb.vision.embed import Embedder, load_embedder
+from facedb.vision.gates import Reason, Rejection
+from facedb.vision.types import Face
+
+Selection = Literal["all", "largest", "single"]
+
+
+class Assessment(Protocol):
+    """What the pipeline needs from a gate verdict (FaceGates returns richer objects)."""
+
+    @property
+    def rejection(self) -> Rejection | None: ...
+
+
+class BatchGates(Protocol):
+    """Quality / liveness gates judged on all of an image's faces at once."""
+
+    def assess_batch(
+        self, image: np.ndarray, faces: Sequence[Face], aligned: np.ndarray, policy: Any
+    ) -> Sequence[Assessment]: ...
+
+
+@dataclass(frozen=True)
+class AnalyzedFace:
+    """One selected face: its detection, 112x112 crop, and either an embedding or a refusal."""
+
+    face: Face
+    aligned: np.ndarray  # (112, 112, 3) BGR uint8
+    embedding: np.ndarray | None  # (dim,) float32 unit vector; None when not embedded
+    assessment: Any | None = None  # the gates' verdict, when gates ran
+
+    @property
+    def rejection(self) -> Rejection | None:
+        return None if self.assessment is None else self.assessment.rejection
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The outcome for one image.
+
+    `rejection` is set when the image yields no embedding at all: no face, several faces
+    where one was required, or every selected face refused by the gates (then it is the
+    first face's refusal). Otherwise it is None and `faces` holds at least one embedding.
+    """
+
+    faces: list[AnalyzedFace]
+    rejection: Rejection | None
+    image_size: tuple[int, int]  # (width, height) of the analysed image in pixels
+
+    @property
+    def accepted(self) -> list[AnalyzedFace]:
+        return [f for f in self.faces if f.embedding is not None]
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """(K, dim) embeddings of the accepted faces, in `faces` order."""
+        vectors = [f.embedding for f in self.accepted]
+        return np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
+
+
+def no_face() -> Rejection:
+    return Rejection(Reason.NO_FACE, 0.0, 1.0, "no face was found in the image")
+
+
+def multiple_faces(count: int) -> Rejection:
+    message = f"{count} faces were found; exactly one is required"
+    return Rejection(Reason.MULTIPLE_FACES, float(count), 1.0, message)
+
+
+def select_faces(faces: list[Face], select: Selection) -> tuple[list[Face], Rejection | None]:
+    """Apply the selection rule; a refusal comes back with the faces that caused it."""
+    if not faces:
+        return [], no_face()
+    if select == "single" and len(faces) > 1:
+        return faces, multiple_faces(len(faces))
+    if select == "largest":
+        return [max(faces, key=lambda f: f.area)], None
+    if select not in ("all", "single"):
+        raise ValueError(f"select must be 'all', 'largest' or 'single', got {select!r}")
+    return faces, None
+
+
+class FacePipeline:
+    """A detector and an embedder (and optional gates) used together on whole images."""
+
+    def __init__(self, detector: Detector, embedder: Embedder, gates: BatchGates | None = None):
+        self.detector = detector
+        self.embedder = embedder
+        self.gates = gates
+
+    @classmethod
+    def from_specs(
+        cls,
+        detector_spec: str,
+        recognizer_spec: str,
+        *,
+        detector_config: DetectorConfig | None = None,
+        flip: bool = False,
+        threads: int | None = None,
+        gates: BatchGates | None = None,
+    ) -> FacePipeline:
+        detector = load_detector(detector_spec, detector_config, threads)
+        embedder = load_embedder(recognizer_spec, flip=flip, threads=threads)
+        return cls(detector, embedder, gates)
+
+    def analyze(
+        self, image_bgr: np.ndarray, *, policy: Any | None = None, select: Selection = "all"
+    ) -> Analysis:
+        """Detect, select, align, gate (when gates and a policy are given) and embed."""
+        size = (int(image_bgr.shape[1]), int(image_bgr.shape[0]))
+        faces, refusal = select_faces(self.detector.detect(image_bgr), select)
+        crops = align_faces(image_bgr, [f.landmarks for f in faces])
+        if refusal is not None:
+            # Keep the faces that were found (a caller may show them) but embed none.
+            analysed = [AnalyzedFace(f, c, None) for f, c in zip(faces, crops, strict=True)]
+            return Analysis(analysed, refusal, size)
+        assessments = self._assess(image_bgr, faces, crops, policy)
+        analysed = self._embed_accepted(faces, crops, assessments)
+        return Analysis(analysed, _image_refusal(analysed), size)
+
+    def embed_aligned(self, crops: np.ndarray) -> np.ndarray:
+        """Embeddings of crops aligned elsewhere (e.g. stored crops re-embedded)."""
+        return self.embedder.embed(crops)
+
+    def _assess(
+        self, image: np.ndarray, faces: list[Face], crops: np.ndarray, policy: Any | None
+    ) -> list[Any | None]:
+        if self.gates is None or policy is None:
+            return [None] * len(faces)
+        assessments = list(self.gates.assess_batch(image, faces, crops, policy))
+        if len(assessments) != len(faces):
+            raise RuntimeError(f"gates judged {len(assessments)} of {len(faces)} faces")
+        return assessments
+
+    def _embed_accepted(
+        self, faces: list[Face], crops: np.ndarray, assessments: list[Any | None]
+    ) -> list[AnalyzedFace]:
+        accepted = [i for i, a in enumerate(assessments) if a is None or a.rejection is None]
+        # One batch for all accepted faces; refused faces never reach the recognizer.
+        vectors = self.embedder.embed(crops[accepted]) if accepted else None
+        by_index = {index: vectors[row] for row, index in enumerate(accepted)}
+        return [
+            AnalyzedFace(face, crops[i], by_index.get(i), assessments[i])
+            for i, face in enumerate(faces)
+        ]
+
+
+def _image_refusal(faces: list[AnalyzedFace]) -> Rejection | None:
+    if any(f.embedding is not None for f in faces):
+        return None
+    return next((f.rejection for f in faces if f.rejection is not None), no_face())
