@@ -1,0 +1,239 @@
+"""A gallery's live index: load the snapshot, replay the SQL change log, or rebuild.
+
+The SQL side is reached through `IndexSource` (implemented by facedb.catalog over the
+store), so this package knows no SQL and no images.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from facedb.index.rwlock import ReadWriteLock
+from facedb.index.snapshot import SnapshotError, discard_snapshot, read_snapshot, write_snapshot
+from facedb.index.vector_index import (
+    AUTO,
+    AUTO_FLAT_MAX,
+    IndexKind,
+    IndexParams,
+    VectorIndex,
+    choose_kind,
+    ivf_nlist,
+)
+
+log = logging.getLogger(__name__)
+
+# Rebuild an HNSW index once this fraction of its vectors are tombstones.
+MAX_TOMBSTONE_RATIO = 0.1
+
+
+@dataclass(frozen=True)
+class GalleryRef:
+    """What the index needs to know about a gallery."""
+
+    id: int
+    uid: str
+    name: str
+    model_sha256: str
+    dim: int
+    kind: str  # requested kind, or "auto"
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The change log after a watermark, folded to each face's final state."""
+
+    watermark: int
+    removed: np.ndarray
+    added_ids: np.ndarray
+    added_vectors: np.ndarray
+
+
+class IndexSource(Protocol):
+    def replay(self, gallery: GalleryRef, since: int) -> Replay:
+        """Changes after `since` (one consistent read), with the added faces' vectors."""
+        ...
+
+    def everything(self, gallery: GalleryRef) -> tuple[int, np.ndarray, np.ndarray]:
+        """(watermark, ids, vectors) of every face, read in one consistent snapshot."""
+        ...
+
+    def count(self, gallery: GalleryRef) -> int: ...
+
+
+class GalleryIndex:
+    """One gallery's index: concurrent searches, exclusive writes, snapshots on demand."""
+
+    def __init__(
+        self, ref: GalleryRef, directory: Path, index: VectorIndex, watermark: int
+    ) -> None:
+        self.ref = ref
+        self.directory = directory
+        self._index = index
+        self._watermark = watermark
+        self._lock = ReadWriteLock()
+        self._dirty = True
+
+    @property
+    def kind(self) -> IndexKind:
+        return self._index.kind
+
+    @property
+    def count(self) -> int:
+        return self._index.count
+
+    @property
+    def watermark(self) -> int:
+        return self._watermark
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def ids(self) -> np.ndarray:
+        with self._lock.read():
+            return self._index.ids()
+
+    def search(
+        self, queries: np.ndarray, k: int, threshold: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock.read():
+            return self._index.search(queries, k, threshold)
+
+    def apply(
+        self,
+        seq: int | None,
+        added_ids: np.ndarray | None = None,
+        added_vectors: np.ndarray | None = None,
+        removed: np.ndarray | None = None,
+    ) -> None:
+        """Apply committed SQL changes (up to change `seq`) atomically for readers."""
+        with self._lock.write():
+            if removed is not None and len(removed):
+                self._index.remove(removed)
+            if added_ids is not None and len(added_ids):
+                self._index.add(added_ids, added_vectors)
+            if seq is not None:
+                self._watermark = max(self._watermark, seq)
+            self._dirty = True
+
+    def replace(self, ref: GalleryRef, index: VectorIndex, watermark: int) -> None:
+        """Swap in a rebuilt index: readers see the old one or the new one, never a mix."""
+        with self._lock.write():
+            self.ref, self._index, self._watermark = ref, index, watermark
+            self._dirty = True
+
+    def snapshot(self) -> bool:
+        """Write the snapshot if anything changed since the last one; True when written."""
+        with self._lock.read():  # searches go on; writers wait
+            if not self._dirty:
+                return False
+            write_snapshot(
+                self.directory,
+                self._index,
+                gallery_uid=self.ref.uid,
+                model_sha256=self.ref.model_sha256,
+                watermark=self._watermark,
+            )
+            self._dirty = False
+        return True
+
+    def discard_snapshot(self) -> None:
+        """Delete the snapshot now (it holds a removed face); the next flush rewrites it."""
+        with self._lock.write():
+            discard_snapshot(self.directory)
+            self._dirty = True
+
+    def needs_rebuild(self) -> str | None:
+        """Why the index should be rebuilt (kind no longer fits the size, tombstones)."""
+        index = self._index
+        if index.kind is IndexKind.HNSW and index.tombstone_ratio > MAX_TOMBSTONE_RATIO:
+            return f"{len(index.tombstones)} removed vectors still in the HNSW graph"
+        if self.ref.kind != AUTO:
+            return None
+        if index.kind is IndexKind.FLAT and index.count > AUTO_FLAT_MAX:
+            return f"{index.count} vectors: exact search is too slow, switching to IVF"
+        if index.kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
+            if index.count < AUTO_FLAT_MAX // 2:
+                return f"{index.count} vectors: back to exact search"
+            if ivf_nlist(index.count, index.params) > 2 * index.index.nlist:
+                return f"{index.count} vectors outgrew {index.index.nlist} IVF lists"
+        return None
+
+
+def open_index(
+    source: IndexSource, ref: GalleryRef, root: Path, params: IndexParams
+) -> GalleryIndex:
+    """Load the snapshot and replay the change log; rebuild from SQL if anything is off."""
+    directory = root / ref.uid
+    try:
+        index, manifest = read_snapshot(
+            directory,
+            gallery_uid=ref.uid,
+            model_sha256=ref.model_sha256,
+            dim=ref.dim,
+            params=params,
+        )
+    except SnapshotError as error:
+        log.warning("gallery %r: rebuilding index from SQL (%s)", ref.name, error)
+        return rebuilt(source, ref, directory, params)
+    if ref.kind != AUTO and index.kind != IndexKind(ref.kind):
+        log.warning(
+            "gallery %r: snapshot is %s, %s requested: rebuilding", ref.name, index.kind, ref.kind
+        )
+        return rebuilt(source, ref, directory, params)
+    watermark = replay(source, ref, index, manifest.watermark)
+    expected = source.count(ref)
+    if index.count != expected:
+        log.warning(
+            "gallery %r: index holds %d faces after replay, SQL %d: rebuilding",
+            ref.name,
+            index.count,
+            expected,
+        )
+        return rebuilt(source, ref, directory, params)
+    log.info(
+        "gallery %r: loaded %s snapshot at change %d, replayed to %d (%d faces)",
+        ref.name,
+        index.kind,
+        manifest.watermark,
+        watermark,
+        index.count,
+    )
+    gallery_index = GalleryIndex(ref, directory, index, watermark)
+    if watermark == manifest.watermark:
+        gallery_index._dirty = False  # the snapshot on disk is already current
+    return gallery_index
+
+
+def rebuilt(
+    source: IndexSource, ref: GalleryRef, directory: Path, params: IndexParams
+) -> GalleryIndex:
+    index, watermark = build(source, ref, params)
+    gallery_index = GalleryIndex(ref, directory, index, watermark)
+    gallery_index.snapshot()
+    return gallery_index
+
+
+def build(
+    source: IndexSource, ref: GalleryRef, params: IndexParams, kind: str | None = None
+) -> tuple[VectorIndex, int]:
+    """A fresh index of every face in SQL, and the change watermark it reflects."""
+    watermark, ids, vectors = source.everything(ref)
+    chosen = choose_kind(len(ids), kind or ref.kind)
+    if chosen in (IndexKind.IVF, IndexKind.IVF_SQ8) and len(ids) < 39:
+        chosen = IndexKind.FLAT  # too few vectors to train k-means; exact is best anyway
+    log.info("gallery %r: building %s index of %d faces", ref.name, chosen, len(ids))
+    return VectorIndex.build(chosen, ref.dim, ids, vectors, params), watermark
+
+
+def replay(source: IndexSource, ref: GalleryRef, index: VectorIndex, since: int) -> int:
+    """Apply the change log after `since` to `index`; returns the new watermark."""
+    changes = source.replay(ref, since)
+    index.remove(changes.removed)
+    index.add(changes.added_ids, changes.added_vectors)
+    return changes.watermark

@@ -1,0 +1,252 @@
+"""One FAISS index over unit vectors (inner product = cosine), keyed by int64 face ids.
+
+Kinds:
+- flat:    IndexIDMap2(IndexFlatIP): exact; removal in place.
+- ivf:     IndexIVFFlat (ids stored natively, so removal works in place); trained k-means.
+- ivf_sq8: IndexIVFScalarQuantizer 8-bit: a quarter of the memory, slightly lower scores.
+- hnsw:    IndexIDMap2(IndexHNSWFlat): fast, but HNSW cannot remove. A removed id is a
+           tombstone filtered out during search (IDSelector), and its stored vector is
+           overwritten with zeros so the embedding itself is gone; the owner rebuilds once
+           tombstones pass a fraction of the index.
+
+"auto" picks flat up to AUTO_FLAT_MAX vectors and ivf above (see benchmarks/search.py).
+This class is not thread-safe: GalleryIndex serialises writers against readers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+
+class IndexKind(StrEnum):
+    FLAT = "flat"
+    IVF = "ivf"
+    IVF_SQ8 = "ivf_sq8"
+    HNSW = "hnsw"
+
+
+AUTO = "auto"
+# Exact search stays below a few milliseconds per query up to here on 2 cores (d = 512).
+AUTO_FLAT_MAX = 50_000
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 128
+    ivf_nlist: int | None = None  # None: 2 * sqrt(n), at most n / 39 (k-means needs points)
+    ivf_nprobe: int | None = None  # None: nlist / 32, at least 16
+    ivf_train_per_list: int = 50  # k-means training points per list (a sample of the data)
+
+
+def choose_kind(count: int, requested: str | None) -> IndexKind:
+    """The index kind for a gallery of `count` vectors ("auto"/None decides by size)."""
+    if requested and requested != AUTO:
+        return IndexKind(requested)
+    return IndexKind.FLAT if count <= AUTO_FLAT_MAX else IndexKind.IVF
+
+
+def ivf_nlist(count: int, params: IndexParams) -> int:
+    if params.ivf_nlist:
+        return params.ivf_nlist
+    return max(1, min(int(2 * math.sqrt(count)), count // 39, 65_536))
+
+
+def ivf_nprobe(nlist: int, params: IndexParams) -> int:
+    return min(nlist, params.ivf_nprobe or max(16, nlist // 32))
+
+
+class VectorIndex:
+    def __init__(self, kind: IndexKind, dim: int, index: faiss.Index, params: IndexParams):
+        self.kind = kind
+        self.dim = dim
+        self.index = index
+        self.params = params
+        self.tombstones: set[int] = set()
+        self._selector: faiss.IDSelector | None = None
+        self._live: set[int] = set()
+        self._configure_search()
+
+    # ---- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        kind: IndexKind,
+        dim: int,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        params: IndexParams | None = None,
+    ) -> VectorIndex:
+        params = params or IndexParams()
+        vectors = _as_matrix(vectors, dim)
+        index = _new_faiss_index(kind, dim, vectors, params)
+        built = cls(kind, dim, index, params)
+        built.add(np.asarray(ids, dtype=np.int64), vectors)
+        return built
+
+    @classmethod
+    def read(
+        cls, path: Path, kind: IndexKind, dim: int, tombstones: list[int], params: IndexParams
+    ) -> VectorIndex:
+        index = faiss.read_index(str(path))
+        if index.d != dim:
+            raise ValueError(f"index dimension {index.d} != {dim}")
+        loaded = cls(kind, dim, index, params)
+        loaded.tombstones = set(tombstones)
+        loaded._live = set(loaded._stored_ids().tolist()) - loaded.tombstones
+        loaded._refresh_selector()
+        return loaded
+
+    def write(self, path: Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+    def _configure_search(self) -> None:
+        if self.kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
+            self.index.nprobe = ivf_nprobe(self.index.nlist, self.params)
+        elif self.kind is IndexKind.HNSW:
+            faiss.downcast_index(self.index.index).hnsw.efSearch = self.params.hnsw_ef_search
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        """Live vectors (tombstones excluded)."""
+        return len(self._live)
+
+    @property
+    def tombstone_ratio(self) -> float:
+        return len(self.tombstones) / max(1, self.index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        return np.fromiter(sorted(self._live), dtype=np.int64, count=len(self._live))
+
+    def __contains__(self, face_id: int) -> bool:
+        return int(face_id) in self._live
+
+    def search(
+        self, queries: np.ndarray, k: int, threshold: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (Q, k), best first; empty slots have id -1."""
+        queries = _as_matrix(queries, self.dim)
+        k = max(1, min(k, max(1, self.count)))
+        if self.tombstones:
+            scores, ids = self.index.search(queries, k, params=self._search_params())
+        else:
+            scores, ids = self.index.search(queries, k)
+        if threshold is not None:
+            ids = np.where(scores >= threshold, ids, -1)
+        return scores, ids
+
+    def _search_params(self) -> faiss.SearchParameters:
+        # A new parameter object per call: FAISS rewrites `sel` while searching an IDMap.
+        return faiss.SearchParametersHNSW(sel=self._selector, efSearch=self.params.hnsw_ef_search)
+
+    def _stored_ids(self) -> np.ndarray:
+        if self.kind in (IndexKind.FLAT, IndexKind.HNSW):
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        lists = self.index.invlists
+        parts = [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(lists.nlist)
+            if lists.list_size(i)
+        ]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    # ---- writes ---------------------------------------------------------------------------
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors; ids already live are skipped (face embeddings never change in place,
+        so replaying an add twice is harmless)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        vectors = _as_matrix(vectors, self.dim)
+        fresh = np.fromiter((int(i) not in self._live for i in ids), dtype=bool, count=len(ids))
+        ids, vectors = ids[fresh], vectors[fresh]
+        if not len(ids):
+            return
+        if self.tombstones.intersection(ids.tolist()):
+            raise ValueError("HNSW cannot re-add a removed id; rebuild the index")
+        self.index.add_with_ids(vectors, ids)
+        self._live.update(ids.tolist())
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove ids; returns how many were present."""
+        doomed = [int(i) for i in np.asarray(ids, dtype=np.int64) if int(i) in self._live]
+        if not doomed:
+            return 0
+        if self.kind is IndexKind.HNSW:
+            self._bury(doomed)
+        else:
+            self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(doomed, dtype=np.int64)))
+        self._live.difference_update(doomed)
+        return len(doomed)
+
+    def _bury(self, doomed: list[int]) -> None:
+        """HNSW removal: zero the stored vectors and filter the ids out of every search."""
+        id_map = faiss.rev_swig_ptr(self.index.id_map.data(), self.index.ntotal)
+        rows = np.flatnonzero(np.isin(id_map, np.asarray(doomed, dtype=np.int64)))
+        storage = faiss.downcast_index(faiss.downcast_index(self.index.index).storage)
+        stored = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dim)
+        stored.reshape(storage.ntotal, self.dim)[rows] = 0.0
+        self.tombstones.update(doomed)
+        self._refresh_selector()
+
+    def _refresh_selector(self) -> None:
+        if not self.tombstones:
+            self._selector = None
+            return
+        batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
+        self._selector = faiss.IDSelectorNot(batch)
+        self._selector.referenced_batch = batch  # keep the inner selector alive
+
+
+def _new_faiss_index(
+    kind: IndexKind, dim: int, vectors: np.ndarray, params: IndexParams
+) -> faiss.Index:
+    if kind is IndexKind.FLAT:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if kind is IndexKind.HNSW:
+        hnsw = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = params.hnsw_ef_construction
+        return faiss.IndexIDMap2(hnsw)
+    return _trained_ivf(kind, dim, vectors, params)
+
+
+def _trained_ivf(
+    kind: IndexKind, dim: int, vectors: np.ndarray, params: IndexParams
+) -> faiss.Index:
+    nlist = ivf_nlist(len(vectors), params)
+    quantizer = faiss.IndexFlatIP(dim)
+    if kind is IndexKind.IVF_SQ8:
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+    else:
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.train(_training_sample(vectors, nlist * params.ivf_train_per_list))
+    return index
+
+
+def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:
+    if len(vectors) == 0:
+        raise ValueError("an IVF index needs vectors to train on")
+    if len(vectors) <= size:
+        return vectors
+    rows = np.random.default_rng(0).choice(len(vectors), size, replace=False)
+    return vectors[np.sort(rows)]
+
+
+def _as_matrix(vectors: np.ndarray, dim: int) -> np.ndarray:
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    if matrix.ndim != 2 or matrix.shape[1] != dim:
+        raise ValueError(f"expected vectors of dimension {dim}, got shape {matrix.shape}")
+    return matrix

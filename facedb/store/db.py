@@ -1,0 +1,169 @@
+"""Engines, sessions and schema revisions for SQLite and PostgreSQL.
+
+SQLite runs in WAL mode (readers never block the writer), with foreign keys on and a busy
+timeout. Write transactions start with BEGIN IMMEDIATE so that two writers queue on the
+busy timeout instead of failing when a deferred read transaction tries to upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from facedb.store.errors import SchemaError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_WRITE_OPTION = "facedb_write"
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str) -> Engine:
+    """An engine with the per-backend settings this project relies on."""
+    if is_sqlite(url):
+        return _create_sqlite_engine(url)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _create_sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        pool_size=16,
+        max_overflow=16,
+    )
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    event.listen(engine, "begin", _begin_sqlite_transaction)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection, _record) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver's implicit BEGIN is
+    # deferred and cannot be made IMMEDIATE).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    # NORMAL in WAL mode survives a killed process (not a power cut) and is much faster.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _begin_sqlite_transaction(connection: sa.Connection) -> None:
+    write = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Database:
+    """An engine plus read and write session factories."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.sqlite = is_sqlite(url)
+        write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(write_engine, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def snapshot_read(self) -> Iterator[Session]:
+        """A read transaction whose statements all see one snapshot (for index rebuilds)."""
+        with self._read() as session:
+            if not self.sqlite:  # a SQLite read transaction is already a snapshot
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self._write() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+# ---- schema revisions ---------------------------------------------------------------------
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic configuration without needing alembic.ini (the URL is passed through)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.attributes["database_url"] = url
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, f"no migrations found in {MIGRATIONS_DIR}"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade (or, to an older revision or "base", downgrade) the schema."""
+    config = alembic_config(url)
+    current = current_revision_for_url(url)
+    if revision == "base" or _is_older(revision, current):
+        command.downgrade(config, revision)
+    else:
+        command.upgrade(config, revision)
+
+
+def current_revision_for_url(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        return current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def _is_older(revision: str, current: str | None) -> bool:
+    if current is None or revision == "head":
+        return False
+    script = ScriptDirectory.from_config(alembic_config())
+    ancestors = {rev.revision for rev in script.iterate_revisions(current, "base")}
+    return revision in ancestors and revision != current
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a database that is not at the head revision, saying how to fix it."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    url = engine.url.render_as_string(hide_password=True)
+    state = "has no facedb schema" if current is None else f"is at revision {current}"
+    raise SchemaError(
+        f"database {url} {state}, this facedb needs revision {head}: run `facedb migrate`"
+    )

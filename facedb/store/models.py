@@ -1,0 +1,134 @@
+"""SQL model: the source of truth. Indexes are rebuilt from these tables.
+
+Every table keeps its own primary keys monotonic (SQLite AUTOINCREMENT, PostgreSQL
+sequences) so that an id is never reused: a face id deleted from an index must not come
+back as another face, and the change log's sequence must only ever grow.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid alias; BIGINT would not be.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+OP_ADDED = "added"
+OP_REMOVED = "removed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Gallery(Base):
+    __tablename__ = "galleries"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Random, never reused: names the gallery's index directory, so a snapshot can never be
+    # loaded for another gallery (even one with the same name or id in a reset database).
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    model_name: Mapped[str] = mapped_column(String(256))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    match_threshold: Mapped[float | None] = mapped_column(Float)
+    duplicate_threshold: Mapped[float | None] = mapped_column(Float)
+    gate_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    store_crops: Mapped[bool] = mapped_column(Boolean, default=True)
+    index_kind: Mapped[str | None] = mapped_column(String(16))  # None: the catalog's default
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("gallery_id", "external_id", name="uq_identities_gallery_external"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(
+        ForeignKey("galleries.id", ondelete="CASCADE"), index=True
+    )
+    external_id: Mapped[str] = mapped_column(String(256))
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    # "metadata" is reserved on declarative classes, hence the attribute name.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="identity", passive_deletes=True, lazy="raise"
+    )
+
+
+class Face(Base):
+    __tablename__ = "faces"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    # Denormalised from the identity so that index rebuilds scan one table.
+    gallery_id: Mapped[int] = mapped_column(
+        ForeignKey("galleries.id", ondelete="CASCADE"), index=True
+    )
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, L2-normalised
+    model_name: Mapped[str] = mapped_column(String(256))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    box: Mapped[list[float] | None] = mapped_column(JSON)  # x1, y1, x2, y2 in source pixels
+    landmarks: Mapped[list[list[float]] | None] = mapped_column(JSON)  # 5 x (x, y)
+    detector_score: Mapped[float | None] = mapped_column(Float)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    liveness_score: Mapped[float | None] = mapped_column(Float)
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Opaque bytes (the aligned crop, encoded by the caller); deferred so scans skip it.
+    crop: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    identity: Mapped[Identity] = relationship(back_populates="faces", lazy="raise")
+
+
+class Change(Base):
+    """The index change log: replayed after a snapshot's watermark on open."""
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        CheckConstraint(f"op IN ('{OP_ADDED}', '{OP_REMOVED}')", name="ck_changes_op"),
+        Index("ix_changes_gallery_seq", "gallery_id", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    face_id: Mapped[int] = mapped_column(BigInteger)  # no FK: the face row is gone on removal
+    op: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

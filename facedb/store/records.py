@@ -1,0 +1,107 @@
+"""Plain values that cross the catalog's API (never live ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GallerySettings:
+    """Per-gallery decision settings; None means "use the service default"."""
+
+    match_threshold: float | None = None
+    duplicate_threshold: float | None = None
+    gate_policy: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class GalleryConfig:
+    name: str
+    model_name: str
+    model_sha256: str
+    dim: int
+    settings: GallerySettings = field(default_factory=GallerySettings)
+    store_crops: bool = True
+    index_kind: str | None = None  # flat | ivf | ivf_sq8 | hnsw; None follows the catalog
+
+
+@dataclass(frozen=True)
+class GalleryInfo:
+    id: int
+    uid: str
+    name: str
+    model_name: str
+    model_sha256: str
+    dim: int
+    settings: GallerySettings
+    store_crops: bool
+    index_kind: str | None
+    created_at: datetime
+    updated_at: datetime
+    identity_count: int = 0
+    face_count: int = 0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The embedding model a gallery's vectors come from."""
+
+    name: str
+    sha256: str
+    dim: int
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """One face to enroll. The crop is opaque to storage (the caller encodes it)."""
+
+    embedding: np.ndarray
+    box: tuple[float, float, float, float] | None = None
+    landmarks: list[list[float]] | None = None
+    detector_score: float | None = None
+    quality: dict[str, Any] | None = None
+    liveness_score: float | None = None
+    source_sha256: str | None = None
+    crop: bytes | None = None
+    model_sha256: str | None = None  # when given, must be the gallery's model
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    id: int
+    external_id: str
+    model_name: str
+    model_sha256: str
+    box: list[float] | None
+    landmarks: list[list[float]] | None
+    detector_score: float | None
+    quality: dict[str, Any] | None
+    liveness_score: float | None
+    source_sha256: str | None
+    has_crop: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IdentityInfo:
+    external_id: str
+    display_name: str | None
+    metadata: dict[str, Any]
+    face_ids: tuple[int, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a face, its identity and the cosine similarity."""
+
+    face_id: int
+    external_id: str
+    score: float
+    display_name: str | None = None
+    metadata: dict[str, Any] | None = None
