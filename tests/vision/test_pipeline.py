@@ -1,0 +1,147 @@
+"""FacePipeline on real photos: face selection, refusals, and gates that stop embedding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pytest
+
+from facedb.models import resolve_model
+from facedb.vision.detect import load_detector
+from facedb.vision.embed import ArcFaceEmbedder
+from facedb.vision.gates import Reason, Rejection
+from facedb.vision.pipeline import FacePipeline
+from facedb.vision.types import Face
+from tests.paths import ARCFACE, EDGE, LFW, SCRFD
+
+
+class CountingEmbedder(ArcFaceEmbedder):
+    """The real ArcFace recognizer, recording how many crops each call was given."""
+
+    def __init__(self) -> None:
+        super().__init__(resolve_model(ARCFACE))
+        self.calls: list[int] = []
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        self.calls.append(len(crops))
+        return super().embed(crops)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rejection: Rejection | None
+
+
+class RejectFaces:
+    """Gates that refuse the faces whose index is listed (all of them by default)."""
+
+    def __init__(self, refused: set[int] | None = None) -> None:
+        self.refused = refused
+        self.seen: list[tuple[int, tuple[int, ...], object]] = []
+
+    def assess_batch(
+        self, image: np.ndarray, faces: Sequence[Face], aligned: np.ndarray, policy: object
+    ) -> list[Verdict]:
+        self.seen.append((len(faces), aligned.shape, policy))
+        refused = set(range(len(faces))) if self.refused is None else self.refused
+        blurry = Rejection(Reason.BLURRY, 1.0, 50.0, "too blurry")
+        return [Verdict(blurry if i in refused else None) for i in range(len(faces))]
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_detector(SCRFD)
+
+
+@pytest.fixture
+def embedder() -> CountingEmbedder:
+    return CountingEmbedder()
+
+
+@pytest.fixture(scope="module")
+def two_people() -> np.ndarray:
+    return cv2.imread(str(EDGE / "group" / "fr_two_people.jpg"))
+
+
+def test_all_faces_are_embedded_in_one_batch(detector, embedder, two_people) -> None:
+    analysis = FacePipeline(detector, embedder).analyze(two_people)
+    assert analysis.rejection is None
+    assert analysis.image_size == (two_people.shape[1], two_people.shape[0])
+    assert len(analysis.faces) == 2 and embedder.calls == [2]
+    first, second = (f.embedding for f in analysis.faces)
+    assert first.shape == (512,) and abs(np.linalg.norm(first) - 1) < 1e-5
+    assert float(first @ second) < 0.4  # two different people
+    assert all(f.aligned.shape == (112, 112, 3) and f.rejection is None for f in analysis.faces)
+    assert analysis.embeddings.shape == (2, 512)
+
+
+def test_single_refuses_two_faces(detector, embedder, two_people) -> None:
+    analysis = FacePipeline(detector, embedder).analyze(two_people, select="single")
+    assert analysis.rejection is not None
+    assert analysis.rejection.reason is Reason.MULTIPLE_FACES
+    assert analysis.rejection.value == 2
+    assert len(analysis.faces) == 2 and all(f.embedding is None for f in analysis.faces)
+    assert embedder.calls == []
+
+
+def test_largest_picks_the_biggest_box(detector, embedder, two_people) -> None:
+    everything = detector.detect(two_people)
+    analysis = FacePipeline(detector, embedder).analyze(two_people, select="largest")
+    assert analysis.rejection is None and len(analysis.faces) == 1
+    assert analysis.faces[0].face.area == max(f.area for f in everything)
+    assert embedder.calls == [1]
+
+
+def test_single_face_is_embedded_like_embed_aligned(detector, embedder) -> None:
+    image = cv2.imread(str(LFW / "images" / "Colin_Powell" / "Colin_Powell_0001.jpg"))
+    pipeline = FacePipeline(detector, embedder)
+    analysis = pipeline.analyze(image, select="single")
+    (face,) = analysis.accepted
+    again = pipeline.embed_aligned(face.aligned[None])[0]
+    np.testing.assert_allclose(face.embedding, again, atol=1e-5)
+
+
+def test_no_face_is_an_outcome(detector, embedder) -> None:
+    image = cv2.imread(str(EDGE / "no_face" / "skimage_coffee.png"))
+    for select in ("all", "largest", "single"):
+        analysis = FacePipeline(detector, embedder).analyze(image, select=select)
+        assert analysis.rejection is not None and analysis.rejection.reason is Reason.NO_FACE
+        assert analysis.faces == []
+    assert embedder.calls == []
+
+
+def test_rejected_faces_never_reach_the_embedder(detector, embedder, two_people) -> None:
+    gates = RejectFaces()
+    analysis = FacePipeline(detector, embedder, gates).analyze(two_people, policy="enrol")
+    assert embedder.calls == []
+    assert gates.seen == [(2, (2, 112, 112, 3), "enrol")]
+    assert all(f.embedding is None for f in analysis.faces)
+    assert all(f.rejection.reason is Reason.BLURRY for f in analysis.faces)
+    assert analysis.rejection is not None and analysis.rejection.reason is Reason.BLURRY
+
+
+def test_only_accepted_faces_are_embedded(detector, embedder, two_people) -> None:
+    gates = RejectFaces(refused={0})
+    analysis = FacePipeline(detector, embedder, gates).analyze(two_people, policy="search")
+    assert embedder.calls == [1]
+    refused, accepted = analysis.faces
+    assert refused.embedding is None and refused.rejection.reason is Reason.BLURRY
+    assert accepted.embedding is not None and accepted.rejection is None
+    assert analysis.rejection is None and len(analysis.accepted) == 1
+
+
+def test_gates_run_only_with_a_policy(detector, embedder, two_people) -> None:
+    gates = RejectFaces()
+    analysis = FacePipeline(detector, embedder, gates).analyze(two_people)
+    assert gates.seen == [] and embedder.calls == [2]
+    assert all(f.assessment is None for f in analysis.faces)
+
+
+def test_from_specs_and_bad_selection(two_people) -> None:
+    pipeline = FacePipeline.from_specs(SCRFD, ARCFACE, flip=True)
+    assert pipeline.embedder.flip and pipeline.embedder.dim == 512
+    with pytest.raises(ValueError, match="select"):
+        pipeline.analyze(two_people, select="best")  # type: ignore[arg-type]
