@@ -117,5 +117,6 @@ def resolve_model(text: str, *, download: bool = True) -> ModelSpec:
     entry = lookup(name)
     path = ensure_model(entry, download=download)
     preprocessing, options = _parse_overrides(query, entry.family)
+    preprocessing = preprocessing or entry.preprocessing  # an entry may pin its own
     spec = ModelSpec(entry.family, path, entry.name, preprocessing, dict(entry.options))
     return replace(spec, options={**spec.options, **options})

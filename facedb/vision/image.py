@@ -130,6 +130,8 @@ def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
     factory = Image.OPEN[fmt][0]
     try:
         image = factory(io.BytesIO(data), "")
+    except Image.DecompressionBombError as exc:  # a plugin's own check: same meaning as ours
+        raise ImageError("TOO_LARGE", f"{fmt} image: {exc}") from exc
     except _DECODE_ERRORS as exc:
         raise ImageError("CORRUPT", f"{fmt} header is invalid: {exc}") from exc
     width, height = image.size
@@ -181,6 +183,8 @@ def _load(image: ImageFile.ImageFile, fmt: str) -> None:
     # LOAD_TRUNCATED_IMAGES stays off: a truncated file is an error, not a grey half-image.
     try:
         image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageError("TOO_LARGE", f"{fmt} image: {exc}") from exc
     except _DECODE_ERRORS as exc:
         raise ImageError("CORRUPT", f"{fmt} data is corrupt or truncated: {exc}") from exc
 

@@ -152,6 +152,15 @@ def test_resolve_registry_name_end_to_end(mirror, monkeypatch, model_env: Path) 
     assert spec.preprocessing is None  # family default applies
 
 
+def test_resolve_registry_name_with_overrides(mirror, monkeypatch) -> None:
+    monkeypatch.setenv("FACEDB_MODEL_MIRROR", mirror(MODELS))
+    spec = resolve_model("SCRFD_500M_KPS?order=bgr&std=1")
+    assert spec.preprocessing is not None
+    assert spec.preprocessing.channel_order == "BGR"
+    assert spec.preprocessing.mean == (127.5, 127.5, 127.5)  # family default kept
+    assert spec.preprocessing.std == (1.0, 1.0, 1.0)
+
+
 def test_resolve_local_spec_with_overrides() -> None:
     spec = resolve_model(f"scrfd:{MODELS / 'scrfd_500m_kps.onnx'}?order=bgr&mean=127.5&std=127.5")
     assert spec.family == "scrfd" and spec.path == (MODELS / "scrfd_500m_kps.onnx").resolve()

@@ -165,6 +165,18 @@ def test_jpeg_too_large_even_at_one_eighth_is_refused() -> None:
     assert info.value.code == "TOO_LARGE"
 
 
+def test_our_limit_not_pillows_decides_for_jpeg() -> None:
+    # 400 megapixels: Image.open would raise DecompressionBombError (over twice its global
+    # limit). We decode at 1/4 instead, 5000x5000, within 40 MP. (libjpeg fills the rows the
+    # patched file has no data for, as the stream ends with a proper EOI marker.)
+    data = _with_jpeg_size(_encode(Image.new("RGB", (64, 48)), "JPEG"), 20000, 20000)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(data))
+    image = load_image(data)
+    assert image.pixels.shape == (5000, 5000, 3)
+    assert image.original_size == (20000, 20000) and image.scale == 0.25
+
+
 def test_non_jpeg_above_limit_is_refused() -> None:
     with pytest.raises(ImageError, match=r"800x533 = 0\.4 megapixels.*0\.1 megapixels") as info:
         decode_image(VARIANTS / "thumbor_giunchedi.png", max_pixels=100_000)
