@@ -19,8 +19,8 @@ DEFAULT_LIVENESS = "MINIFASNET_V2"
 
 # Measured on the fixture ArcFace int8 file with LFW (MODEL_FACTS §13): about 0.36 for 1:N at
 # FPIR 1% with 1,680 enrolled, about 0.22 for 1:1 verification. The usual 0.4-0.6 quoted for
-# other models would reject most genuine matches here. Used until a calibration file gives a
-# per-model value (facedb.calibration).
+# other models would reject most genuine matches here. Used when no calibration file for the
+# model is found (facedb.calibration; FACEDB_CALIBRATION_DIRS).
 DEFAULT_IDENTIFY_THRESHOLD = 0.36
 DEFAULT_VERIFY_THRESHOLD = 0.22
 # A new face this close to another identity's face is almost surely the same person: above
@@ -102,9 +102,6 @@ class Settings:
     identify_threshold: float = DEFAULT_IDENTIFY_THRESHOLD
     verify_threshold: float = DEFAULT_VERIFY_THRESHOLD
     duplicate_threshold: float = DEFAULT_DUPLICATE_THRESHOLD
-    calibration_file: Path | None = field(
-        default_factory=lambda: Path(p) if (p := _env("calibration_file")) else None
-    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -121,8 +118,9 @@ class Settings:
 
     @property
     def ort_threads(self) -> int:
-        """onnxruntime threads per session, so workers x threads never exceeds the cores."""
-        return max(1, (os.cpu_count() or 1) // self.worker_count)
+        """onnxruntime threads per session: FACEDB_ORT_THREADS, else as many as keep
+        workers x threads within the cores (more would only oversubscribe them)."""
+        return _env_int("ort_threads", 0) or max(1, (os.cpu_count() or 1) // self.worker_count)
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}

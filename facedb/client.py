@@ -1,0 +1,254 @@
+"""A small typed client over the generated stubs.
+
+    with FaceDBClient("127.0.0.1:50051", api_key="…") as db:
+        db.create_gallery("staff")
+        db.enroll("staff", "alice", [Path("alice.jpg")], display_name="Alice")
+        for face in db.identify("staff", Path("door.jpg")).faces:
+            print([(c.external_id, c.score) for c in face.candidates] or "no match")
+
+Images may be given as bytes or as a path. Errors surface as `grpc.RpcError` with the
+server's status code and message (`error.code()`, `error.details()`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from facedb.v1 import facedb_pb2 as pb
+from facedb.v1 import facedb_pb2_grpc as pb_grpc
+
+ImageInput = bytes | str | Path
+DEFAULT_TIMEOUT_S = 60.0
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def image_bytes(image: ImageInput) -> bytes:
+    return image if isinstance(image, bytes) else Path(image).read_bytes()
+
+
+class FaceDBClient:
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        api_key: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        channel: grpc.Channel | None = None,
+    ):
+        self.channel = channel or grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.stub = pb_grpc.FaceDBStub(self.channel)
+        self.timeout = timeout
+        self._metadata = (("x-api-key", api_key),) if api_key else ()
+
+    def __enter__(self) -> FaceDBClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+
+    # -------------------------------------------------------------- galleries
+
+    def create_gallery(
+        self,
+        name: str,
+        *,
+        identify_threshold: float = 0.0,
+        verify_threshold: float = 0.0,
+        duplicate_threshold: float = 0.0,
+        store_crops: bool = True,
+        embedding_model: str = "",
+        gate_policy: pb.GatePolicy | None = None,
+    ) -> pb.Gallery:
+        """Thresholds of 0 mean the loaded model's calibrated defaults."""
+        request = pb.CreateGalleryRequest(
+            name=name,
+            embedding_model=embedding_model,
+            thresholds=pb.Thresholds(
+                identify=identify_threshold, verify=verify_threshold, duplicate=duplicate_threshold
+            ),
+            gate_policy=gate_policy,
+            disable_crops=not store_crops,
+        )
+        return self._call(self.stub.CreateGallery, request)
+
+    def get_gallery(self, name: str) -> pb.Gallery:
+        return self._call(self.stub.GetGallery, pb.GetGalleryRequest(name=name))
+
+    def list_galleries(self) -> list[pb.Gallery]:
+        return list(self._call(self.stub.ListGalleries, pb.ListGalleriesRequest()).galleries)
+
+    def delete_gallery(self, name: str) -> None:
+        self._call(self.stub.DeleteGallery, pb.DeleteGalleryRequest(name=name))
+
+    # -------------------------------------------------------------- enrollment
+
+    def enroll(
+        self,
+        gallery: str,
+        external_id: str,
+        images: Sequence[ImageInput],
+        *,
+        display_name: str = "",
+        metadata: Mapping[str, str] | None = None,
+        allow_multiple_faces: bool = False,
+        allow_duplicate: bool = False,
+    ) -> pb.EnrollResponse:
+        request = enroll_request(
+            gallery,
+            external_id,
+            images,
+            display_name=display_name,
+            metadata=metadata,
+            allow_multiple_faces=allow_multiple_faces,
+            allow_duplicate=allow_duplicate,
+        )
+        return self._call(self.stub.Enroll, request)
+
+    def enroll_stream(
+        self, requests: Iterable[pb.EnrollRequest], timeout: float | None = None
+    ) -> pb.EnrollStreamResponse:
+        """Bulk enrollment: one stream, one result per request and a summary.
+
+        `timeout` bounds the whole stream (None: no deadline).
+        """
+        return self.stub.EnrollStream(iter(requests), timeout=timeout, metadata=self._metadata)
+
+    # ------------------------------------------------------------------ search
+
+    def identify(
+        self,
+        gallery: str,
+        image: ImageInput,
+        *,
+        top_k: int = 0,
+        threshold: float | None = None,
+        target_fpir: float | None = None,
+        all_faces: bool = False,
+    ) -> pb.IdentifyResponse:
+        request = pb.IdentifyRequest(
+            gallery=gallery, image=image_bytes(image), top_k=top_k, all_faces=all_faces
+        )
+        if threshold is not None:
+            request.threshold = threshold
+        elif target_fpir is not None:
+            request.target_fpir = target_fpir
+        return self._call(self.stub.Identify, request)
+
+    def verify(
+        self,
+        image: ImageInput,
+        reference_image: ImageInput | None = None,
+        *,
+        gallery: str = "",
+        external_id: str = "",
+        threshold: float | None = None,
+        target_far: float | None = None,
+    ) -> pb.VerifyResponse:
+        """Image against image, or (with gallery and external_id) against an identity."""
+        request = pb.VerifyRequest(gallery=gallery, image=image_bytes(image))
+        if reference_image is not None:
+            request.reference_image = image_bytes(reference_image)
+        elif external_id:
+            request.external_id = external_id
+        if threshold is not None:
+            request.threshold = threshold
+        elif target_far is not None:
+            request.target_far = target_far
+        return self._call(self.stub.Verify, request)
+
+    # -------------------------------------------------------------- identities
+
+    def get_identity(self, gallery: str, external_id: str) -> pb.Identity:
+        request = pb.GetIdentityRequest(gallery=gallery, external_id=external_id)
+        return self._call(self.stub.GetIdentity, request)
+
+    def list_identities(
+        self, gallery: str, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListIdentitiesResponse:
+        request = pb.ListIdentitiesRequest(
+            gallery=gallery, page_size=page_size, page_token=page_token
+        )
+        return self._call(self.stub.ListIdentities, request)
+
+    def iter_identities(self, gallery: str, page_size: int = 100) -> Iterator[pb.Identity]:
+        """Every identity of the gallery, page after page."""
+        token = ""
+        while True:
+            page = self.list_identities(gallery, page_size, token)
+            yield from page.identities
+            token = page.next_page_token
+            if not token:
+                return
+
+    def update_identity(
+        self,
+        gallery: str,
+        external_id: str,
+        *,
+        display_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        replace_metadata: bool = False,
+    ) -> pb.Identity:
+        request = pb.UpdateIdentityRequest(
+            gallery=gallery,
+            external_id=external_id,
+            metadata=dict(metadata or {}),
+            replace_metadata=replace_metadata,
+        )
+        if display_name is not None:
+            request.display_name = display_name
+        return self._call(self.stub.UpdateIdentity, request)
+
+    def delete_identity(self, gallery: str, external_id: str) -> int:
+        request = pb.DeleteIdentityRequest(gallery=gallery, external_id=external_id)
+        return self._call(self.stub.DeleteIdentity, request).faces_removed
+
+    def delete_face(self, gallery: str, face_id: int) -> None:
+        self._call(self.stub.DeleteFace, pb.DeleteFaceRequest(gallery=gallery, face_id=face_id))
+
+    def stats(self) -> pb.Stats:
+        return self._call(self.stub.GetStats, pb.GetStatsRequest())
+
+    def health(self, service: str = "") -> str:
+        """SERVING, NOT_SERVING, … from the standard health service (needs no key)."""
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def enroll_request(
+    gallery: str,
+    external_id: str,
+    images: Sequence[ImageInput],
+    *,
+    display_name: str = "",
+    metadata: Mapping[str, str] | None = None,
+    allow_multiple_faces: bool = False,
+    allow_duplicate: bool = False,
+) -> pb.EnrollRequest:
+    return pb.EnrollRequest(
+        gallery=gallery,
+        external_id=external_id,
+        display_name=display_name,
+        metadata=dict(metadata or {}),
+        images=[image_bytes(i) for i in images],
+        allow_multiple_faces=allow_multiple_faces,
+        allow_duplicate=allow_duplicate,
+    )

@@ -1,0 +1,123 @@
+"""The gRPC server: FaceDB + health + reflection, interceptors, limits, graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from facedb.config import Settings
+from facedb.engine import Engine
+from facedb.service.auth import AuthInterceptor, KeyRing, log_auth_mode
+from facedb.service.limits import ConcurrencyLimiter
+from facedb.service.metrics import MetricsInterceptor, start_metrics_server, stop_metrics_server
+from facedb.service.servicer import FaceDBServicer
+from facedb.v1 import facedb_pb2 as pb
+from facedb.v1 import facedb_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FaceDB"].full_name
+# Threads beyond the CPU slots and their queue, so cheap calls (health, stats, lists) are
+# served while every slot is busy.
+LIGHT_THREADS = 4
+SHUTDOWN_GRACE_S = 10.0
+
+
+class FaceDBServer:
+    """A running server around one engine. `start()` returns the bound port."""
+
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine = engine
+        self.settings = settings
+        self.limiter = ConcurrencyLimiter(settings.worker_count, settings.max_queue)
+        self.health = health.HealthServicer()
+        self._server = self._build()
+        self._metrics: tuple[Any, Any] | None = None
+        self._stopped = threading.Event()
+        self.port = 0
+
+    def _build(self) -> grpc.Server:
+        settings = self.settings
+        threads = settings.worker_count + settings.max_queue + LIGHT_THREADS
+        keys = None if settings.insecure_no_auth else KeyRing(settings.api_keys)
+        log_auth_mode(keys)
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="facedb-rpc"),
+            interceptors=[MetricsInterceptor(), AuthInterceptor(keys)],
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+            ],
+            # Beyond this grpc itself answers RESOURCE_EXHAUSTED instead of queueing calls
+            # without bound in the executor.
+            maximum_concurrent_rpcs=threads + settings.max_queue,
+        )
+        pb_grpc.add_FaceDBServicer_to_server(FaceDBServicer(self.engine, self.limiter), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        return server
+
+    def start(self) -> int:
+        address = f"{self.settings.host}:{self.settings.port}"
+        self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"could not bind {address}")
+        self._server.start()
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.settings.metrics_port:
+            self._metrics = start_metrics_server(
+                self.settings.metrics_port, self.settings.host, self._gallery_sizes
+            )
+        log.info(
+            "facedb serving",
+            extra={
+                "address": f"{self.settings.host}:{self.port}",
+                "model": self.engine.model.name,
+                "workers": self.settings.worker_count,
+                "ort_threads": self.settings.ort_threads,
+                "metrics_port": self.settings.metrics_port or None,
+            },
+        )
+        return self.port
+
+    def _gallery_sizes(self) -> list[tuple[str, int, int]]:
+        return [(g.name, g.identities, g.faces) for g in self.engine.stats()]
+
+    def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        """Refuse new calls, let running ones finish, then flush the index snapshots."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        self._server.stop(grace).wait()
+        if self._metrics is not None:
+            stop_metrics_server(*self._metrics)
+        self.engine.close()
+        log.info("facedb stopped; index snapshots flushed")
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def run_until_signalled(server: FaceDBServer) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (main thread only)."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server.start()
+    stop.wait()
+    server.stop()
