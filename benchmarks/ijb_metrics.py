@@ -1,4 +1,4 @@
-"""Open-set 1:N metrics (TPIR@FPIR, CMC, DET) and rate thresholds, on similarity scores.
+"""Open-set 1:N metrics (TPIR@FPIR, CMC, DET) on similarity scores (1:1 ones: metrics.py).
 
 Decision rule everywhere: a comparison "matches" when its score is >= the threshold.
 
@@ -30,32 +30,6 @@ def threshold_at_rate(negative_scores: np.ndarray, rate: float) -> float:
     if allowed >= len(scores):
         return float(-np.inf)
     return float(np.nextafter(scores[allowed], np.inf))
-
-
-def rate_at_threshold(scores: np.ndarray, threshold: float) -> float:
-    scores = np.asarray(scores)
-    return float(np.mean(scores >= threshold)) if len(scores) else float("nan")
-
-
-def tar_at_far(
-    genuine: np.ndarray, impostor: np.ndarray, fars: Sequence[float]
-) -> list[tuple[float, float, float]]:
-    """(far, threshold, tar) for each target FAR; thresholds set on the impostor scores."""
-    rows = []
-    for far in fars:
-        threshold = threshold_at_rate(impostor, far)
-        rows.append((far, threshold, rate_at_threshold(genuine, threshold)))
-    return rows
-
-
-def roc_curve(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(far, tar) at every distinct impostor score used as a threshold, FAR descending."""
-    thresholds = np.unique(np.asarray(impostor, dtype=np.float64))[::-1]
-    impostor_sorted = np.sort(impostor)
-    genuine_sorted = np.sort(genuine)
-    far = 1.0 - np.searchsorted(impostor_sorted, thresholds, side="left") / len(impostor)
-    tar = 1.0 - np.searchsorted(genuine_sorted, thresholds, side="left") / len(genuine)
-    return far, tar
 
 
 @dataclass(frozen=True)
