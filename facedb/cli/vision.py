@@ -49,6 +49,7 @@ def _register_detect(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--draw", type=Path, default=None, metavar="OUT.png")
+    _add_gate_options(parser)
     parser.set_defaults(handler=run_detect)
 
 
@@ -99,13 +100,19 @@ def run_detect(args: argparse.Namespace) -> int:
         print(f"facedb detect: cannot write {args.draw}", file=sys.stderr)
         return 2
     if args.json:
+        try:
+            assessments = assess_faces(args, image, faces)
+        except (ValueError, OSError) as error:
+            print(f"facedb detect: {error}", file=sys.stderr)
+            return 2
         report = {
             "image": str(args.image),
             "width": int(image.shape[1]),
             "height": int(image.shape[0]),
             "detector": detector.name,
             "family": detector.family,
-            "faces": [face_to_json(f) for f in faces],
+            "policy": args.policy,
+            "faces": [face_to_json(f) | a for f, a in zip(faces, assessments, strict=True)],
         }
         print(json.dumps(report, indent=2))
     else:
@@ -113,6 +120,48 @@ def run_detect(args: argparse.Namespace) -> int:
         for number, face in enumerate(faces, 1):
             print(describe_face(number, face))
     return 0
+
+
+def _add_gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--liveness",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="liveness model for --json, repeat to fuse several (default: $FACEDB_LIVENESS, "
+        "';'-separated; none: no liveness score)",
+    )
+    parser.add_argument(
+        "--quality-model",
+        default=None,
+        metavar="SPEC",
+        help="learned quality model for --json (default: $FACEDB_QUALITY_MODEL)",
+    )
+    parser.add_argument(
+        "--policy",
+        choices=("enrollment", "search", "none"),
+        default="enrollment",
+        help="gate policy whose verdict --json reports per face (default: enrollment)",
+    )
+
+
+def assess_faces(args: argparse.Namespace, image: np.ndarray, faces: list[Face]) -> list[dict]:
+    """Each face's quality report, liveness score and gate verdict, as JSON-ready dicts."""
+    import dataclasses
+
+    from facedb.vision.align import align_face
+    from facedb.vision.gates import FaceGates, GatePolicy
+
+    env_liveness = (os.environ.get("FACEDB_LIVENESS") or "").split(";")
+    liveness = args.liveness or [spec for spec in env_liveness if spec.strip()]
+    quality = args.quality_model or os.environ.get("FACEDB_QUALITY_MODEL") or None
+    gates = FaceGates.from_specs(liveness, quality, threads=args.threads)
+    policy = getattr(GatePolicy, args.policy)()
+    if gates.liveness is None:
+        # No liveness model: report the quality verdict alone ("liveness": null says so).
+        policy = dataclasses.replace(policy, require_liveness=False)
+    crops = [align_face(image, face.landmarks) for face in faces]
+    return [a.to_dict() for a in gates.assess_batch(image, faces, crops, policy)]
 
 
 def face_to_json(face: Face) -> dict[str, Any]:
