@@ -567,7 +567,9 @@ def _unit_rows(vectors: Any, dim: int, what: str) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     if not np.all(np.isfinite(norms)) or np.any(norms == 0):
         raise InvalidArgumentError(f"{what} has a zero or non-finite row")
-    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+    # Rows already of unit length are kept bit for bit (what the embedder produced).
+    scale = np.where(np.abs(norms - 1.0) > 1e-5, norms, 1.0).astype(np.float32)
+    return np.ascontiguousarray(matrix / scale, dtype=np.float32)
 
 
 def _check_models(faces: Sequence[NewFace], model_sha256: str) -> None:
@@ -588,9 +590,7 @@ def _require_crops(session: Any, gallery_id: int) -> None:
 def _index_of(ref: GalleryRef, vectors: dict[int, np.ndarray], params: IndexParams) -> VectorIndex:
     ids = np.fromiter(sorted(vectors), dtype=np.int64, count=len(vectors))
     matrix = np.stack([vectors[int(i)] for i in ids]) if len(ids) else np.empty((0, ref.dim))
-    kind = choose_kind(len(ids), ref.kind)
-    if kind in (IndexKind.IVF, IndexKind.IVF_SQ8) and len(ids) < 39:
-        kind = IndexKind.FLAT
+    kind = choose_kind(len(ids), ref.kind, params)
     return VectorIndex.build(kind, ref.dim, ids, matrix, params)
 
 

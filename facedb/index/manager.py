@@ -14,10 +14,15 @@ from typing import Protocol
 import numpy as np
 
 from facedb.index.rwlock import ReadWriteLock
-from facedb.index.snapshot import SnapshotError, discard_snapshot, read_snapshot, write_snapshot
+from facedb.index.snapshot import (
+    NoSnapshot,
+    SnapshotError,
+    discard_snapshot,
+    read_snapshot,
+    write_snapshot,
+)
 from facedb.index.vector_index import (
     AUTO,
-    AUTO_FLAT_MAX,
     IndexKind,
     IndexParams,
     VectorIndex,
@@ -153,15 +158,14 @@ class GalleryIndex:
         index = self._index
         if index.kind is IndexKind.HNSW and index.tombstone_ratio > MAX_TOMBSTONE_RATIO:
             return f"{len(index.tombstones)} removed vectors still in the HNSW graph"
-        if self.ref.kind != AUTO:
-            return None
-        if index.kind is IndexKind.FLAT and index.count > AUTO_FLAT_MAX:
-            return f"{index.count} vectors: exact search is too slow, switching to IVF"
-        if index.kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
-            if index.count < AUTO_FLAT_MAX // 2:
-                return f"{index.count} vectors: back to exact search"
-            if ivf_nlist(index.count, index.params) > 2 * index.index.nlist:
-                return f"{index.count} vectors outgrew {index.index.nlist} IVF lists"
+        wanted = choose_kind(index.count, self.ref.kind, index.params)
+        ivf = index.kind in (IndexKind.IVF, IndexKind.IVF_SQ8)
+        # Hysteresis: an "auto" IVF index goes back to flat only at half the switch size.
+        shrinking = ivf and self.ref.kind == AUTO and index.count > index.params.flat_max // 2
+        if wanted != index.kind and not shrinking:
+            return f"{index.count} vectors: {wanted} suits better than {index.kind}"
+        if ivf and ivf_nlist(index.count, index.params) > 2 * index.index.nlist:
+            return f"{index.count} vectors outgrew {index.index.nlist} IVF lists"
         return None
 
 
@@ -179,9 +183,10 @@ def open_index(
             params=params,
         )
     except SnapshotError as error:
-        log.warning("gallery %r: rebuilding index from SQL (%s)", ref.name, error)
+        level = logging.INFO if isinstance(error, NoSnapshot) else logging.WARNING
+        log.log(level, "gallery %r: rebuilding index from SQL (%s)", ref.name, error)
         return rebuilt(source, ref, directory, params)
-    if ref.kind != AUTO and index.kind != IndexKind(ref.kind):
+    if ref.kind != AUTO and index.kind != choose_kind(index.count, ref.kind, params):
         log.warning(
             "gallery %r: snapshot is %s, %s requested: rebuilding", ref.name, index.kind, ref.kind
         )
@@ -224,9 +229,7 @@ def build(
 ) -> tuple[VectorIndex, int]:
     """A fresh index of every face in SQL, and the change watermark it reflects."""
     watermark, ids, vectors = source.everything(ref)
-    chosen = choose_kind(len(ids), kind or ref.kind)
-    if chosen in (IndexKind.IVF, IndexKind.IVF_SQ8) and len(ids) < 39:
-        chosen = IndexKind.FLAT  # too few vectors to train k-means; exact is best anyway
+    chosen = choose_kind(len(ids), kind or ref.kind, params)
     log.info("gallery %r: building %s index of %d faces", ref.name, chosen, len(ids))
     return VectorIndex.build(chosen, ref.dim, ids, vectors, params), watermark
 

@@ -30,6 +30,10 @@ class SnapshotError(Exception):
     """The snapshot cannot be used; the message says why (missing, corrupt, other model)."""
 
 
+class NoSnapshot(SnapshotError):
+    """There is no snapshot yet (a new gallery, or one just deleted by a removal)."""
+
+
 @dataclass(frozen=True)
 class Manifest:
     format: int
@@ -117,7 +121,7 @@ def file_sha256(path: Path) -> str:
 def _read_manifest(directory: Path) -> Manifest:
     path = directory / MANIFEST
     if not path.is_file():
-        raise SnapshotError("no snapshot")
+        raise NoSnapshot("no snapshot")
     try:
         fields = json.loads(path.read_text(encoding="utf-8"))
         manifest = Manifest(**fields)

@@ -34,10 +34,12 @@ class IndexKind(StrEnum):
 AUTO = "auto"
 # Exact search stays below a few milliseconds per query up to here on 2 cores (d = 512).
 AUTO_FLAT_MAX = 50_000
+MIN_IVF_SIZE = 1_000  # below this an IVF index has too few points to train its lists
 
 
 @dataclass(frozen=True)
 class IndexParams:
+    flat_max: int = AUTO_FLAT_MAX  # "auto" uses exact search up to this many vectors
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
@@ -46,11 +48,16 @@ class IndexParams:
     ivf_train_per_list: int = 50  # k-means training points per list (a sample of the data)
 
 
-def choose_kind(count: int, requested: str | None) -> IndexKind:
+def choose_kind(count: int, requested: str | None, params: IndexParams | None = None) -> IndexKind:
     """The index kind for a gallery of `count` vectors ("auto"/None decides by size)."""
     if requested and requested != AUTO:
-        return IndexKind(requested)
-    return IndexKind.FLAT if count <= AUTO_FLAT_MAX else IndexKind.IVF
+        kind = IndexKind(requested)
+    else:
+        flat_max = (params or IndexParams()).flat_max
+        kind = IndexKind.FLAT if count <= flat_max else IndexKind.IVF
+    if kind in (IndexKind.IVF, IndexKind.IVF_SQ8) and count < MIN_IVF_SIZE:
+        return IndexKind.FLAT  # too few vectors to train k-means; exact is best anyway
+    return kind
 
 
 def ivf_nlist(count: int, params: IndexParams) -> int:

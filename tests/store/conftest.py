@@ -1,0 +1,130 @@
+"""Storage fixtures: every test runs on SQLite and on a real PostgreSQL server.
+
+PostgreSQL comes from FACEDB_TEST_POSTGRES_URL (CI), else from `.ci/start-postgres`; if it
+cannot be had the tests fail rather than skip. Each session gets its own database, dropped
+at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from facedb.catalog import Catalog, GalleryConfig
+from facedb.store.db import migrate
+from tests.paths import REPO
+
+# The 2 test cores are shared with other jobs: OpenMP threads that spin-wait for a busy
+# sibling make small FAISS calls ten times slower, so the tests run FAISS single-threaded.
+faiss.omp_set_num_threads(1)
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    url = os.environ.get("FACEDB_TEST_POSTGRES_URL")
+    if url:
+        return url
+    started = subprocess.run(
+        [str(REPO / ".ci" / "start-postgres")], capture_output=True, text=True, check=False
+    )
+    if started.returncode != 0 or not started.stdout.strip():
+        pytest.fail(f"PostgreSQL unavailable: .ci/start-postgres said {started.stderr[-2000:]}")
+    return started.stdout.strip().splitlines()[-1]
+
+
+class DatabaseFactory:
+    """Creates empty databases of one backend and drops them afterwards."""
+
+    def __init__(self, backend: str, root: Path, server: Callable[[], str]) -> None:
+        self.backend, self.root, self._get_server = backend, root, server
+        self._server_url: str | None = None
+        self._created: list[str] = []
+
+    def _server(self) -> str:
+        if self._server_url is None:
+            self._server_url = self._get_server()
+        return self._server_url
+
+    def create(self) -> str:
+        name = f"facedb_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.root / name}.sqlite3"
+        with self._admin() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        self._created.append(name)
+        return make_url(self._server()).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if not self._created:
+            return
+        with self._admin() as connection:
+            for name in self._created:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    @contextmanager
+    def _admin(self) -> Iterator[sa.Connection]:
+        engine = sa.create_engine(self._server(), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def databases(request, tmp_path_factory) -> Iterator[DatabaseFactory]:
+    def server() -> str:
+        return request.getfixturevalue("postgres_server")
+
+    factory = DatabaseFactory(request.param, tmp_path_factory.mktemp(request.param), server)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def database_url(databases: DatabaseFactory) -> str:
+    """A migrated database shared by the session (tests use their own galleries)."""
+    url = databases.create()
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> Path:
+    return tmp_path / "index"
+
+
+@pytest.fixture
+def catalog(database_url: str, index_dir: Path) -> Iterator[Catalog]:
+    opened = Catalog.open(database_url, index_dir, migrate=False, snapshot_interval=None)
+    yield opened
+    opened.close()
+
+
+def gallery_name(prefix: str = "g") -> str:
+    return f"{prefix}-{next(_names)}-{uuid.uuid4().hex[:6]}"
+
+
+def make_gallery(catalog: Catalog, dim: int = 512, **options) -> str:
+    name = gallery_name()
+    catalog.create_gallery(GalleryConfig(name, "test-model", "ab" * 32, dim, **options))
+    return name
+
+
+def unit_vectors(count: int, dim: int = 512, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
