@@ -322,3 +322,26 @@ def test_pipeline_reports_no_face_and_multiple_faces(pipeline) -> None:
     group = decode_image(EDGE / "group" / "fr_two_people.jpg")
     several = pipeline.analyze(group, policy=GatePolicy.search(), select="single")
     assert several.rejection is not None and several.rejection.reason is Reason.MULTIPLE_FACES
+
+
+# ----------------------------------------------------------------------------- cli
+
+
+def test_cli_detect_json_carries_quality_liveness_and_verdict(capsys, monkeypatch) -> None:
+    from facedb.cli import main
+
+    monkeypatch.delenv("FACEDB_LIVENESS", raising=False)
+    monkeypatch.delenv("FACEDB_QUALITY_MODEL", raising=False)
+    args = ["detect", str(SPOOF / "fake" / "silentface_F2_screen.jpg"), "--json"]
+    args += ["--detector", SCRFD, "--quality-model", FIQA]
+    args += [part for spec in LIVENESS for part in ("--liveness", spec)]
+    assert main(args) == 0
+    (face,) = json.loads(capsys.readouterr().out)["faces"]
+    assert face["liveness"] < 0.5 and face["rejection"]["reason"] == "SPOOF"
+    assert face["quality"]["inter_ocular"] > 24 and 0 < face["quality"]["learned_quality"] < 1
+
+    assert main(["detect", str(LFW / "images" / "Albert_Costa" / "Albert_Costa_0006.jpg"),
+                 "--json", "--detector", SCRFD]) == 0  # fmt: skip
+    (face,) = json.loads(capsys.readouterr().out)["faces"]
+    assert face["liveness"] is None and face["rejection"] is None  # quality gates only
+    assert face["quality"]["learned_quality"] is None
