@@ -308,31 +308,38 @@ def expected_fpir(exceed_counts: np.ndarray, gallery_entries: int, size: int) ->
     return float(np.mean(1.0 - miss[exceed_counts]))
 
 
-def _sorted_rows(nonmated_scores: np.ndarray) -> np.ndarray:
-    return np.sort(np.asarray(nonmated_scores, dtype=np.float32), axis=1)
+class SortedRows:
+    """Per-probe scores sorted and laid end to end, so one `searchsorted` counts every row.
+
+    Row p is shifted by ROW_STRIDE·p; cosines lie in [-1, 1], so the shifted rows never
+    overlap and the flattened array is sorted.
+    """
+
+    ROW_STRIDE = 4.0
+
+    def __init__(self, scores: np.ndarray):
+        rows = np.sort(np.asarray(scores, dtype=np.float64), axis=1)
+        self.probes, self.entries = rows.shape
+        self.offsets = self.ROW_STRIDE * np.arange(self.probes)
+        self.flat = (rows + self.offsets[:, None]).ravel()
+        self.low, self.high = float(rows.min()), float(rows.max())
+
+    def exceed_counts(self, threshold: float) -> np.ndarray:
+        """Per probe, how many scores are >= threshold."""
+        below = np.searchsorted(self.flat, threshold + self.offsets, side="left")
+        return self.entries - (below - self.entries * np.arange(self.probes))
 
 
-def measured_fpir_threshold(sorted_rows: np.ndarray, fpir: float, size: int) -> float:
+def measured_fpir_threshold(rows: SortedRows, fpir: float, size: int) -> float:
     """The lowest threshold whose expected FPIR at `size` entries is <= fpir (bisection)."""
-    m = sorted_rows.shape[1]
-
-    def fpir_at(threshold: float) -> float:
-        counts = m - _count_below(sorted_rows, threshold)
-        return expected_fpir(counts, m, size)
-
-    low, high = float(sorted_rows.min()) - 1e-6, float(sorted_rows.max()) + 1e-6
-    for _ in range(40):  # cosine range / 2^40: far below float32 resolution
+    low, high = rows.low - 1e-6, rows.high + 1e-6
+    for _ in range(30):  # cosine range / 2^30: below float32 resolution near 0.3
         middle = 0.5 * (low + high)
-        if fpir_at(middle) <= fpir:
+        if expected_fpir(rows.exceed_counts(middle), rows.entries, size) <= fpir:
             high = middle
         else:
             low = middle
     return high
-
-
-def _count_below(sorted_rows: np.ndarray, threshold: float) -> np.ndarray:
-    """Per row, how many scores are < threshold (rows sorted ascending)."""
-    return (sorted_rows < threshold).sum(axis=1)
 
 
 def independence_fpir_threshold(calibration: Calibration, fpir: float, size: int) -> float:
@@ -351,8 +358,8 @@ def build_calibration(
     """Calibrate from 1:1 genuine / impostor scores and a (probes, gallery) non-mated matrix."""
     points, tail = far_points(genuine, impostor)
     base = Calibration(model_name, model_sha256.lower(), points, tail, ())
-    rows = _sorted_rows(nonmated_scores)
-    m = rows.shape[1]
+    rows = SortedRows(nonmated_scores)
+    m = rows.entries
     sizes = sorted({s for s in MEASURED_SIZES if s < m} | {m})
     measured = tuple(
         FpirTable(n, False, tuple((f, measured_fpir_threshold(rows, f, n)) for f in FPIR_GRID))
@@ -373,7 +380,7 @@ def build_calibration(
         "genuine_pairs": len(genuine),
         "impostor_pairs": len(impostor),
         "gallery_entries": m,
-        "nonmated_probes": rows.shape[0],
+        "nonmated_probes": rows.probes,
     }
     provenance = {**provenance, "counts": counts}
     return Calibration(
