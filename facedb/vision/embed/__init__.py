@@ -5,7 +5,7 @@ from __future__ import annotations
 from facedb.models.spec import ModelSpec, ModelSpecError, resolve_model
 from facedb.vision.embed.adaface import AdaFaceEmbedder
 from facedb.vision.embed.arcface import ArcFaceEmbedder
-from facedb.vision.embed.base import Embedder, file_sha256
+from facedb.vision.embed.base import Embedder, file_sha256, l2_normalise
 from facedb.vision.embed.mobileface import MobileFaceEmbedder
 from facedb.vision.embed.sphereface import SphereFaceEmbedder
 
@@ -37,5 +37,6 @@ __all__ = [
     "MobileFaceEmbedder",
     "SphereFaceEmbedder",
     "file_sha256",
+    "l2_normalise",
     "load_embedder",
 ]

@@ -113,10 +113,10 @@ class Embedder:
         if len(crops) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         if not self.flip:
-            return _l2_normalise(self.raw(crops))
+            return l2_normalise(self.raw(crops))
         mirrored = crops[:, :, ::-1]
         both = self.raw(np.concatenate([crops, mirrored]))
-        return _l2_normalise(both[: len(crops)] + both[len(crops) :])
+        return l2_normalise(both[: len(crops)] + both[len(crops) :])
 
     def raw(self, crops: np.ndarray) -> np.ndarray:
         """The network's unnormalised float32 outputs, run in batches the file allows."""
@@ -170,7 +170,7 @@ class Embedder:
         return crops
 
 
-def _l2_normalise(vectors: np.ndarray) -> np.ndarray:
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     # A zero vector stays zero rather than becoming NaN; it then matches nothing.
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
