@@ -1,0 +1,38 @@
+"""The process the crash test kills: it enrolls (and sometimes deletes) faces forever."""
+
+from __future__ import annotations
+
+import hashlib
+from multiprocessing.connection import Connection
+
+import faiss
+import numpy as np
+
+from facedb.catalog import Catalog, NewFace
+
+DIM = 512
+
+
+def vector_for(external_id: str, position: int) -> np.ndarray:
+    """The embedding of face `position` of an identity: a pure function of both."""
+    seed = int.from_bytes(hashlib.sha256(f"{external_id}/{position}".encode()).digest()[:8])
+    vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def enroll_forever(url: str, index_dir: str, gallery: str, round_no: int, pipe: Connection):
+    faiss.omp_set_num_threads(1)
+    # Frequent snapshots, so that some kills land in the middle of writing one.
+    catalog = Catalog.open(url, index_dir, migrate=False, snapshot_interval=0.05)
+    catalog.search(gallery, vector_for("warm-up", 0), k=1)  # load (and repair) the index
+    rng = np.random.default_rng(round_no)
+    pipe.send("ready")
+    enrolled: list[str] = []
+    for number in range(1_000_000):
+        external_id = f"r{round_no}-{number}"
+        count = int(rng.integers(1, 4))
+        faces = [NewFace(vector_for(external_id, j), crop=b"c" * 64) for j in range(count)]
+        catalog.add_faces(gallery, external_id, faces)
+        enrolled.append(external_id)
+        if number % 5 == 4:  # removals must survive the crash as well
+            catalog.delete_identity(gallery, enrolled.pop(int(rng.integers(len(enrolled)))))
