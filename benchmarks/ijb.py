@@ -44,6 +44,7 @@ from benchmarks.make_protocol import BENCH_OUT, SHARED, default_protocol_dir, ma
 FARS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FPIRS = (0.01, 0.1)
 RANKS = (1, 5, 10)
+DET_FLOOR = 1e-4
 DEFAULT_DETECTOR = f"scrfd:{SHARED / 'models' / 'scrfd_500m_kps.onnx'}"
 DEFAULT_RECOGNIZER = f"arcface:{SHARED / 'models' / 'arcface_w600k_mbf_int8.onnx'}"
 
@@ -250,9 +251,16 @@ def plot_det(outcomes: dict[str, SearchOutcome], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(6, 4.5))
     for name, outcome in outcomes.items():
         fpir, fnir = det_curve(outcome)
-        keep = (fpir > 0) & (fnir > 0)
-        axes.loglog(fpir[keep], fnir[keep], label=f"gallery {name}")
-    axes.set(xlabel="FPIR", ylabel="FNIR (rank 1)", title="1:N open-set identification (DET)")
+        keep = fpir > 0
+        # An FNIR of 0 has no place on a log axis: draw it at the floor of the plot.
+        axes.loglog(fpir[keep], np.maximum(fnir[keep], DET_FLOOR), label=f"gallery {name}")
+    axes.set(
+        xlabel="FPIR",
+        ylabel="FNIR (rank 1)",
+        title="1:N open-set identification (DET)",
+        xlim=(1e-4, 1),
+        ylim=(DET_FLOOR, 1),
+    )
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
