@@ -467,9 +467,13 @@ class Catalog:
         with self._db.read() as session:
             row = repo.get_gallery(session, name)
             ref = GalleryRef(
-                row.id, row.uid, row.name, row.model_sha256, row.dim,
+                row.id,
+                row.uid,
+                row.name,
+                row.model_sha256,
+                row.dim,
                 row.index_kind or self._index_kind,
-            )  # fmt: skip
+            )
         return open_index(self._source, ref, self._index_dir, self._params)
 
     def _locked_row(self, session: Any, state: _Gallery) -> Gallery:
@@ -495,8 +499,11 @@ class Catalog:
         with self._lock:
             if state.rebuild_thread is not None and state.rebuild_thread.is_alive():
                 return
-            log.info("gallery %r: rebuilding the index in the background: %s",
-                     state.index.ref.name, reason)  # fmt: skip
+            log.info(
+                "gallery %r: rebuilding the index in the background: %s",
+                state.index.ref.name,
+                reason,
+            )
             state.rebuild_thread = threading.Thread(
                 target=self._rebuild_logged, args=(state,), daemon=True
             )

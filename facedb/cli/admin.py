@@ -41,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _database_options(reindex)
     reindex.add_argument("--gallery", help="gallery name (default: every gallery)")
     reindex.add_argument("--index", choices=KINDS, help="index kind to use from now on")
-    reindex.add_argument("--model", help="recognizer spec to re-embed with (registry name or "
-                         "FAMILY:PATH)")  # fmt: skip
+    reindex.add_argument(
+        "--model", help="recognizer spec to re-embed with (registry name or FAMILY:PATH)"
+    )
     reindex.add_argument("--batch-size", type=int, default=32, help="crops per embedder call")
     reindex.set_defaults(handler=run_reindex)
 
@@ -70,8 +71,9 @@ def run_reindex(args: argparse.Namespace) -> int:
     from facedb.catalog import Catalog
 
     settings = _settings(args)
-    catalog = Catalog.open(settings.resolved_database_url, settings.index_dir,
-                           snapshot_interval=None)  # fmt: skip
+    catalog = Catalog.open(
+        settings.resolved_database_url, settings.index_dir, snapshot_interval=None
+    )
     try:
         names = [args.gallery] if args.gallery else [g.name for g in catalog.list_galleries()]
         model, embed_crops = _embedder(args.model) if args.model else (None, None)
@@ -91,11 +93,18 @@ def _reindex_one(catalog, name: str, args: argparse.Namespace, model, embed_crop
             bar.total = total
             bar.update(done - bar.n)
 
-        info = catalog.reindex(name, kind=args.index, model=model, embed_crops=embed_crops,
-                               batch_size=args.batch_size, progress=progress)  # fmt: skip
+        info = catalog.reindex(
+            name,
+            kind=args.index,
+            model=model,
+            embed_crops=embed_crops,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
     kind = next(g["index_kind"] for g in catalog.stats()["galleries"] if g["name"] == name)
-    log.info("gallery %r: %d faces, model %s, %s index", name, info.face_count,
-             info.model_name, kind)  # fmt: skip
+    log.info(
+        "gallery %r: %d faces, model %s, %s index", name, info.face_count, info.model_name, kind
+    )
 
 
 def _embedder(spec: str) -> tuple[object, Callable[[list[bytes]], np.ndarray]]:

@@ -55,9 +55,12 @@ def test_add_and_search_finds_each_face_first(catalog: Catalog) -> None:
     ids = []
     for person in range(10):
         ids += catalog.add_faces(
-            name, f"person-{person}", faces(vectors[person * 4 : person * 4 + 4]),
-            display_name=f"Person {person}", metadata={"n": person},
-        )  # fmt: skip
+            name,
+            f"person-{person}",
+            faces(vectors[person * 4 : person * 4 + 4]),
+            display_name=f"Person {person}",
+            metadata={"n": person},
+        )
     results = catalog.search(name, vectors, k=3)
     assert [hits[0].face_id for hits in results] == ids
     assert results[7][0].external_id == "person-1"

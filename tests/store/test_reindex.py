@@ -1,0 +1,149 @@
+"""Reindex: rebuild as another kind, or re-embed stored crops with another "model".
+
+The other model is a real deterministic function of the crop bytes (a fixed random
+projection of the pixels), so faces of one identity (noisy copies of one base crop) land
+near each other in the new space and far from other identities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+import pytest
+
+from facedb.catalog import Catalog, ModelInfo, NewFace
+from facedb.store.errors import ConflictError, InvalidArgumentError
+from tests.store.conftest import make_gallery, unit_vectors
+
+PIXELS = 16 * 16 * 3
+NEW_DIM = 64
+PROJECTION = np.random.default_rng(31).standard_normal((PIXELS, NEW_DIM)).astype(np.float32)
+NEW_MODEL = ModelInfo("projection-64", hashlib.sha256(PROJECTION.tobytes()).hexdigest(), NEW_DIM)
+PEOPLE, FACES_EACH = 12, 3
+
+
+def project(crops: list[bytes]) -> np.ndarray:
+    pixels = np.stack([np.frombuffer(crop, np.uint8) for crop in crops]).astype(np.float32)
+    vectors = (pixels - 127.5) @ PROJECTION
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def crops_of(person: int, rng: np.random.Generator) -> list[bytes]:
+    base = np.random.default_rng(1000 + person).integers(0, 256, PIXELS)
+    noisy = [np.clip(base + rng.integers(-20, 21, PIXELS), 0, 255) for _ in range(FACES_EACH)]
+    return [crop.astype(np.uint8).tobytes() for crop in noisy]
+
+
+def enroll(catalog: Catalog, name: str) -> dict[str, list[tuple[int, bytes]]]:
+    rng = np.random.default_rng(32)
+    enrolled = {}
+    old_vectors = unit_vectors(PEOPLE * FACES_EACH, seed=33)  # the "old model"
+    for person in range(PEOPLE):
+        crops = crops_of(person, rng)
+        vectors = old_vectors[person * FACES_EACH : (person + 1) * FACES_EACH]
+        faces = [NewFace(v, crop=c) for v, c in zip(vectors, crops, strict=True)]
+        ids = catalog.add_faces(
+            name, f"p{person}", faces, display_name=f"Person {person}", metadata={"person": person}
+        )
+        enrolled[f"p{person}"] = list(zip(ids, crops, strict=True))
+    return enrolled
+
+
+def test_reembedding_keeps_identities_and_searches_the_new_space(
+    database_url, index_dir, caplog
+) -> None:
+    catalog = Catalog.open(database_url, index_dir, snapshot_interval=None)
+    name = make_gallery(catalog)
+    enrolled = enroll(catalog, name)
+    old_probe = unit_vectors(1, seed=33)  # face 0 of p0 in the old space
+    late: list[int] = []
+    calls: list[tuple[int, int]] = []
+
+    def embed_while_serving(crops: list[bytes]) -> np.ndarray:
+        if not late:  # during the slow part the old index still serves, writes still work
+            assert catalog.search(name, old_probe, k=1)[0][0].face_id == enrolled["p0"][0][0]
+            late_crop = crops_of(0, np.random.default_rng(34))[0]
+            late.extend(
+                catalog.add_faces(
+                    name, "p0", [NewFace(unit_vectors(1, seed=35)[0], crop=late_crop)]
+                )
+            )
+            enrolled["p0"].append((late[0], late_crop))
+        return project(crops)
+
+    info = catalog.reindex(
+        name,
+        model=NEW_MODEL,
+        embed_crops=embed_while_serving,
+        batch_size=5,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert (info.model_name, info.model_sha256, info.dim) == (NEW_MODEL.name, NEW_MODEL.sha256, 64)
+    assert calls[-1] == (PEOPLE * FACES_EACH, PEOPLE * FACES_EACH)
+    _assert_identities_kept(catalog, name, enrolled)
+    _assert_new_space_search(catalog, name, enrolled)
+    with pytest.raises(InvalidArgumentError):
+        catalog.search(name, old_probe, k=1)  # 512-d queries no longer fit
+    with pytest.raises(InvalidArgumentError):
+        catalog.add_faces(name, "p0", [NewFace(old_probe[0])])
+    catalog.close()
+
+    with caplog.at_level(logging.INFO, logger="facedb.index"):
+        reopened = Catalog.open(database_url, index_dir, snapshot_interval=None)
+        _assert_new_space_search(reopened, name, enrolled)  # from the new snapshot
+    assert "rebuilding" not in caplog.text
+    reopened.close()
+
+
+def _assert_identities_kept(catalog, name, enrolled) -> None:
+    for external_id, faces in enrolled.items():
+        identity = catalog.get_identity(name, external_id)
+        assert identity.face_ids == tuple(face_id for face_id, _ in faces)
+        person = int(external_id[1:])
+        assert identity.display_name == f"Person {person}"
+        assert identity.metadata == {"person": person}
+        assert catalog.get_face(name, faces[0][0]).model_sha256 == NEW_MODEL.sha256
+
+
+def _assert_new_space_search(catalog, name, enrolled) -> None:
+    for external_id, faces in enrolled.items():
+        hits = catalog.search(name, project([crop for _, crop in faces]), k=len(faces))
+        for (face_id, _), row in zip(faces, hits, strict=True):
+            assert row[0].face_id == face_id and row[0].score > 0.999
+            assert {hit.external_id for hit in row} == {external_id}
+
+
+def test_reembedding_needs_every_crop(catalog: Catalog) -> None:
+    name = make_gallery(catalog)
+    catalog.add_faces(name, "a", [NewFace(unit_vectors(1)[0], crop=b"x" * PIXELS)])
+    catalog.add_faces(name, "b", [NewFace(unit_vectors(1, seed=1)[0])])  # no crop kept
+    with pytest.raises(ConflictError, match="no stored crop"):
+        catalog.reindex(name, model=NEW_MODEL, embed_crops=project)
+    assert catalog.get_gallery(name).model_name == "test-model"
+    assert catalog.search(name, unit_vectors(1), k=1)[0][0].external_id == "a"
+
+
+def test_galleries_without_crops_store_none(catalog: Catalog) -> None:
+    name = make_gallery(catalog, store_crops=False)
+    (face_id,) = catalog.add_faces(name, "a", [NewFace(unit_vectors(1)[0], crop=b"secret")])
+    assert catalog.get_crop(name, face_id) is None
+    assert not catalog.get_face(name, face_id).has_crop
+
+
+def test_rebuild_as_another_kind_is_remembered(database_url, index_dir) -> None:
+    with Catalog.open(database_url, index_dir, snapshot_interval=None) as catalog:
+        name = make_gallery(catalog, dim=32)
+        vectors = unit_vectors(1200, dim=32, seed=36)
+        ids = catalog.add_faces(name, "many", [NewFace(v) for v in vectors])
+        catalog.reindex(name, kind="hnsw")
+        assert catalog.get_gallery(name).index_kind == "hnsw"
+    with Catalog.open(database_url, index_dir, snapshot_interval=None) as catalog:
+        top = [hits[0].face_id for hits in catalog.search(name, vectors[:100], k=1)]
+        assert np.mean(np.equal(top, ids[:100])) >= 0.98
+        entry = next(g for g in catalog.stats()["galleries"] if g["name"] == name)
+        assert entry["index_kind"] == "hnsw"
+        catalog.reindex(name, kind="auto")  # back to the size rule: flat at this size
+        entry = next(g for g in catalog.stats()["galleries"] if g["name"] == name)
+        assert entry["index_kind"] == "flat" and catalog.get_gallery(name).index_kind is None
