@@ -19,7 +19,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from facedb.models import ModelSpec
+from facedb.models import ModelSpec, Preprocessing
 from facedb.vision.detect import DetectorConfig, load_detector
 from facedb.vision.types import Face
 
@@ -396,3 +396,15 @@ def test_yolov8_crafted_dfl_cell(tmp_path: Path) -> None:
     # Anchor (9.5, 7.5)·16; letterbox offset (0, 80); the box is clipped to the image.
     np.testing.assert_allclose(faces[0].box, [120, 0, 216, 200 - 80], atol=1e-3)
     np.testing.assert_allclose(faces[0].landmarks, np.tile([152, 96 - 80], (5, 1)), atol=1e-3)
+
+
+def test_preprocessing_override_with_per_channel_std(tmp_path: Path) -> None:
+    path = scrfd_echo_graph(tmp_path / "scrfd10g.onnx")
+    override = Preprocessing("BGR", (10.0, 20.0, 30.0), (1.0, 2.0, 4.0))
+    detector = load_detector(ModelSpec("scrfd", path, "probe", override), KEEP_ALL)
+    image = two_colour_image()
+    for face in detector.detect(image):
+        channel = {8: 0, 16: 1, 32: 2}[round(face.width * 2)]  # BGR: channel 0 is blue
+        bgr = canvas_pixel(image, *centre(face), (0, 0), pad=0)
+        expected = (bgr[channel] - override.mean[channel]) / override.std[channel]
+        assert face.score == pytest.approx(expected, abs=1e-5)
