@@ -144,11 +144,11 @@ def test_candidates_carry_identity_data(db: FaceDBClient, split: dict[str, list[
 def test_distractors_are_no_match(db: FaceDBClient, split: dict[str, list[Photo]]) -> None:
     distractors = split["distractor"]
 
-    def no_match(photo: Photo) -> bool:
+    def unmatched(photo: Photo) -> bool:
         response = db.identify(GALLERY, photo.path)  # the gallery's default threshold
         return not any(face.candidates for face in response.faces)
 
-    no_match = sum(_parallel(no_match, distractors))
+    no_match = sum(_parallel(unmatched, distractors))
     assert len(distractors) >= 100
     assert no_match / len(distractors) >= 0.97
 
