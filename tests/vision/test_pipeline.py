@@ -11,18 +11,20 @@ import pytest
 
 from facedb.models import resolve_model
 from facedb.vision.detect import load_detector
-from facedb.vision.embed import ArcFaceEmbedder
+from facedb.vision.embed import MobileFaceEmbedder
 from facedb.vision.gates import Reason, Rejection
 from facedb.vision.pipeline import FacePipeline
 from facedb.vision.types import Face
-from tests.paths import ARCFACE, EDGE, LFW, SCRFD
+from tests.paths import ARCFACE, EDGE, LFW, MODELS, SCRFD
+
+RELU6 = f"mobileface:{MODELS / 'mobilefacenet128_relu6.onnx'}"
 
 
-class CountingEmbedder(ArcFaceEmbedder):
-    """The real ArcFace recognizer, recording how many crops each call was given."""
+class CountingEmbedder(MobileFaceEmbedder):
+    """A real recognizer (a fast dynamic-batch one), recording the crops of each call."""
 
     def __init__(self) -> None:
-        super().__init__(resolve_model(ARCFACE))
+        super().__init__(resolve_model(RELU6))
         self.calls: list[int] = []
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
@@ -72,10 +74,10 @@ def test_all_faces_are_embedded_in_one_batch(detector, embedder, two_people) -> 
     assert analysis.image_size == (two_people.shape[1], two_people.shape[0])
     assert len(analysis.faces) == 2 and embedder.calls == [2]
     first, second = (f.embedding for f in analysis.faces)
-    assert first.shape == (512,) and abs(np.linalg.norm(first) - 1) < 1e-5
+    assert first.shape == (128,) and abs(np.linalg.norm(first) - 1) < 1e-5
     assert float(first @ second) < 0.4  # two different people
     assert all(f.aligned.shape == (112, 112, 3) and f.rejection is None for f in analysis.faces)
-    assert analysis.embeddings.shape == (2, 512)
+    assert analysis.embeddings.shape == (2, 128)
 
 
 def test_single_refuses_two_faces(detector, embedder, two_people) -> None:
