@@ -147,3 +147,20 @@ def test_from_specs_and_bad_selection(two_people) -> None:
     assert pipeline.embedder.flip and pipeline.embedder.dim == 512
     with pytest.raises(ValueError, match="select"):
         pipeline.analyze(two_people, select="best")  # type: ignore[arg-type]
+
+
+def test_real_gates_refuse_a_blurred_face_before_embedding(detector, embedder) -> None:
+    from dataclasses import replace
+
+    from facedb.vision.gates import FaceGates, GatePolicy
+
+    policy = replace(GatePolicy.enrollment(), require_liveness=False)  # no liveness model here
+    pipeline = FacePipeline(detector, embedder, FaceGates())
+    blurred = cv2.imread(str(EDGE / "blurred" / "derived_astronaut_gaussian_r4.png"))
+    refused = pipeline.analyze(blurred, policy=policy, select="single")
+    assert refused.rejection is not None and refused.rejection.reason is Reason.BLURRY
+    assert embedder.calls == []
+    sharp = cv2.imread(str(LFW / "images" / "Colin_Powell" / "Colin_Powell_0001.jpg"))
+    accepted = pipeline.analyze(sharp, policy=policy, select="single")
+    assert accepted.rejection is None and embedder.calls == [1]
+    assert accepted.faces[0].assessment.quality is not None
