@@ -65,21 +65,9 @@ def parse_size(text: str) -> tuple[int, int]:
     return size
 
 
-def load_image(path: Path) -> np.ndarray:
-    """BGR uint8 image; ValueError with a readable message when it cannot be decoded."""
-    try:
-        from facedb.vision.image import decode_image  # EXIF orientation, formats, pixel limits
-    except ImportError:
-        # TODO(image helper): drop this fallback once facedb.vision.image lands.
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"cannot read an image from {path}") from None
-        return image
-    return decode_image(path)
-
-
 def run_detect(args: argparse.Namespace) -> int:
     from facedb.vision.detect import DetectorConfig, load_detector
+    from facedb.vision.image import decode_image
 
     config = DetectorConfig(
         score_threshold=args.score_threshold,
@@ -90,7 +78,7 @@ def run_detect(args: argparse.Namespace) -> int:
     )
     spec = args.detector or os.environ.get("FACEDB_DETECTOR") or DEFAULT_DETECTOR
     try:
-        image = load_image(args.image)
+        image = decode_image(args.image)  # EXIF orientation, formats, pixel limits
         detector = load_detector(spec, config, threads=args.threads)
     except (ValueError, OSError) as error:
         print(f"facedb detect: {error}", file=sys.stderr)
