@@ -44,7 +44,7 @@ from facedb.store.records import (
     ModelInfo,
     NewFace,
 )
-from facedb.vision.gates import Reason, Rejection
+from facedb.vision.gates import FaceGates, GateConfigError, GatePolicy, Reason, Rejection
 from facedb.vision.image import ImageError, load_image
 from facedb.vision.pipeline import Analysis, AnalyzedFace, FacePipeline
 
@@ -386,6 +386,11 @@ class Engine:
         self._write_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
+    def observe(self, observer: Observer) -> None:
+        """Send stage timings and refusals to `observer` from now on."""
+        self.observer = observer
+        self._stages.observer = observer
+
     # -------------------------------------------------------------- galleries
 
     def create_gallery(
@@ -451,7 +456,7 @@ class Engine:
                 return self._check_and_write(info, item, prepared)
 
     def _prepare(self, index: int, data: bytes, image: Any, policy: Any, select: str) -> _Prepared:
-        analysis = self.pipeline.analyze(image.pixels, policy=policy, select=select)
+        analysis = self._analyze(image.pixels, policy=policy, select=select)
         digest = hashlib.sha256(data).hexdigest()
         if analysis.rejection is not None:
             self.observer.rejection(str(analysis.rejection.reason))
@@ -546,7 +551,7 @@ class Engine:
             limit = self._decision_threshold(info, "identify", threshold, target_fpir)
             decoded = self._decode(image, None)
             select = "all" if all_faces else "largest"
-            analysis = self.pipeline.analyze(
+            analysis = self._analyze(
                 decoded.pixels, policy=self._policy(info, "search"), select=select
             )
             probes = self._probe_results(gallery, analysis, decoded.scale, top_k, limit)
@@ -661,7 +666,7 @@ class Engine:
     ) -> tuple[AnalyzedFace | Rejection, float]:
         decoded = self._decode(image, None)
         policy = self._policy(info, "search") if info is not None else self.search_policy
-        analysis = self.pipeline.analyze(decoded.pixels, policy=policy, select="largest")
+        analysis = self._analyze(decoded.pixels, policy=policy, select="largest")
         if analysis.rejection is not None:
             self.observer.rejection(str(analysis.rejection.reason))
             return analysis.rejection, decoded.scale
@@ -786,6 +791,12 @@ class Engine:
         )
 
     def _validate_gates(self, gates: GatePolicyOptions) -> None:
+        no_liveness = getattr(self.pipeline.gates, "liveness", None) is None
+        if no_liveness and (gates.enrollment_liveness or gates.search_liveness):
+            raise FailedPreconditionError(
+                "the gallery asks for a liveness check but this server has no liveness "
+                "model: start it with --liveness"
+            )
         for stage, overrides in (("enrollment", gates.enrollment), ("search", gates.search)):
             base = self.enrollment_policy if stage == "enrollment" else self.search_policy
             _apply_overrides(base, overrides, stage)
@@ -858,6 +869,12 @@ class Engine:
             return calibration.threshold_for_fpir(rate, max(info.face_count, 1))
         return calibration.threshold_for_far(rate)
 
+    def _analyze(self, pixels: np.ndarray, *, policy: Any, select: Any) -> Analysis:
+        try:
+            return self.pipeline.analyze(pixels, policy=policy, select=select)
+        except GateConfigError as error:
+            raise FailedPreconditionError(str(error)) from error
+
     def _search(self, gallery: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         with self._stages.run("search"), _store_errors():
             return self.catalog.search(gallery, np.asarray(vectors, np.float32), k)
@@ -919,38 +936,33 @@ def _policy_json(info: GalleryInfo) -> dict[str, Any]:
     return dict(info.settings.gate_policy or {})
 
 
-def _apply_overrides(base: Any, overrides: dict[str, float], stage: str) -> Any:
+def _apply_overrides(base: GatePolicy | None, overrides: dict[str, float], stage: str) -> Any:
     if not overrides:
         return base
     if base is None:
         raise InvalidRequestError(f"this server runs no {stage} gates to override")
-    known = {f.name for f in fields(base)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        names, choices = ", ".join(unknown), ", ".join(sorted(known))
-        raise InvalidRequestError(f"unknown {stage} gate setting(s) {names}; known: {choices}")
-    current = {name: getattr(base, name) for name in overrides}
-    return replace(base, **{k: type(current[k])(v) for k, v in overrides.items()})
+    try:
+        return GatePolicy.from_dict(overrides, base)
+    except ValueError as error:
+        raise InvalidRequestError(f"{stage} gate policy: {error}") from error
 
 
-def _with_liveness(policy: Any, liveness: bool | None) -> Any:
+def _with_liveness(policy: GatePolicy | None, liveness: bool | None) -> GatePolicy | None:
     if liveness is None or policy is None:
         return policy
-    for name in ("liveness", "require_liveness", "check_liveness"):
-        if hasattr(policy, name):
-            return replace(policy, **{name: liveness})
-    return policy
+    return replace(policy, require_liveness=liveness)
 
 
 def _spec_matches(requested: str, model: ModelInfo) -> bool:
     """Whether a model spec string names the loaded file (compared by content hash)."""
-    try:
-        from facedb.models import resolve_model
-        from facedb.vision.embed import file_sha256
+    from facedb.models import resolve_model
+    from facedb.models.store import ModelUnavailableError
+    from facedb.vision.embed import file_sha256
 
+    try:
         return file_sha256(resolve_model(requested, download=False).path) == model.sha256
-    except (ValueError, OSError, NotImplementedError):
-        return False
+    except (ValueError, OSError, ModelUnavailableError):
+        return False  # a model that is not even here is certainly not the loaded one
 
 
 def _merged(
@@ -1074,6 +1086,14 @@ def open_engine(settings: Settings, observer: Observer | None = None) -> Engine:
     )
 
 
-def _load_gates(settings: Settings, threads: int) -> tuple[Any, Any, Any]:
+def _load_gates(settings: Settings, threads: int) -> tuple[FaceGates, GatePolicy, GatePolicy]:
     """(gates, enrollment policy, search policy); liveness only when a model is configured."""
-    return None, None, None
+    specs = [spec for spec in settings.liveness.split(";") if spec.strip()]
+    gates = FaceGates.from_specs(specs, settings.quality_model or None, threads)
+    enrollment = GatePolicy.enrollment()
+    if gates.liveness is None:
+        # The enrollment policy demands liveness; without a model the gates would refuse
+        # every face, so the check is off and the log says so.
+        log.warning("no liveness model configured (--liveness): enrollment skips liveness")
+        enrollment = replace(enrollment, require_liveness=False)
+    return gates, enrollment, GatePolicy.search()

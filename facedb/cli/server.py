@@ -8,7 +8,6 @@ import logging
 from facedb.config import load_settings
 from facedb.engine import open_engine
 from facedb.service.logs import configure_json_logging
-from facedb.service.metrics import PrometheusObserver
 from facedb.service.server import FaceDBServer, run_until_signalled
 
 log = logging.getLogger(__name__)
@@ -72,6 +71,6 @@ def serve(args: argparse.Namespace) -> int:
             "or pass --insecure-no-auth for local development"
         )
         return 2
-    engine = open_engine(settings, observer=PrometheusObserver())
+    engine = open_engine(settings)
     run_until_signalled(FaceDBServer(engine, settings))
     return 0

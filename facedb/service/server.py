@@ -16,7 +16,12 @@ from facedb.config import Settings
 from facedb.engine import Engine
 from facedb.service.auth import AuthInterceptor, KeyRing, log_auth_mode
 from facedb.service.limits import ConcurrencyLimiter
-from facedb.service.metrics import MetricsInterceptor, start_metrics_server, stop_metrics_server
+from facedb.service.metrics import (
+    MetricsInterceptor,
+    PrometheusObserver,
+    start_metrics_server,
+    stop_metrics_server,
+)
 from facedb.service.servicer import FaceDBServicer
 from facedb.v1 import facedb_pb2 as pb
 from facedb.v1 import facedb_pb2_grpc as pb_grpc
@@ -36,6 +41,7 @@ class FaceDBServer:
     def __init__(self, engine: Engine, settings: Settings):
         self.engine = engine
         self.settings = settings
+        engine.observe(PrometheusObserver())
         self.limiter = ConcurrencyLimiter(settings.worker_count, settings.max_queue)
         self.health = health.HealthServicer()
         self._server = self._build()
