@@ -81,3 +81,12 @@ def test_every_detector_family_has_a_class() -> None:
         assert detector_class(family).family == family
     with pytest.raises(ValueError, match="not a detector family"):
         detector_class("arcface")
+
+
+def test_config_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="nms_threshold"):
+        DetectorConfig(nms_threshold=0.0)
+    with pytest.raises(ValueError, match="max_faces"):
+        DetectorConfig(max_faces=-1)
+    with pytest.raises(ValueError, match="input_size"):
+        DetectorConfig(input_size=(0, 640))

@@ -32,8 +32,10 @@ Layout = Literal["top_left", "centre"]
 class DetectorConfig:
     """Detection settings shared by every family.
 
-    `input_size` is (width, height) of the network input for files with a dynamic input; a
-    file with a fixed input always uses its own size. `upscale=False` never enlarges a small
+    `input_size` is (width, height) of the network input for files with a dynamic input
+    (rounded up to a multiple of 32; default 640x640); a file with a fixed input always uses
+    its own size. Scores at or above `score_threshold` are kept; NMS drops a box whose IoU
+    with a better one is above `nms_threshold`. `upscale=False` never enlarges a small
     image: it is pasted at native scale (upscaling small faces makes light detectors miss
     them, MODEL_FACTS §13).
     """
@@ -43,6 +45,14 @@ class DetectorConfig:
     input_size: tuple[int, int] | None = None
     max_faces: int = 0  # 0 = all; otherwise keep the largest boxes
     upscale: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.nms_threshold <= 1.0:
+            raise ValueError(f"nms_threshold must be in (0, 1], got {self.nms_threshold}")
+        if self.max_faces < 0:
+            raise ValueError(f"max_faces must be >= 0, got {self.max_faces}")
+        if self.input_size is not None and min(self.input_size) <= 0:
+            raise ValueError(f"input_size must be positive (width, height), got {self.input_size}")
 
 
 @dataclass(frozen=True)

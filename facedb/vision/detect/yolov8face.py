@@ -51,7 +51,7 @@ class YOLOv8FaceDetector(Detector):
     def _decode_level(
         self, level: np.ndarray, canvas_hw: tuple[int, int], threshold: float
     ) -> Candidates:
-        cells = squeeze_batch(level[None] if level.ndim == 3 else level)  # (80, H, W)
+        cells = squeeze_batch(level)  # (80, H, W)
         stride = canvas_hw[0] / cells.shape[1]
         scores = 1.0 / (1.0 + np.exp(-cells[4 * REG_MAX]))
         rows, cols = np.nonzero(scores >= threshold)
