@@ -408,3 +408,25 @@ def test_preprocessing_override_with_per_channel_std(tmp_path: Path) -> None:
         bgr = canvas_pixel(image, *centre(face), (0, 0), pad=0)
         expected = (bgr[channel] - override.mean[channel]) / override.std[channel]
         assert face.score == pytest.approx(expected, abs=1e-5)
+
+
+def test_yolov5_raw_heads_crafted_cell_with_custom_anchors(tmp_path: Path) -> None:
+    g = Graph("data", [1, 3, 640, 640])
+    heads = [np.full((1, 3, 640 // s, 640 // s, 16), -20.0) for s in (8, 16, 32)]
+    cell = heads[1][0, 2, 5, 7]  # stride 16, anchor 2, row 5, col 7
+    cell[:4] = 0.0  # sigmoid 0.5: xy at the cell centre, wh = anchor
+    cell[4], cell[15] = 3.0, 3.0  # objectness and class logits
+    cell[5:15] = np.tile([0.1, -0.2], 5)  # landmarks: raw · anchor + cell · stride
+    for number, head in enumerate(heads):
+        g.output(g.constant_using_input(head), f"stride_{8 << number}", list(head.shape))
+    anchors = "4,5,8,10,13,16,23,29,43,55,50,60,146,217,231,300,335,433"
+    model = ModelSpec(
+        "yolov5face", g.save(tmp_path / "y5raw.onnx"), "raw", None, {"anchors": anchors}
+    )
+    faces = load_detector(model).detect(np.zeros((640, 640, 3), np.uint8))
+    assert len(faces) == 1
+    assert faces[0].score == pytest.approx((1 / (1 + math.exp(-3.0))) ** 2, abs=1e-5)
+    cx, cy = (7 + 0.5) * 16, (5 + 0.5) * 16  # (2·0.5 − 0.5 + cell) · stride
+    np.testing.assert_allclose(faces[0].box, [cx - 25, cy - 30, cx + 25, cy + 30], atol=1e-3)
+    point = [0.1 * 50 + 7 * 16, -0.2 * 60 + 5 * 16]
+    np.testing.assert_allclose(faces[0].landmarks, np.tile(point, (5, 1)), atol=1e-3)
