@@ -209,7 +209,9 @@ def test_deleted_identity_stays_gone_across_a_restart(
     _assert_gone(db, victim)
 
     assert server.stop() == 0  # SIGTERM: graceful, snapshots flushed
-    assert any(e.get("msg", "").startswith("facedb stopped") for e in server.log_lines())
+    log = server.log_lines()  # JSON lines: one access-log entry per call, then the shutdown
+    assert any(e.get("msg") == "rpc" and e.get("method") == "EnrollStream" for e in log)
+    assert any(e.get("msg", "").startswith("facedb stopped") for e in log)
     restarted = start_server_process(data_dir, tmp_path_factory.mktemp("log2") / "serve.log")
     try:
         with client(restarted.address) as again:
