@@ -174,3 +174,9 @@ def test_yunet_matches_opencv_facedetectoryn(detectors) -> None:
 def test_shared_dir_has_the_fixture_files() -> None:
     assert all((MODELS / spec.split(":", 1)[1]).is_file() for spec in FIXTURES.values())
     assert (DATA / "edge" / "labels.csv").is_file()
+
+
+@pytest.mark.parametrize("name", list(FIXTURES))
+def test_degenerate_image_sizes_give_no_faces(name, detectors) -> None:
+    for shape in ((1, 1, 3), (3000, 20, 3), (20, 3000, 3)):
+        assert detectors[name].detect(np.zeros(shape, np.uint8)) == []
