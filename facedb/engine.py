@@ -57,6 +57,8 @@ MAX_TOP_K = 100
 # The gates' Reason covers face refusals; a duplicate is decided here, after embedding. Its
 # wire value is the API's DUPLICATE either way (reasons are compared as strings).
 DUPLICATE: Any = getattr(Reason, "DUPLICATE", "DUPLICATE")
+# Nearest faces looked at for a duplicate: enough to see past the identity's own faces.
+DUPLICATE_SEARCH_K = 16
 # Hits fetched per requested candidate: an identity with several faces takes several hits.
 SEARCH_OVERFETCH = 4
 
@@ -499,7 +501,7 @@ class Engine:
         if not candidates:
             return
         vectors = np.stack([p.face.embedding for p in candidates])
-        hits = self._search(item.gallery, vectors, k=SEARCH_OVERFETCH)
+        hits = self._search(item.gallery, vectors, k=DUPLICATE_SEARCH_K)
         for p, row in zip(candidates, hits, strict=True):
             other = next((h for h in row if h.external_id != item.external_id), None)
             if other is not None and other.score >= threshold:
