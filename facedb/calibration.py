@@ -22,15 +22,16 @@ rate and the scale both taken at their 95% upper bounds. Impostor cosine scores 
 lighter than exponential (close to Gaussian), so the extrapolation errs high: the threshold
 is conservative, and more so the further it reaches beyond the data.
 
-FPIR (1:N). Measured directly, not modelled: with M calibration gallery entries and P
-non-mated probes (people not enrolled), for a gallery of N <= M entries the expected FPIR
-over random N-subsets is, per probe with k scores >= t, 1 − C(M−k, N)/C(M, N), averaged over
-probes. This keeps what the independence model 1 − (1 − FAR(t))^N gets wrong: false alarms
-cluster on a few probes (look-alikes), so the real FPIR is lower than the model predicts.
-Beyond M the independence model is the only guide: a threshold is taken from it at the
-pair rate 1 − (1 − fpir)^(1/N) and shifted by the offset measured between the model and the
-direct measurement at N = M (tables marked `extrapolated`). Thresholds therefore rise with
-the gallery size, roughly with log N.
+FPIR (1:N). Measured directly where the data can show it: with M calibration gallery entries
+and P non-mated probes (people not enrolled), for a gallery of N <= M entries the expected
+FPIR over random N-subsets is, per probe with k scores >= t, 1 − C(M−k, N)/C(M, N), averaged
+over probes. This keeps what the independence model 1 − (1 − FAR(t))^N gets wrong: false
+alarms cluster on a few probes (look-alikes), so the real FPIR is lower than that model
+predicts. Where fewer than MIN_FPIR_EVENTS false alarms would be expected (fpir·P·M/N),
+and beyond N = M, the independence model on the FAR tail is used instead: a threshold at the
+pair rate 1 − (1 − fpir)^(1/N), beyond M shifted by the offset between the model and the
+measurement at N = M (tables marked `extrapolated`). Thresholds thus rise with the gallery
+size, roughly with log N; far beyond M they rest on the conservative tail extrapolation.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ DEFAULT_IDENTIFY_FPIR = 0.01
 Z_95 = 1.645  # one-sided 95% normal quantile
 MIN_EMPIRICAL_EXCEEDANCES = 50
 TAIL_FIT_COUNT = 50
+MIN_FPIR_EVENTS = 10  # expected false alarms needed to measure an FPIR directly
 FAR_GRID = tuple(float(f"{10 ** (-e / 4):.3g}") for e in range(2, 29))  # 0.316 … 1e-7
 FPIR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 MEASURED_SIZES = (1, 3, 10, 30, 100, 300, 1000, 3000, 10000)
@@ -342,6 +344,31 @@ def measured_fpir_threshold(rows: SortedRows, fpir: float, size: int) -> float:
     return high
 
 
+def _measurable(rows: SortedRows, fpir: float, size: int) -> bool:
+    """Enough expected false alarms to measure: each probe meets about M/N distinct subsets."""
+    return fpir * rows.probes * rows.entries / size >= MIN_FPIR_EVENTS
+
+
+def _measured_table(rows: SortedRows, base: Calibration, size: int) -> FpirTable:
+    """Measured where the data can show the rate, the independence model where it cannot."""
+    thresholds = [
+        measured_fpir_threshold(rows, f, size)
+        if _measurable(rows, f, size)
+        else independence_fpir_threshold(base, f, size)
+        for f in FPIR_GRID
+    ]
+    # A lower FPIR never gets a lower threshold (running max from the highest FPIR down).
+    monotone = np.maximum.accumulate(np.array(thresholds)[::-1])[::-1]
+    return FpirTable(size, False, tuple(zip(FPIR_GRID, monotone.tolist(), strict=True)))
+
+
+def _measured_offset(rows: SortedRows, base: Calibration, fpir: float, table: FpirTable) -> float:
+    """Measured minus modelled threshold at the largest gallery (0 where not measurable)."""
+    if not _measurable(rows, fpir, table.gallery_size):
+        return 0.0
+    return table.threshold(fpir) - independence_fpir_threshold(base, fpir, table.gallery_size)
+
+
 def independence_fpir_threshold(calibration: Calibration, fpir: float, size: int) -> float:
     pair_rate = -math.expm1(math.log1p(-fpir) / size)
     return calibration.threshold_for_far(pair_rate)
@@ -361,13 +388,8 @@ def build_calibration(
     rows = SortedRows(nonmated_scores)
     m = rows.entries
     sizes = sorted({s for s in MEASURED_SIZES if s < m} | {m})
-    measured = tuple(
-        FpirTable(n, False, tuple((f, measured_fpir_threshold(rows, f, n)) for f in FPIR_GRID))
-        for n in sizes
-    )
-    offsets = tuple(
-        (f, measured[-1].threshold(f) - independence_fpir_threshold(base, f, m)) for f in FPIR_GRID
-    )
+    measured = tuple(_measured_table(rows, base, n) for n in sizes)
+    offsets = tuple((f, _measured_offset(rows, base, f, measured[-1])) for f in FPIR_GRID)
     with_measured = Calibration(
         model_name, base.model_sha256, points, tail, measured, offsets, dict(provenance)
     )
