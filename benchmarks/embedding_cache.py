@@ -99,7 +99,7 @@ def _load(path: Path) -> dict[str, np.ndarray] | None:
 
 def _save(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npz")
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")  # one per writer
     np.savez(partial, **arrays)
     partial.replace(path)  # readers never see half a file
 
