@@ -81,7 +81,8 @@ class Settings:
     # Models: registry names or FAMILY:PATH specs; an empty liveness spec disables liveness.
     detector: str = field(default_factory=lambda: _env("detector") or DEFAULT_DETECTOR)
     recognizer: str = field(default_factory=lambda: _env("recognizer") or DEFAULT_RECOGNIZER)
-    liveness: str = field(default_factory=lambda: _env("liveness") or "")
+    liveness: str = field(default_factory=lambda: _env("liveness") or "")  # ";"-separated
+    quality_model: str = field(default_factory=lambda: _env("quality_model") or "")
 
     # Server.
     host: str = field(default_factory=lambda: _env("host") or "127.0.0.1")
