@@ -7,8 +7,10 @@ import logging
 
 from facedb.config import load_settings
 from facedb.engine import open_engine
+from facedb.models.store import ModelUnavailableError
 from facedb.service.logs import configure_json_logging
 from facedb.service.server import FaceDBServer, run_until_signalled
+from facedb.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,11 @@ def serve(args: argparse.Namespace) -> int:
             "or pass --insecure-no-auth for local development"
         )
         return 2
-    engine = open_engine(settings)
+    try:
+        engine = open_engine(settings)
+    except (ValueError, ModelUnavailableError, StoreError) as error:
+        # A model that is not there, a bad spec, an outdated schema: say what, not a traceback.
+        log.error("cannot start: %s", error)
+        return 2
     run_until_signalled(FaceDBServer(engine, settings))
     return 0
