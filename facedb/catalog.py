@@ -73,7 +73,7 @@ class Catalog:
         index_dir: Path,
         index_kind: str = AUTO,
         params: IndexParams | None = None,
-        snapshot_interval: float | None = 30.0,
+        snapshot_interval: float | None = 60.0,
     ) -> None:
         if index_kind not in INDEX_KINDS:
             raise InvalidArgumentError(f"index kind must be one of {INDEX_KINDS}")
@@ -102,7 +102,7 @@ class Catalog:
         *,
         migrate: bool | None = None,
         params: IndexParams | None = None,
-        snapshot_interval: float | None = 30.0,
+        snapshot_interval: float | None = 60.0,
     ) -> Catalog:
         """Open the catalog. `migrate`: True upgrades the schema first, False refuses an
         outdated schema, None (default) upgrades only the embedded SQLite database."""

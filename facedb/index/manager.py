@@ -7,6 +7,7 @@ store), so this package knows no SQL and no images.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -81,6 +82,7 @@ class GalleryIndex:
         self._index = index
         self._watermark = watermark
         self._lock = ReadWriteLock()
+        self._snapshot_lock = threading.Lock()  # one snapshot writer at a time
         self._dirty = True
 
     @property
@@ -134,7 +136,7 @@ class GalleryIndex:
 
     def snapshot(self) -> bool:
         """Write the snapshot if anything changed since the last one; True when written."""
-        with self._lock.read():  # searches go on; writers wait
+        with self._snapshot_lock, self._lock.read():  # searches go on; writers wait
             if not self._dirty:
                 return False
             write_snapshot(

@@ -79,7 +79,7 @@ class VectorIndex:
         self.tombstones: set[int] = set()
         self._selector: faiss.IDSelector | None = None
         self._live: set[int] = set()
-        self._configure_search()
+        self.configure_search(params)
 
     # ---- construction ---------------------------------------------------------------------
 
@@ -115,7 +115,9 @@ class VectorIndex:
     def write(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
 
-    def _configure_search(self) -> None:
+    def configure_search(self, params: IndexParams) -> None:
+        """Apply the search-time knobs (IVF nprobe, HNSW efSearch) of `params`."""
+        self.params = params
         if self.kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
             self.index.nprobe = ivf_nprobe(self.index.nlist, self.params)
         elif self.kind is IndexKind.HNSW:

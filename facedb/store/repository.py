@@ -313,15 +313,18 @@ def face_labels(
     session: Session, gallery_id: int, face_ids: Iterable[int]
 ) -> dict[int, tuple[str, str | None, dict[str, Any]]]:
     """face id -> (external id, display name, metadata) for the faces that still exist."""
-    ids = list({int(face_id) for face_id in face_ids})
-    if not ids:
-        return {}
-    query = (
-        select(Face.id, Identity.external_id, Identity.display_name, Identity.attributes)
-        .join(Identity, Face.identity_id == Identity.id)
-        .where(Face.gallery_id == gallery_id, Face.id.in_(ids))
-    )
-    return {row[0]: (row[1], row[2], dict(row[3] or {})) for row in session.execute(query)}
+    ids = sorted({int(face_id) for face_id in face_ids})
+    labels = {}
+    for start in range(0, len(ids), 5000):  # bounded IN lists
+        query = (
+            select(Face.id, Identity.external_id, Identity.display_name, Identity.attributes)
+            .join(Identity, Face.identity_id == Identity.id)
+            .where(Face.gallery_id == gallery_id, Face.id.in_(ids[start : start + 5000]))
+        )
+        labels.update(
+            (row[0], (row[1], row[2], dict(row[3] or {}))) for row in session.execute(query)
+        )
+    return labels
 
 
 def faces_without_crop(session: Session, gallery_id: int) -> int:

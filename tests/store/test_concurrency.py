@@ -32,8 +32,8 @@ class Shared:
 
 def test_searches_during_writes(catalog: Catalog) -> None:
     name = make_gallery(catalog)
-    background = unit_vectors(2000, seed=21)
-    for start in range(0, 2000, 250):
+    background = unit_vectors(500, seed=21)
+    for start in range(0, 500, 250):
         catalog.add_faces(
             name, f"bg-{start}", [NewFace(v) for v in background[start : start + 250]]
         )

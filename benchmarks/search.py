@@ -1,0 +1,215 @@
+"""Search benchmark: every index kind on clustered unit vectors, against exact search.
+
+Vectors look like a face gallery: each identity has a centre, and 1-5 templates scattered
+around it (cosine ~0.8 to the centre, ~0.64 between templates); queries are fresh templates
+of enrolled identities. For each N and index kind it prints build time, memory (serialised
+index size), single-query p50/p99 latency, batch QPS, recall@1 and recall@10 against exact
+search (IndexFlatIP) in the same run, and identity@1 (the top hit is the right person).
+
+    python -m benchmarks.search                       # N = 10k, 100k, 1M; every kind
+    python -m benchmarks.search --sizes 10k,100k --kinds flat,ivf --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+
+import faiss
+import numpy as np
+
+from facedb.index.vector_index import IndexKind, IndexParams, VectorIndex, ivf_nlist, ivf_nprobe
+
+TEMPLATE_COSINE = 0.8
+
+
+@dataclass
+class Row:
+    n: int
+    kind: str
+    params: str
+    build_s: float
+    memory_mb: float
+    p50_ms: float
+    p99_ms: float
+    batch_qps: float
+    recall1: float
+    recall10: float
+    identity1: float
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1], 1)
+    return int(float(text.rstrip("km")) * scale)
+
+
+def gallery(n: int, dim: int, queries: int, seed: int = 0):
+    """(vectors, identity of each vector, queries, identity of each query)."""
+    rng = np.random.default_rng(seed)
+    per_identity = rng.integers(1, 6, size=n)  # more identities than needed; trimmed below
+    owners = np.repeat(np.arange(n), per_identity)[:n]
+    centres = _unit(rng.standard_normal((owners[-1] + 1, dim), dtype=np.float32))
+    vectors = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):  # in chunks: bounded temporary memory at 1M
+        stop = min(n, start + 100_000)
+        vectors[start:stop] = _templates(centres[owners[start:stop]], rng)
+    query_owners = rng.choice(owners, size=queries)
+    return vectors, owners, _templates(centres[query_owners], rng), query_owners
+
+
+def _templates(centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    dim = centres.shape[1]
+    spread = np.sqrt(1 / TEMPLATE_COSINE**2 - 1) / np.sqrt(dim)
+    noise = rng.standard_normal(centres.shape, dtype=np.float32) * np.float32(spread)
+    return _unit(centres + noise)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    return index.search(queries, k)[1]
+
+
+def measure(kind, vectors, owners, queries, query_owners, truth, params, singles) -> list[Row]:
+    """Build once, then time and score every search setting (nprobe / efSearch) asked for."""
+    ids = np.arange(len(vectors), dtype=np.int64)
+    start = time.perf_counter()
+    index = VectorIndex.build(kind, vectors.shape[1], ids, vectors, params[0])
+    build_s = time.perf_counter() - start
+    memory_mb = faiss.serialize_index(index.index).nbytes / 1e6
+    rows = []
+    for search_params in _variants(kind, params):
+        index.configure_search(search_params)
+        rows.append(
+            Row(
+                len(vectors),
+                kind.value,
+                _describe(kind, index, search_params),
+                build_s,
+                memory_mb,
+                *_timed_search(index, queries, query_owners, owners, truth, singles),
+            )
+        )
+    return rows
+
+
+def _variants(kind: IndexKind, params: list[IndexParams]) -> list[IndexParams]:
+    if kind is IndexKind.FLAT:
+        return params[:1]
+    if kind is IndexKind.HNSW:
+        return list({p.hnsw_ef_search: p for p in params}.values())
+    return list({p.ivf_nprobe: p for p in params}.values())
+
+
+def _timed_search(index, queries, query_owners, owners, truth, singles) -> tuple:
+    latencies = []
+    for query in queries[:singles]:
+        start = time.perf_counter()
+        index.search(query[None], 10)
+        latencies.append((time.perf_counter() - start) * 1000)
+    start = time.perf_counter()
+    _, found = index.search(queries, 10)
+    batch_qps = len(queries) / (time.perf_counter() - start)
+    recall10 = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
+    return (
+        float(np.percentile(latencies, 50)),
+        float(np.percentile(latencies, 99)),
+        batch_qps,
+        float(np.mean(found[:, 0] == truth[:, 0])),
+        float(recall10),
+        float(np.mean(owners[found[:, 0]] == query_owners)),
+    )
+
+
+def _describe(kind: IndexKind, index: VectorIndex, params: IndexParams) -> str:
+    if kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
+        nlist = index.index.nlist
+        return f"nlist={nlist} nprobe={ivf_nprobe(nlist, params)}"
+    if kind is IndexKind.HNSW:
+        return f"M={params.hnsw_m} efC={params.hnsw_ef_construction} efS={params.hnsw_ef_search}"
+    return "exact"
+
+
+def print_table(rows: list[Row]) -> None:
+    header = (
+        "| N | index | parameters | build s | memory MB | p50 ms | p99 ms | batch QPS "
+        "| recall@1 | recall@10 | identity@1 |"
+    )
+    print(header)
+    print("|" + "---|" * 11)
+    for r in rows:
+        print(
+            f"| {r.n:,} | {r.kind} | {r.params} | {r.build_s:.1f} | {r.memory_mb:,.0f} "
+            f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.batch_qps:,.0f} | {r.recall1:.4f} "
+            f"| {r.recall10:.4f} | {r.identity1:.4f} |"
+        )
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10k,100k,1M", help="comma-separated N values")
+    parser.add_argument("--kinds", default=",".join(k.value for k in IndexKind))
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--queries", type=int, default=1000, help="batch queries (recall)")
+    parser.add_argument("--singles", type=int, default=300, help="queries timed one by one")
+    parser.add_argument("--threads", type=int, default=0, help="FAISS threads (0: all cores)")
+    parser.add_argument("--nlist", type=int, help="IVF lists (default: 2*sqrt(N))")
+    parser.add_argument(
+        "--nprobe",
+        help="IVF lists probed, comma-separated values to compare (default: nlist/32, at least 16)",
+    )
+    parser.add_argument("--hnsw-m", type=int, default=IndexParams.hnsw_m)
+    parser.add_argument("--ef-construction", type=int, default=IndexParams.hnsw_ef_construction)
+    parser.add_argument(
+        "--ef-search",
+        default=str(IndexParams.hnsw_ef_search),
+        help="HNSW efSearch, comma-separated values to compare",
+    )
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        faiss.omp_set_num_threads(args.threads)
+    base = IndexParams(
+        hnsw_m=args.hnsw_m, hnsw_ef_construction=args.ef_construction, ivf_nlist=args.nlist
+    )
+    nprobes = [int(v) for v in args.nprobe.split(",")] if args.nprobe else [None]
+    efs = [int(v) for v in args.ef_search.split(",")]
+    params = [
+        replace(base, ivf_nprobe=nprobe, hnsw_ef_search=ef) for nprobe in nprobes for ef in efs
+    ]
+    kinds = [IndexKind(kind) for kind in args.kinds.split(",")]
+    rows: list[Row] = []
+    for n in (parse_size(size) for size in args.sizes.split(",")):
+        vectors, owners, queries, query_owners = gallery(n, args.dim, args.queries)
+        truth = exact_top(vectors, queries, 10)
+        print(
+            f"# N={n:,}: {owners[-1] + 1:,} identities, d={args.dim}, "
+            f"IVF lists would be {ivf_nlist(n, base)}",
+            file=sys.stderr,
+        )
+        for kind in kinds:
+            new_rows = measure(
+                kind, vectors, owners, queries, query_owners, truth, params, args.singles
+            )
+            print_table(new_rows)
+            rows += new_rows
+        del vectors
+    print()
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump([asdict(row) for row in rows], out, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
