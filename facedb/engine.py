@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from facedb.calibration import Calibration, load_calibration
+from facedb.catalog import Catalog
 from facedb.config import Settings
 from facedb.store.errors import (
     AlreadyExistsError,
@@ -44,9 +45,17 @@ from facedb.store.records import (
     ModelInfo,
     NewFace,
 )
-from facedb.vision.gates import FaceGates, GateConfigError, GatePolicy, Reason, Rejection
-from facedb.vision.image import ImageError, load_image
-from facedb.vision.pipeline import Analysis, AnalyzedFace, FacePipeline
+from facedb.vision.embed import Embedder, load_embedder
+from facedb.vision.gates import (
+    FaceAssessment,
+    FaceGates,
+    GateConfigError,
+    GatePolicy,
+    Reason,
+    Rejection,
+)
+from facedb.vision.image import DecodedImage, ImageError, load_image
+from facedb.vision.pipeline import Analysis, AnalyzedFace, FacePipeline, Selection
 
 log = logging.getLogger(__name__)
 
@@ -360,11 +369,11 @@ class Engine:
     def __init__(
         self,
         pipeline: FacePipeline,
-        catalog: Any,
+        catalog: Catalog,
         *,
         settings: Settings | None = None,
-        enrollment_policy: Any = None,
-        search_policy: Any = None,
+        enrollment_policy: GatePolicy | None = None,
+        search_policy: GatePolicy | None = None,
         calibration: Callable[[str], Calibration | None] = load_calibration,
         observer: Observer | None = None,
     ):
@@ -449,7 +458,7 @@ class Engine:
             info = self._usable_gallery(item.gallery)
             decoded = [self._decode(data, index) for index, data in enumerate(item.images)]
             policy = self._policy(info, "enrollment")
-            select = "largest" if item.allow_multiple_faces else "single"
+            select: Selection = "largest" if item.allow_multiple_faces else "single"
             prepared = [
                 self._prepare(index, data, image, policy, select)
                 for index, (data, image) in enumerate(zip(item.images, decoded, strict=True))
@@ -457,7 +466,14 @@ class Engine:
             with self._write_lock(item.gallery):
                 return self._check_and_write(info, item, prepared)
 
-    def _prepare(self, index: int, data: bytes, image: Any, policy: Any, select: str) -> _Prepared:
+    def _prepare(
+        self,
+        index: int,
+        data: bytes,
+        image: DecodedImage,
+        policy: GatePolicy | None,
+        select: Selection,
+    ) -> _Prepared:
         analysis = self._analyze(image.pixels, policy=policy, select=select)
         digest = hashlib.sha256(data).hexdigest()
         if analysis.rejection is not None:
@@ -737,8 +753,6 @@ class Engine:
 
     def reindex(self, gallery: str, recognizer: str) -> Gallery:
         """Re-embed a gallery's stored crops with another recognizer and switch to it."""
-        from facedb.vision.embed import load_embedder
-
         embedder = load_embedder(recognizer, threads=self.settings.ort_threads)
         model = ModelInfo(embedder.name, embedder.sha256, int(embedder.dim))
         with self._write_lock(gallery), _store_errors():
@@ -871,7 +885,9 @@ class Engine:
             return calibration.threshold_for_fpir(rate, max(info.face_count, 1))
         return calibration.threshold_for_far(rate)
 
-    def _analyze(self, pixels: np.ndarray, *, policy: Any, select: Any) -> Analysis:
+    def _analyze(
+        self, pixels: np.ndarray, *, policy: GatePolicy | None, select: Selection
+    ) -> Analysis:
         try:
             return self.pipeline.analyze(pixels, policy=policy, select=select)
         except GateConfigError as error:
@@ -881,7 +897,7 @@ class Engine:
         with self._stages.run("search"), _store_errors():
             return self.catalog.search(gallery, np.asarray(vectors, np.float32), k)
 
-    def _decode(self, data: bytes, index: int | None) -> Any:
+    def _decode(self, data: bytes, index: int | None) -> DecodedImage:
         if not data:
             where = "" if index is None else f" (image {index})"
             raise InvalidRequestError(f"empty image{where}: send the image file's bytes")
@@ -1023,32 +1039,21 @@ def _png(crop: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def _quality_report(assessment: Any) -> Any:
-    return getattr(assessment, "quality", None)
+def _quality_dict(assessment: FaceAssessment | None) -> dict[str, Any] | None:
+    """Every measured signal, stored with the face (the gates may change; the facts don't)."""
+    return None if assessment is None else assessment.quality.to_dict()
 
 
-def _quality_dict(assessment: Any) -> dict[str, Any] | None:
-    report = _quality_report(assessment)
-    return report.to_dict() if hasattr(report, "to_dict") else None
+def _quality_score(assessment: FaceAssessment | None) -> float | None:
+    """The learned quality score, when the server runs a quality model."""
+    return None if assessment is None else assessment.quality.learned_quality
 
 
-def _quality_score(assessment: Any) -> float | None:
-    """One number for the API: the gates' overall score when they give one."""
-    for name in ("quality_score", "score"):
-        value = getattr(assessment, name, None)
-        if isinstance(value, int | float):
-            return float(value)
-    report = _quality_report(assessment)
-    learned = getattr(report, "learned_quality", None)
-    return float(learned) if learned is not None else None
+def _liveness(assessment: FaceAssessment | None) -> float | None:
+    return None if assessment is None else assessment.liveness
 
 
-def _liveness(assessment: Any) -> float | None:
-    value = getattr(assessment, "liveness", None)
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _crop_embedder(embedder: Any) -> Callable[[list[bytes]], np.ndarray]:
+def _crop_embedder(embedder: Embedder) -> Callable[[list[bytes]], np.ndarray]:
     """Stored PNG crops → embeddings with another recognizer (for reindex)."""
 
     def embed(crops: list[bytes]) -> np.ndarray:
@@ -1068,9 +1073,7 @@ def open_engine(settings: Settings, observer: Observer | None = None) -> Engine:
     workers times the threads never oversubscribe the cores. The embedded SQLite database
     is migrated on open; another database must be migrated with `facedb migrate`.
     """
-    from facedb.catalog import Catalog
     from facedb.vision.detect import load_detector
-    from facedb.vision.embed import load_embedder
 
     threads = settings.ort_threads
     detector = load_detector(settings.detector, threads=threads)
