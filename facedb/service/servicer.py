@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from facedb import engine as eng
@@ -73,7 +75,19 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
     def EnrollStream(
         self, requests: Iterator[pb.EnrollRequest], context: Any
     ) -> pb.EnrollStreamResponse:
-        items = [self._stream_item(i, r, context) for i, r in enumerate(requests)]
+        # Items are analysed on every worker at once (one stream must be able to use the
+        # machine), with at most two per worker read ahead: a fast client then waits on
+        # gRPC flow control instead of filling the server's memory with images.
+        workers = self.limiter.slots
+        read_ahead = threading.BoundedSemaphore(2 * workers)
+        futures: list[Future[pb.EnrollItemResult]] = []
+        with ThreadPoolExecutor(workers, thread_name_prefix="facedb-enroll") as pool:
+            for index, request in enumerate(requests):
+                read_ahead.acquire()
+                future = pool.submit(self._stream_item, index, request, context)
+                future.add_done_callback(lambda _: read_ahead.release())
+                futures.append(future)
+        items = [f.result() for f in futures]
         return pb.EnrollStreamResponse(items=items, summary=_summary(items))
 
     def _stream_item(self, index: int, request: pb.EnrollRequest, context: Any) -> Any:
