@@ -212,6 +212,7 @@ def test_deleted_identity_stays_gone_across_a_restart(
     log = server.log_lines()  # JSON lines: one access-log entry per call, then the shutdown
     assert any(e.get("msg") == "rpc" and e.get("method") == "EnrollStream" for e in log)
     assert any(e.get("msg", "").startswith("facedb stopped") for e in log)
+    assert any(p.is_file() for p in (data_dir / "index").rglob("*")), "no index snapshot"
     restarted = start_server_process(data_dir, tmp_path_factory.mktemp("log2") / "serve.log")
     try:
         with client(restarted.address) as again:
