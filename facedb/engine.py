@@ -539,7 +539,7 @@ class Engine:
         face = analyzed.face.scaled(1.0 / prepared.scale)  # back to original-image pixels
         return NewFace(
             embedding=analyzed.embedding,
-            box=tuple(float(v) for v in face.box),  # type: ignore[arg-type]
+            box=_box(analyzed, prepared.scale),
             landmarks=face.landmarks.astype(float).tolist(),
             detector_score=float(face.score),
             quality=_quality_dict(analyzed.assessment),
@@ -593,9 +593,9 @@ class Engine:
                 self.observer.rejection(str(analyzed.rejection.reason))
             row = by_face.get(id(analyzed), [])
             candidates = _best_per_identity(row, limit)[:top_k]
-            face = analyzed.face.scaled(1.0 / scale)
-            box = tuple(float(v) for v in face.box)
-            results.append(ProbeResult(box, float(face.score), candidates, analyzed.rejection))  # type: ignore[arg-type]
+            box = _box(analyzed, scale)
+            score = float(analyzed.face.score)
+            results.append(ProbeResult(box, score, candidates, analyzed.rejection))
         return results
 
     def verify(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from facedb.engine import (
     DeadlineExceededError,
     Engine,
     EnrollItem,
+    EnrollResult,
     FailedPreconditionError,
     GatePolicyOptions,
     InvalidRequestError,
@@ -32,7 +34,9 @@ def photo(name: str, number: int) -> bytes:
     return (LFW / "images" / name / f"{name}_{number:04d}.jpg").read_bytes()
 
 
-def enroll(engine: Engine, gallery: str, external_id: str, *images: bytes, **options):  # type: ignore[no-untyped-def]
+def enroll(
+    engine: Engine, gallery: str, external_id: str, *images: bytes, **options: Any
+) -> EnrollResult:
     item = EnrollItem(gallery, external_id, list(images), allow_multiple_faces=True, **options)
     return engine.enroll(item)
 

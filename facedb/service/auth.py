@@ -19,7 +19,7 @@ import contextvars
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -135,7 +135,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, keys: KeyRing | None):
         self.keys = keys  # None: auth off (local development only)
 
-    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
         method = handler_call_details.method
         if not method.startswith(SERVICE_PREFIX):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -55,4 +55,4 @@ def translated(method: F) -> F:
                 raise
             abort_for(error, context, method.__name__)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)

@@ -69,7 +69,11 @@ class MetricsInterceptor(grpc.ServerInterceptor):
     Installed before the auth interceptor so refused calls are counted too.
     """
 
-    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
         method = handler_call_details.method
         if not method.startswith(SERVICE_PREFIX):
@@ -103,7 +107,9 @@ def _access_log(name: str, code: grpc.StatusCode, seconds: float) -> None:
     log.info("rpc", extra=fields)
 
 
-def start_metrics_server(port: int, host: str, sizes: Callable[[], Iterable[tuple[str, int, int]]]):
+def start_metrics_server(
+    port: int, host: str, sizes: Callable[[], Iterable[tuple[str, int, int]]]
+) -> tuple[Any, Collector]:
     """Serve /metrics on `port`; returns (http server, collector) so the caller can stop both."""
     collector = GalleryCollector(sizes)
     REGISTRY.register(collector)

@@ -36,7 +36,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run(address: str, capsys: pytest.CaptureFixture[str], *args: str, key: str = ADMIN_KEY):  # type: ignore[no-untyped-def]
+def run(
+    address: str, capsys: pytest.CaptureFixture[str], *args: str, key: str = ADMIN_KEY
+) -> tuple[int, str, str]:
     code = main([*args, "--server", address, "--api-key", key])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
