@@ -705,9 +705,7 @@ class Engine:
         if page_size < 0:
             raise InvalidRequestError("page_size must not be negative")
         with _store_errors():
-            items, token = self.catalog.list_identities(
-                gallery, page_size or 100, page_token or None
-            )
+            items, token = self.catalog.list_identities(gallery, page_size or 100, page_token)
         return list(items), token or ""
 
     def update_identity(
