@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -353,12 +353,20 @@ def crops(session: Session, gallery_id: int, ids: Sequence[int]) -> list[tuple[i
 def set_embeddings(
     session: Session, gallery_id: int, vectors: dict[int, np.ndarray], name: str, sha256: str
 ) -> None:
-    for face_id, vector in vectors.items():
-        session.execute(
-            Face.__table__.update()
-            .where(Face.id == face_id, Face.gallery_id == gallery_id)
-            .values(embedding=encode_embedding(vector), model_name=name, model_sha256=sha256)
-        )
+    """Replace the embeddings of the given faces (one executemany, not a query per face)."""
+    if not vectors:
+        return
+    table = Face.__table__
+    statement = (
+        table.update()
+        .where(table.c.id == bindparam("face_id"), table.c.gallery_id == gallery_id)
+        .values(embedding=bindparam("vector"), model_name=name, model_sha256=sha256)
+    )
+    rows = [
+        {"face_id": face_id, "vector": encode_embedding(vector)}
+        for face_id, vector in vectors.items()
+    ]
+    session.execute(statement, rows)
 
 
 # ---- change log and index source ----------------------------------------------------------
