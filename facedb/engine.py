@@ -63,9 +63,6 @@ log = logging.getLogger(__name__)
 MAX_IMAGE_SIDE = 4096
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 100
-# The gates' Reason covers face refusals; a duplicate is decided here, after embedding. Its
-# wire value is the API's DUPLICATE either way (reasons are compared as strings).
-DUPLICATE: Any = getattr(Reason, "DUPLICATE", "DUPLICATE")
 # Nearest faces looked at for a duplicate: enough to see past the identity's own faces.
 DUPLICATE_SEARCH_K = 16
 # Hits fetched per requested candidate: an identity with several faces takes several hits.
@@ -522,13 +519,13 @@ class Engine:
             other = next((h for h in row if h.external_id != item.external_id), None)
             if other is not None and other.score >= threshold:
                 rejection = Rejection(
-                    DUPLICATE,
+                    Reason.DUPLICATE,
                     float(other.score),
                     threshold,
                     f"this face already belongs to identity {other.external_id!r} "
                     f"(similarity {other.score:.3f} >= {threshold:.3f})",
                 )
-                self.observer.rejection(str(DUPLICATE))
+                self.observer.rejection(Reason.DUPLICATE)
                 p.outcome = ImageOutcome(
                     p.index, rejection=rejection, duplicate_of=other.external_id
                 )

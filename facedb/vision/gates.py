@@ -57,6 +57,7 @@ class Reason(StrEnum):
     LOW_DETECTION_SCORE = "LOW_DETECTION_SCORE"
     LOW_QUALITY = "LOW_QUALITY"
     SPOOF = "SPOOF"
+    DUPLICATE = "DUPLICATE"  # decided after embedding: the face already belongs to another identity
 
 
 @dataclass(frozen=True)
