@@ -36,7 +36,8 @@ def test_verify_at_far_1e3_on_held_out_lfw_pairs(held_out, calibration):
     threshold = calibration.threshold_for_far(1e-3)
     _, impostor = pair_scores(held_out.pairs, held_out.embeddings)
     assert len(impostor) >= 1450  # folds 6-10: 1,500 listed impostor pairs
-    assert np.mean(impostor >= threshold) <= 2e-3
+    # At most 3 of 1,500 (expected 1.5: a small sample, hence the million pairs below).
+    assert np.count_nonzero(impostor >= threshold) <= 2e-3 * len(impostor)
 
 
 def test_verify_far_measured_on_a_million_held_out_impostor_pairs(calibration, nonmated):
