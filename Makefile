@@ -6,6 +6,13 @@ SHARED ?= ../shared
 install:
 	$(PYTHON) -m pip install -e ".[dev]"
 
+# Development machines cannot reach the model URLs: use the fixture weights beside the repo.
+SHARED_MODELS := $(abspath $(SHARED)/models)
+ifneq ($(wildcard $(SHARED_MODELS)/arcface_w600k_mbf_int8.onnx),)
+serve: export FACEDB_DETECTOR ?= scrfd:$(SHARED_MODELS)/scrfd_500m_kps.onnx
+serve: export FACEDB_RECOGNIZER ?= arcface:$(SHARED_MODELS)/arcface_w600k_mbf_int8.onnx
+endif
+
 # Install, then run the service on the embedded default (SQLite + local FAISS in ./facedb-data).
 serve: install
 	facedb serve --data-dir ./facedb-data --insecure-no-auth
