@@ -84,7 +84,9 @@ def _key(parts: dict[str, object]) -> str:
 
 
 def _paths_digest(paths: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(paths).encode()).hexdigest()
+    # Absolute paths, so `../shared/...` and `/work/shared/...` share one cache entry.
+    absolute = [os.path.abspath(p) for p in paths]
+    return hashlib.sha256("\n".join(absolute).encode()).hexdigest()
 
 
 def _load(path: Path) -> dict[str, np.ndarray] | None:
