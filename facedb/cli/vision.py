@@ -15,6 +15,7 @@ import numpy as np
 from facedb.vision.types import Face
 
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
+DEFAULT_RECOGNIZER = "ARCFACE_MNET"
 # One colour per landmark (BGR): eyes blue/green, nose red, mouth corners cyan/magenta.
 LANDMARK_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255))
 
@@ -22,7 +23,7 @@ LANDMARK_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `facedb` parser."""
     _register_detect(subparsers)
-    # ---- `compare` (added by the embedding helper) goes below this line ----
+    _register_compare(subparsers)
 
 
 # ======================================================================================
@@ -182,3 +183,59 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
             if np.isfinite(x) and np.isfinite(y):
                 cv2.circle(picture, (round(float(x)), round(float(y))), thickness + 1, colour, -1)
     return picture
+
+
+# ======================================================================================
+# compare
+# ======================================================================================
+
+
+def _register_compare(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("compare", help="cosine similarity of two photos' main faces")
+    parser.add_argument("image_a", type=Path)
+    parser.add_argument("image_b", type=Path)
+    parser.add_argument("--detector", default=None, help="default: $FACEDB_DETECTOR or SCRFD")
+    parser.add_argument(
+        "--recognizer",
+        default=None,
+        help=f"default: $FACEDB_RECOGNIZER or {DEFAULT_RECOGNIZER}",
+    )
+    parser.add_argument("--flip", action="store_true", help="add the mirror image's embedding")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from facedb.vision.image import decode_image
+    from facedb.vision.pipeline import FacePipeline
+
+    detector = args.detector or os.environ.get("FACEDB_DETECTOR") or DEFAULT_DETECTOR
+    recognizer = args.recognizer or os.environ.get("FACEDB_RECOGNIZER") or DEFAULT_RECOGNIZER
+    try:
+        pipeline = FacePipeline.from_specs(
+            detector, recognizer, flip=args.flip, threads=args.threads
+        )
+        analyses = [
+            pipeline.analyze(decode_image(path), select="largest")
+            for path in (args.image_a, args.image_b)
+        ]
+    except (ValueError, OSError) as error:
+        print(f"facedb compare: {error}", file=sys.stderr)
+        return 2
+    for path, analysis in zip((args.image_a, args.image_b), analyses, strict=True):
+        if not analysis.accepted:
+            print(f"facedb compare: no face found in {path}", file=sys.stderr)
+            return 1
+    a, b = (analysis.accepted[0] for analysis in analyses)
+    score = float(np.dot(a.embedding, b.embedding))
+    if args.json:
+        report = {
+            "similarity": round(score, 6),
+            "recognizer": pipeline.embedder.name,
+            "faces": [face_to_json(a.face), face_to_json(b.face)],
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"cosine similarity {score:.4f} ({pipeline.embedder.name})")
+    return 0

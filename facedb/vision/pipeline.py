@@ -79,17 +79,31 @@ def no_face() -> Rejection:
     return Rejection(Reason.NO_FACE, 0.0, 1.0, "no face was found in the image")
 
 
+# "single" asks for one main face. A face whose box side is under this fraction of the main
+# face's is a bystander (news and event photos are full of them) and does not make the photo
+# ambiguous; a face nearly as large does.
+BYSTANDER_SIDE_RATIO = 0.5
+
+
 def multiple_faces(count: int) -> Rejection:
-    message = f"{count} faces were found; exactly one is required"
+    message = f"{count} faces of similar size were found; exactly one main face is required"
     return Rejection(Reason.MULTIPLE_FACES, float(count), 1.0, message)
+
+
+def _main_face(faces: list[Face]) -> tuple[Face, int]:
+    """The largest face, and how many faces (itself included) are of comparable size."""
+    main = max(faces, key=lambda f: f.area)
+    floor = main.area * BYSTANDER_SIDE_RATIO**2
+    return main, sum(1 for f in faces if f.area >= floor)
 
 
 def select_faces(faces: list[Face], select: Selection) -> tuple[list[Face], Rejection | None]:
     """Apply the selection rule; a refusal comes back with the faces that caused it."""
     if not faces:
         return [], no_face()
-    if select == "single" and len(faces) > 1:
-        return faces, multiple_faces(len(faces))
+    if select == "single":
+        main, comparable = _main_face(faces)
+        return (faces, multiple_faces(comparable)) if comparable > 1 else ([main], None)
     if select == "largest":
         return [max(faces, key=lambda f: f.area)], None
     if select not in ("all", "single"):

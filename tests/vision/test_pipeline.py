@@ -13,7 +13,7 @@ from facedb.models import resolve_model
 from facedb.vision.detect import load_detector
 from facedb.vision.embed import MobileFaceEmbedder
 from facedb.vision.gates import Reason, Rejection
-from facedb.vision.pipeline import FacePipeline
+from facedb.vision.pipeline import FacePipeline, select_faces
 from facedb.vision.types import Face
 from tests.paths import ARCFACE, EDGE, LFW, MODELS, SCRFD
 
@@ -164,3 +164,17 @@ def test_real_gates_refuse_a_blurred_face_before_embedding(detector, embedder) -
     accepted = pipeline.analyze(sharp, policy=policy, select="single")
     assert accepted.rejection is None and embedder.calls == [1]
     assert accepted.faces[0].assessment.quality is not None
+
+
+def _square_face(x: float, side: float) -> Face:
+    box = np.array([x, 0.0, x + side, side], np.float32)
+    return Face(box=box, score=0.9, landmarks=np.zeros((5, 2), np.float32))
+
+
+def test_single_ignores_bystanders_but_not_a_second_main_face() -> None:
+    main, bystander, rival = _square_face(0, 100), _square_face(200, 40), _square_face(400, 80)
+    chosen, rejection = select_faces([bystander, main], "single")
+    assert rejection is None and chosen == [main]
+    _, rejection = select_faces([bystander, main, rival], "single")
+    assert rejection is not None and rejection.reason is Reason.MULTIPLE_FACES
+    assert rejection.value == 2.0  # the main face and its rival; the bystander is not counted
