@@ -94,8 +94,13 @@ class Settings:
     # Limits. workers 0: one per core; queue: requests waiting for a worker beyond that.
     workers: int = field(default_factory=lambda: _env_int("workers", 0))
     max_queue: int = field(default_factory=lambda: _env_int("max_queue", 16))
+    # One image's bytes are checked by the engine (INVALID_ARGUMENT naming the image); the
+    # message limit is gRPC's own (RESOURCE_EXHAUSTED) and must hold several images.
+    max_image_bytes: int = field(
+        default_factory=lambda: _env_int("max_image_bytes", 20 * 1024 * 1024)
+    )
     max_message_bytes: int = field(
-        default_factory=lambda: _env_int("max_message_bytes", 32 * 1024 * 1024)
+        default_factory=lambda: _env_int("max_message_bytes", 64 * 1024 * 1024)
     )
     max_image_pixels: int = field(default_factory=lambda: _env_int("max_image_pixels", 40_000_000))
 

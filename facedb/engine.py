@@ -896,6 +896,12 @@ class Engine:
         if not data:
             where = "" if index is None else f" (image {index})"
             raise InvalidRequestError(f"empty image{where}: send the image file's bytes")
+        if len(data) > self.settings.max_image_bytes:
+            where = "image" if index is None else f"image {index}"
+            raise InvalidRequestError(
+                f"{where} is {len(data):,} bytes; the limit is "
+                f"{self.settings.max_image_bytes:,} bytes (max_image_bytes)"
+            )
         with self._stages.run("decode"):
             try:
                 return load_image(

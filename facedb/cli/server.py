@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-queue", type=int, help="requests that may wait for a worker")
     parser.add_argument("--max-image-pixels", type=int, help="larger images are refused")
+    parser.add_argument("--max-image-bytes", type=int, help="larger image files are refused")
     parser.add_argument("--max-message-bytes", type=int, help="largest request accepted")
     parser.add_argument(
         "--insecure-no-auth",
@@ -64,6 +65,7 @@ def serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_queue=args.max_queue,
         max_image_pixels=args.max_image_pixels,
+        max_image_bytes=args.max_image_bytes,
         max_message_bytes=args.max_message_bytes,
         insecure_no_auth=args.insecure_no_auth,
     )

@@ -43,6 +43,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FaceDBSer
         "workers": 1,
         "max_queue": 1,
         "max_image_pixels": 1_000_000,
+        "max_image_bytes": 2_000_000,
         "max_message_bytes": 2_500_000,
         "metrics_port": _free_port(),
     }
@@ -204,6 +205,21 @@ def test_images_over_the_pixel_limit_are_invalid(served: tuple) -> None:
                 call()
             assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "pixel" in error.value.details().lower() or "large" in error.value.details()
+    assert database_counts(data_dir) == before
+
+
+def test_images_over_the_byte_limit_are_invalid(served: tuple) -> None:
+    _, address, data_dir = served
+    before = database_counts(data_dir)
+    with client(address) as admin:
+        for call in (
+            lambda: admin.identify("a", b"\xff" * 2_200_000),
+            lambda: admin.enroll("a", "huge", [b"\xff" * 2_200_000]),
+        ):
+            with pytest.raises(grpc.RpcError) as error:
+                call()
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "2,000,000 bytes" in error.value.details()
     assert database_counts(data_dir) == before
 
 
