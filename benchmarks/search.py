@@ -13,6 +13,7 @@ inflate), batch QPS (all threads), recall@1 and recall@10 against exact
 search (IndexFlatIP) in the same run, and identity@1 (the top hit is the right person).
 
     python -m benchmarks.search                       # N = 10k, 100k, 1M; every kind
+    python -m benchmarks.search --sizes 100k,1M --kinds flat,ivf,ivf_sq8,ivf_pq  # no HNSW
     python -m benchmarks.search --sizes 10k,100k --kinds flat,ivf --json out.json
 """
 
@@ -154,6 +155,10 @@ def _timed_search(index, queries, query_owners, owners, truth, singles) -> tuple
 
 
 def _describe(kind: IndexKind, index: VectorIndex, params: IndexParams) -> str:
+    if kind is IndexKind.IVF_PQ:
+        nprobe = ivf_nprobe(index.nlist, params, kind)
+        refine = params.pq_refine_factor
+        return f"PQx4fs nlist={index.nlist} nprobe={nprobe} rerank {refine}k exact"
     if kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
         nlist = index.index.nlist
         return f"nlist={nlist} nprobe={ivf_nprobe(nlist, params)}"

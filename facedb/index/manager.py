@@ -24,6 +24,7 @@ from facedb.index.snapshot import (
 )
 from facedb.index.vector_index import (
     AUTO,
+    TOMBSTONE_KINDS,
     IndexKind,
     IndexParams,
     VectorIndex,
@@ -33,8 +34,10 @@ from facedb.index.vector_index import (
 
 log = logging.getLogger(__name__)
 
-# Rebuild an HNSW index once this fraction of its vectors are tombstones.
+# Rebuild an HNSW / ivf_pq index once this fraction of its vectors are tombstones.
 MAX_TOMBSTONE_RATIO = 0.1
+# "auto" tiers by size; a gallery moves down a tier only at half the size that moved it up.
+_TIER = {IndexKind.FLAT: 0, IndexKind.IVF: 1, IndexKind.IVF_SQ8: 1, IndexKind.IVF_PQ: 2}
 
 
 @dataclass(frozen=True)
@@ -158,17 +161,25 @@ class GalleryIndex:
     def needs_rebuild(self) -> str | None:
         """Why the index should be rebuilt (kind no longer fits the size, tombstones)."""
         index = self._index
-        if index.kind is IndexKind.HNSW and index.tombstone_ratio > MAX_TOMBSTONE_RATIO:
-            return f"{len(index.tombstones)} removed vectors still in the HNSW graph"
+        if index.kind in TOMBSTONE_KINDS and index.tombstone_ratio > MAX_TOMBSTONE_RATIO:
+            return f"{len(index.tombstones)} removed vectors still held by the {index.kind} index"
         wanted = choose_kind(index.count, self.ref.kind, index.params)
-        ivf = index.kind in (IndexKind.IVF, IndexKind.IVF_SQ8)
-        # Hysteresis: an "auto" IVF index goes back to flat only at half the switch size.
-        shrinking = ivf and self.ref.kind == AUTO and index.count > index.params.flat_max // 2
-        if wanted != index.kind and not shrinking:
+        if wanted != index.kind and not self._hysteresis_holds(wanted):
             return f"{index.count} vectors: {wanted} suits better than {index.kind}"
-        if ivf and ivf_nlist(index.count, index.params) > 2 * index.index.nlist:
-            return f"{index.count} vectors outgrew {index.index.nlist} IVF lists"
+        if index.nlist and ivf_nlist(index.count, index.params) > 2 * index.nlist:
+            return f"{index.count} vectors outgrew {index.nlist} IVF lists"
         return None
+
+    def _hysteresis_holds(self, wanted: IndexKind) -> bool:
+        """True while an "auto" index that shrank below its tier's switch size is still above
+        half of it: a gallery hovering around a threshold is not rebuilt back and forth."""
+        index = self._index
+        if self.ref.kind != AUTO or wanted not in _TIER or index.kind not in _TIER:
+            return False
+        if _TIER[wanted] >= _TIER[index.kind]:
+            return False  # growing: switch at once
+        switch = index.params.flat_max if _TIER[wanted] == 0 else index.params.ivf_max
+        return index.count > switch // 2
 
 
 def open_index(

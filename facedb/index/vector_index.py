@@ -8,16 +8,29 @@ Kinds:
            tombstone filtered out during search (IDSelector), and its stored vector is
            overwritten with zeros so the embedding itself is gone; the owner rebuilds once
            tombstones pass a fraction of the index.
+- ivf_pq:  IndexIDMap2(IndexRefineFlat(IndexIVFPQFastScan)): 4-bit PQ codes (8 dimensions
+           per sub-quantizer) scanned with SIMD fast-scan pick k * refine_factor candidates,
+           which are re-ranked exactly against the float vectors kept beside the codes. The
+           coarse quantizer is an HNSW graph over the centroids. The refine part cannot
+           remove, so removal takes the row out of the IVF lists (never a candidate again),
+           zeroes its float vector and records a tombstone; the owner rebuilds once
+           tombstones pass a fraction of the index, as for HNSW.
 
-"auto" picks flat up to AUTO_FLAT_MAX vectors and IVF above; the thresholds come from
-benchmarks/search.py (d = 512, face-like clustered vectors, 2 cores, one thread per query,
-this machine's faiss build without AVX2):
+"auto" picks flat up to AUTO_FLAT_MAX vectors, IVF up to AUTO_IVF_MAX and ivf_pq above; the
+thresholds come from benchmarks/search.py (d = 512, face-like clustered vectors, 2 cores,
+one thread per query, faiss-cpu 1.15 with AVX2):
 - exact search costs ~0.25 ms of CPU per 1k vectors (10k: 2.6 ms, 100k: 24 ms), so it stays
   exact up to 20k vectors (~5 ms);
 - IVF with nlist = 2*sqrt(N) and nprobe = max(48, nlist/30) keeps recall@1 >= 0.99 against
   exact search from 10k to 1M (1M: nprobe 64, recall@1 0.996, 10.9 ms CPU per query;
   ivf_sq8: 0.990, 6.6 ms, a quarter of the memory); builds in ~2.5 min at 1M and removes
   in place, so rebuilds and deletions stay cheap;
+- ivf_pq (nlist = 2*sqrt(N), nprobe = max(64, nlist/16), exact re-rank of 64k candidates):
+  at 1M recall@1 1.0 at ~2 ms per query (recall@10 ~0.74: the codes order the non-mates
+  roughly; 32k candidates: 0.67, 256k: 0.86 at ~4 ms); builds in 140-270 s. IVF-Flat cannot
+  get there: recall@1 0.99 needs ~3% of the float vectors scanned (1M: 16 ms), and 4096
+  lists with an HNSW coarse quantizer reach only 0.984 at nprobe 64 (~10 ms). Default above
+  AUTO_IVF_MAX; below it IVF-Flat is as fast and removes in place;
 - HNSW (M 32, efSearch 64) is faster to search (100k: recall@1 1.0, 1.2 ms) but builds ~50x
   slower (378 s at 100k, hours at 1M) and cannot remove in place: opt-in per gallery.
 This class is not thread-safe: GalleryIndex serialises writers against readers.
@@ -39,11 +52,14 @@ class IndexKind(StrEnum):
     IVF = "ivf"
     IVF_SQ8 = "ivf_sq8"
     HNSW = "hnsw"
+    IVF_PQ = "ivf_pq"
 
 
 AUTO = "auto"
 # Exact search stays below ~5 ms of CPU per query up to here (d = 512, see above).
 AUTO_FLAT_MAX = 20_000
+# IVF-Flat stays under ~5 ms per query up to here (it scans ~7.6k vectors at 100k).
+AUTO_IVF_MAX = 100_000
 MIN_IVF_SIZE = 1_000  # below this an IVF index has too few points to train its lists
 
 
@@ -54,8 +70,11 @@ class IndexParams:
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
     ivf_nlist: int | None = None  # None: 2 * sqrt(n), at most n / 39 (k-means needs points)
-    ivf_nprobe: int | None = None  # None: nlist / 30, at least 48
+    ivf_nprobe: int | None = None  # None: nlist / 30, at least 48 (ivf_pq: nlist / 16, >= 64)
     ivf_train_per_list: int = 50  # k-means training points per list (a sample of the data)
+    ivf_max: int = AUTO_IVF_MAX  # "auto" uses IVF-Flat up to this many vectors, ivf_pq above
+    pq_refine_factor: int = 64  # ivf_pq re-ranks k * this many fast-scan candidates exactly
+    pq_train_iterations: int = 10  # k-means rounds for ivf_pq (its lists are probed widely)
 
 
 def choose_kind(count: int, requested: str | None, params: IndexParams | None = None) -> IndexKind:
@@ -63,11 +82,21 @@ def choose_kind(count: int, requested: str | None, params: IndexParams | None = 
     if requested and requested != AUTO:
         kind = IndexKind(requested)
     else:
-        flat_max = (params or IndexParams()).flat_max
-        kind = IndexKind.FLAT if count <= flat_max else IndexKind.IVF
-    if kind in (IndexKind.IVF, IndexKind.IVF_SQ8) and count < MIN_IVF_SIZE:
+        kind = _auto_kind(count, params or IndexParams())
+    if kind in IVF_KINDS and count < MIN_IVF_SIZE:
         return IndexKind.FLAT  # too few vectors to train k-means; exact is best anyway
     return kind
+
+
+IVF_KINDS = (IndexKind.IVF, IndexKind.IVF_SQ8, IndexKind.IVF_PQ)
+# Kinds that cannot remove in place: removed ids are tombstones until a rebuild.
+TOMBSTONE_KINDS = (IndexKind.HNSW, IndexKind.IVF_PQ)
+
+
+def _auto_kind(count: int, params: IndexParams) -> IndexKind:
+    if count <= params.flat_max:
+        return IndexKind.FLAT
+    return IndexKind.IVF if count <= params.ivf_max else IndexKind.IVF_PQ
 
 
 def ivf_nlist(count: int, params: IndexParams) -> int:
@@ -76,7 +105,10 @@ def ivf_nlist(count: int, params: IndexParams) -> int:
     return max(1, min(int(2 * math.sqrt(count)), count // 39, 65_536))
 
 
-def ivf_nprobe(nlist: int, params: IndexParams) -> int:
+def ivf_nprobe(nlist: int, params: IndexParams, kind: IndexKind = IndexKind.IVF) -> int:
+    if kind is IndexKind.IVF_PQ:
+        # Scanning 4-bit codes is ~10x cheaper than floats, so probe ~6% of the lists.
+        return min(nlist, params.ivf_nprobe or max(64, nlist // 16))
     return min(nlist, params.ivf_nprobe or max(48, nlist // 30))
 
 
@@ -130,6 +162,12 @@ class VectorIndex:
         self.params = params
         if self.kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
             self.index.nprobe = ivf_nprobe(self.index.nlist, self.params)
+        elif self.kind is IndexKind.IVF_PQ:
+            refine, ivf, quantizer = _pq_parts(self.index)
+            refine.k_factor = self.params.pq_refine_factor
+            ivf.nprobe = ivf_nprobe(ivf.nlist, self.params, self.kind)
+            # The HNSW walk over the centroids must be wide enough to return nprobe lists.
+            quantizer.hnsw.efSearch = max(64, 2 * ivf.nprobe)
         elif self.kind is IndexKind.HNSW:
             faiss.downcast_index(self.index.index).hnsw.efSearch = self.params.hnsw_ef_search
 
@@ -139,6 +177,13 @@ class VectorIndex:
     def count(self) -> int:
         """Live vectors (tombstones excluded)."""
         return len(self._live)
+
+    @property
+    def nlist(self) -> int | None:
+        """Inverted lists of an IVF kind, None for the others."""
+        if self.kind is IndexKind.IVF_PQ:
+            return _pq_parts(self.index)[1].nlist
+        return self.index.nlist if self.kind in IVF_KINDS else None
 
     @property
     def tombstone_ratio(self) -> float:
@@ -156,7 +201,7 @@ class VectorIndex:
         """(scores, ids), each (Q, k), best first; empty slots have id -1."""
         queries = _as_matrix(queries, self.dim)
         k = max(1, min(k, max(1, self.count)))
-        if self.tombstones:
+        if self.tombstones and self.kind is IndexKind.HNSW:
             scores, ids = self.index.search(queries, k, params=self._search_params())
         else:
             scores, ids = self.index.search(queries, k)
@@ -169,7 +214,7 @@ class VectorIndex:
         return faiss.SearchParametersHNSW(sel=self._selector, efSearch=self.params.hnsw_ef_search)
 
     def _stored_ids(self) -> np.ndarray:
-        if self.kind in (IndexKind.FLAT, IndexKind.HNSW):
+        if self.kind in (IndexKind.FLAT, IndexKind.HNSW, IndexKind.IVF_PQ):
             return faiss.vector_to_array(self.index.id_map).astype(np.int64)
         lists = self.index.invlists
         parts = [
@@ -191,7 +236,7 @@ class VectorIndex:
         if not len(ids):
             return
         if self.tombstones.intersection(ids.tolist()):
-            raise ValueError("HNSW cannot re-add a removed id; rebuild the index")
+            raise ValueError(f"{self.kind} cannot re-add a removed id; rebuild the index")
         self.index.add_with_ids(vectors, ids)
         self._live.update(ids.tolist())
 
@@ -202,6 +247,8 @@ class VectorIndex:
             return 0
         if self.kind is IndexKind.HNSW:
             self._bury(doomed)
+        elif self.kind is IndexKind.IVF_PQ:
+            self._unlist(doomed)
         else:
             self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(doomed, dtype=np.int64)))
         self._live.difference_update(doomed)
@@ -209,13 +256,27 @@ class VectorIndex:
 
     def _bury(self, doomed: list[int]) -> None:
         """HNSW removal: zero the stored vectors and filter the ids out of every search."""
-        id_map = faiss.rev_swig_ptr(self.index.id_map.data(), self.index.ntotal)
-        rows = np.flatnonzero(np.isin(id_map, np.asarray(doomed, dtype=np.int64)))
+        rows = self._rows_of(doomed)
         storage = faiss.downcast_index(faiss.downcast_index(self.index.index).storage)
         stored = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dim)
         stored.reshape(storage.ntotal, self.dim)[rows] = 0.0
         self.tombstones.update(doomed)
         self._refresh_selector()
+
+    def _unlist(self, doomed: list[int]) -> None:
+        """ivf_pq removal: drop the rows from the IVF lists, zero their float vectors."""
+        rows = self._rows_of(doomed)
+        refine, ivf, _ = _pq_parts(self.index)
+        ivf.remove_ids(faiss.IDSelectorBatch(rows))
+        # IVF labels are row numbers of the refine store, so the row itself must stay.
+        storage = faiss.downcast_index(refine.refine_index)
+        stored = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dim)
+        stored.reshape(storage.ntotal, self.dim)[rows] = 0.0
+        self.tombstones.update(doomed)
+
+    def _rows_of(self, doomed: list[int]) -> np.ndarray:
+        id_map = faiss.rev_swig_ptr(self.index.id_map.data(), self.index.ntotal)
+        return np.flatnonzero(np.isin(id_map, np.asarray(doomed, dtype=np.int64)))
 
     def _refresh_selector(self) -> None:
         if not self.tombstones:
@@ -235,6 +296,8 @@ def _new_faiss_index(
         hnsw = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = params.hnsw_ef_construction
         return faiss.IndexIDMap2(hnsw)
+    if kind is IndexKind.IVF_PQ:
+        return _trained_ivf_pq(dim, vectors, params)
     return _trained_ivf(kind, dim, vectors, params)
 
 
@@ -251,6 +314,38 @@ def _trained_ivf(
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     index.train(_training_sample(vectors, nlist * params.ivf_train_per_list))
     return index
+
+
+def _trained_ivf_pq(dim: int, vectors: np.ndarray, params: IndexParams) -> faiss.Index:
+    nlist = ivf_nlist(len(vectors), params)
+    # An HNSW graph over the centroids: the coarse search (and the assignment of every
+    # added vector) costs ~0.2 ms instead of a scan of all nlist centroids.
+    quantizer = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.IndexIVFPQFastScan(
+        quantizer, dim, nlist, _pq_subquantizers(dim), 4, faiss.METRIC_INNER_PRODUCT
+    )
+    # k-means assigns exactly while training; the centroids then go into the graph.
+    exact_assigner = faiss.IndexFlatIP(dim)
+    ivf.clustering_index = exact_assigner
+    ivf.cp.niter = params.pq_train_iterations
+    refine = faiss.IndexRefineFlat(ivf)
+    refine.train(_training_sample(vectors, nlist * params.ivf_train_per_list))
+    ivf.clustering_index = None  # the assigner is freed with this frame; drop the pointer
+    return faiss.IndexIDMap2(refine)
+
+
+def _pq_subquantizers(dim: int) -> int:
+    """About 8 dimensions per 4-bit code (64 codes at d = 512); must divide dim."""
+    return next(m for m in range(max(1, dim // 8), 0, -1) if dim % m == 0)
+
+
+def _pq_parts(
+    index: faiss.Index,
+) -> tuple[faiss.IndexRefineFlat, faiss.IndexIVFPQFastScan, faiss.IndexHNSWFlat]:
+    """(refine, IVF, HNSW quantizer) of an ivf_pq index, built or read from disk."""
+    refine = faiss.downcast_index(index.index)
+    ivf = faiss.downcast_index(refine.base_index)
+    return refine, ivf, faiss.downcast_index(ivf.quantizer)
 
 
 def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:

@@ -26,7 +26,7 @@ class GalleryConfig:
     dim: int
     settings: GallerySettings = field(default_factory=GallerySettings)
     store_crops: bool = True
-    index_kind: str | None = None  # flat | ivf | ivf_sq8 | hnsw; None follows the catalog
+    index_kind: str | None = None  # flat | ivf | ivf_sq8 | hnsw | ivf_pq; None follows the catalog
 
 
 @dataclass(frozen=True)
