@@ -69,6 +69,15 @@ class Candidates:
             np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
         )
 
+    @staticmethod
+    def concatenate(parts: list[Candidates]) -> Candidates:
+        """One set from the per-level (or per-head) sets a detector decodes separately."""
+        return Candidates(
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+            np.concatenate([p.landmarks for p in parts]),
+        )
+
     def __len__(self) -> int:
         return len(self.scores)
 

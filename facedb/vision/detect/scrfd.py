@@ -53,11 +53,7 @@ class SCRFDDetector(Detector):
             self._decode_level(outputs, level, levels, canvas_hw, threshold)
             for level in range(levels)
         ]
-        return Candidates(
-            np.concatenate([p.boxes for p in parts]),
-            np.concatenate([p.scores for p in parts]),
-            np.concatenate([p.landmarks for p in parts]),
-        )
+        return Candidates.concatenate(parts)
 
     def _decode_level(
         self,

@@ -70,11 +70,7 @@ class YOLOv5FaceDetector(Detector):
             parts = [
                 self._decode_head(o, lvl, canvas_hw, threshold) for lvl, o in enumerate(outputs)
             ]
-            return Candidates(
-                np.concatenate([p.boxes for p in parts]),
-                np.concatenate([p.scores for p in parts]),
-                np.concatenate([p.landmarks for p in parts]),
-            )
+            return Candidates.concatenate(parts)
         rows = squeeze_batch(outputs[0]).reshape(-1, ROW)
         scores = rows[:, 4] * rows[:, 15]
         rows = rows[scores >= threshold]

@@ -42,11 +42,7 @@ class YOLOv8FaceDetector(Detector):
         self, outputs: list[np.ndarray], canvas_hw: tuple[int, int], threshold: float
     ) -> Candidates:
         parts = [self._decode_level(o, canvas_hw, threshold) for o in outputs]
-        return Candidates(
-            np.concatenate([p.boxes for p in parts]),
-            np.concatenate([p.scores for p in parts]),
-            np.concatenate([p.landmarks for p in parts]),
-        )
+        return Candidates.concatenate(parts)
 
     def _decode_level(
         self, level: np.ndarray, canvas_hw: tuple[int, int], threshold: float

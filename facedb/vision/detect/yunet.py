@@ -41,11 +41,7 @@ class YuNetDetector(Detector):
             )
             for level, stride in enumerate(STRIDES)
         ]
-        return Candidates(
-            np.concatenate([p.boxes for p in parts]),
-            np.concatenate([p.scores for p in parts]),
-            np.concatenate([p.landmarks for p in parts]),
-        )
+        return Candidates.concatenate(parts)
 
     def _decode_level(
         self,
