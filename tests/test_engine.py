@@ -172,3 +172,17 @@ def test_reindex_to_another_model_keeps_identities(data_dir: Path) -> None:
             mobile.create_gallery("arc", embedding_model="ARCFACE_MNET")
     finally:
         mobile.close()
+
+
+def test_a_target_rate_without_a_calibration_is_a_failed_precondition(data_dir: Path) -> None:
+    engine = open_engine(server_settings(data_dir, recognizer=MOBILEFACENET))
+    try:
+        engine.create_gallery("m")
+        with pytest.raises(FailedPreconditionError, match="calibrat"):
+            engine.identify("m", photo("Colin_Powell", 1), target_fpir=0.01)
+        with pytest.raises(FailedPreconditionError, match="calibrat"):
+            engine.verify(
+                photo("Colin_Powell", 1), reference_image=photo("Colin_Powell", 2), target_far=1e-3
+            )
+    finally:
+        engine.close()
