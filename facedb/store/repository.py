@@ -259,14 +259,6 @@ def _optional_float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def find_face(session: Session, gallery_id: int, face_id: int) -> Face:
-    query = select(Face).where(Face.id == face_id, Face.gallery_id == gallery_id)
-    row = session.scalars(query).one_or_none()
-    if row is None:
-        raise NotFoundError(f"face {face_id} not found")
-    return row
-
-
 def face_info(session: Session, gallery_id: int, face_id: int) -> FaceInfo:
     query = (
         select(Face, Identity.external_id, Face.crop.is_not(None))
