@@ -15,7 +15,6 @@ from typing import Any
 
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
 DEFAULT_RECOGNIZER = "ARCFACE_MNET"
-DEFAULT_LIVENESS = "MINIFASNET_V2"
 
 # Measured on the fixture ArcFace int8 file with LFW (MODEL_FACTS §13): about 0.36 for 1:N at
 # FPIR 1% with 1,680 enrolled, about 0.22 for 1:1 verification. The usual 0.4-0.6 quoted for
