@@ -7,7 +7,6 @@ families is only the default preprocessing (channel order, mean, std) and small 
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +18,7 @@ import onnxruntime as ort
 from facedb.models.defaults import default_preprocessing
 from facedb.models.session import ModelIO, get_session, inspect_model
 from facedb.models.spec import ModelSpec, Preprocessing
+from facedb.models.store import file_digest
 
 CROP_SIZE = 112  # the aligned crop size every caller produces (facedb.vision.align)
 MAX_BATCH = 64  # bounds the input tensor's memory for dynamic-batch models
@@ -26,12 +26,11 @@ MAX_BATCH = 64  # bounds the input tensor's memory for dynamic-batch models
 
 @lru_cache(maxsize=32)
 def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a model file, read once per process (galleries are bound to it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex SHA-256 of a model file, read once per process (galleries are bound to it).
+
+    Shares the model store's digest memo, so a file verified on download is not hashed again.
+    """
+    return file_digest(Path(path))
 
 
 @lru_cache(maxsize=32)
