@@ -152,12 +152,13 @@ def measure_quality(
 ) -> QualityReport:
     """Every signal of one face, from its detection and its aligned (112x112 BGR) crop."""
     pose = head_pose(face.landmarks)
-    brightness, clipped = exposure(aligned)
+    grey = _grey(aligned)  # once for both signals (each accepts a grey plane as is)
+    brightness, clipped = exposure(grey)
     return QualityReport(
         inter_ocular=inter_ocular_distance(face.landmarks),
         face_width=face.width,
         face_height=face.height,
-        sharpness=sharpness(aligned),
+        sharpness=sharpness(grey),
         yaw=pose.yaw,
         pitch=pose.pitch,
         roll=pose.roll,
