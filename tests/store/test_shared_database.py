@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from facedb.client import FaceDBClient
 from facedb.storage.db import migrate
 from facedb.v1 import facedb_pb2 as pb
 from tests.paths import LFW
@@ -27,23 +28,25 @@ def test_duplicate_check_holds_across_processes(databases: DatabaseFactory, tmp_
     url = databases.create()
     migrate(url)
     with ThreadPoolExecutor(2) as pool:
-        servers = list(pool.map(lambda side: _serve(tmp_path, side, url), ["a", "b"]))
+        starting = [pool.submit(_serve, tmp_path, side, url) for side in ("a", "b")]
+        servers = [future.result() for future in starting if future.exception() is None]
         try:
+            assert len(servers) == 2, [future.exception() for future in starting]
             a, b = (client(server.address) for server in servers)
             a.create_gallery(GALLERY)
             # Both servers load the gallery's index before the other one writes to it.
-            assert _accepted(a.enroll(GALLERY, "warm-a", [photo("Ariel_Sharon")]))
-            assert _accepted(b.enroll(GALLERY, "warm-b", [photo("Hugo_Chavez")]))
+            assert _accepted(_enroll(a, "warm-a", photo("Ariel_Sharon")))
+            assert _accepted(_enroll(b, "warm-b", photo("Hugo_Chavez")))
             # One after the other: server b must see the face server a has just written.
-            assert _accepted(a.enroll(GALLERY, "colin", [photo("Colin_Powell")]))
-            second = b.enroll(GALLERY, "impostor", [photo("Colin_Powell")])
+            assert _accepted(_enroll(a, "colin", photo("Colin_Powell")))
+            second = _enroll(b, "impostor", photo("Colin_Powell"))
             assert not _accepted(second)
             rejection = second.outcomes[0].rejection
             assert rejection.reason == pb.DUPLICATE and rejection.duplicate_of == "colin"
             # At the same time: exactly one of the two identities gets the face.
             for person in AT_ONCE:
                 sent = [
-                    pool.submit(side.enroll, GALLERY, f"{person}-{tag}", [photo(person)])
+                    pool.submit(_enroll, side, f"{person}-{tag}", photo(person))
                     for side, tag in ((a, "a"), (b, "b"))
                 ]
                 assert sorted(_accepted(future.result()) for future in sent) == [False, True]
@@ -56,6 +59,10 @@ def test_duplicate_check_holds_across_processes(databases: DatabaseFactory, tmp_
 
 def _serve(tmp_path: Path, side: str, url: str) -> ServerProcess:
     return start_server_process(tmp_path / side, tmp_path / f"{side}.log", "--database-url", url)
+
+
+def _enroll(side: FaceDBClient, external_id: str, image: Path) -> pb.EnrollResponse:
+    return side.enroll(GALLERY, external_id, [image], allow_multiple_faces=True)
 
 
 def _accepted(response: pb.EnrollResponse) -> bool:
