@@ -486,10 +486,10 @@ class Catalog:
             chunk = ids[start : start + batch_size]
             if session is None:
                 with self._db.read() as reader:
-                    rows = repo.crops(reader, gallery_id, chunk)
+                    stored = repo.crops(reader, gallery_id, chunk)
             else:
-                rows = repo.crops(session, gallery_id, chunk)
-            rows = [(face_id, crop) for face_id, crop in rows if crop is not None]
+                stored = repo.crops(session, gallery_id, chunk)
+            rows = [(face_id, crop) for face_id, crop in stored if crop is not None]
             embedded = _unit_rows(
                 embed_crops([crop for _, crop in rows]), model.dim, "re-embedded vector"
             )

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,7 +28,16 @@ from facedb.storage.records import (
     IdentityInfo,
     NewFace,
 )
-from facedb.storage.tables import OP_ADDED, OP_REMOVED, Change, Face, Gallery, Identity, utcnow
+from facedb.storage.tables import (
+    OP_ADDED,
+    OP_REMOVED,
+    Base,
+    Change,
+    Face,
+    Gallery,
+    Identity,
+    utcnow,
+)
 
 EMBEDDING_DTYPE = np.dtype("<f4")
 # First key of the PostgreSQL advisory locks taken per gallery (the second is the gallery
@@ -337,7 +347,8 @@ def face_crop(session: Session, gallery_id: int, face_id: int) -> bytes | None:
 
 def delete_face(session: Session, gallery_id: int, face_id: int) -> int | None:
     """Delete one face; returns the change seq. The identity stays (possibly faceless)."""
-    result = session.execute(delete(Face).where(Face.id == face_id, Face.gallery_id == gallery_id))
+    statement = delete(Face).where(Face.id == face_id, Face.gallery_id == gallery_id)
+    result = cast("CursorResult[Any]", session.execute(statement))  # a DML result
     if result.rowcount != 1:
         raise NotFoundError(f"face {face_id} not found")
     return record_changes(session, gallery_id, [face_id], OP_REMOVED)
@@ -348,7 +359,7 @@ def face_labels(
 ) -> dict[int, tuple[str, str | None, dict[str, Any]]]:
     """face id -> (external id, display name, metadata) for the faces that still exist."""
     ids = sorted({int(face_id) for face_id in face_ids})
-    labels = {}
+    labels: dict[int, tuple[str, str | None, dict[str, Any]]] = {}
     for start in range(0, len(ids), 5000):  # bounded IN lists
         query = (
             select(Face.id, Identity.external_id, Identity.display_name, Identity.attributes)
@@ -375,7 +386,7 @@ def face_ids(session: Session, gallery_id: int) -> list[int]:
     return list(session.scalars(query))
 
 
-def crops(session: Session, gallery_id: int, ids: Sequence[int]) -> list[tuple[int, bytes]]:
+def crops(session: Session, gallery_id: int, ids: Sequence[int]) -> list[tuple[int, bytes | None]]:
     query = (
         select(Face.id, Face.crop)
         .where(Face.gallery_id == gallery_id, Face.id.in_(list(ids)))
@@ -390,7 +401,7 @@ def set_embeddings(
     """Replace the embeddings of the given faces (one executemany, not a query per face)."""
     if not vectors:
         return
-    table = Face.__table__
+    table = Base.metadata.tables[Face.__tablename__]
     statement = (
         table.update()
         .where(table.c.id == bindparam("face_id"), table.c.gallery_id == gallery_id)
