@@ -12,7 +12,8 @@ This is the only place that writes both, and every write takes the same path (`_
 
 A crash between 4 and 5 is repaired on the next open, which replays the change log after
 the snapshot's watermark. Searches run concurrently with each other and see an index state
-either before or after a write.
+either before or after a write; a search first catches up when SQL holds changes another
+process made (`_current`: one query when there are none).
 
 A removal also deletes the gallery's snapshot file at once (it still holds the removed
 embedding); the next flush (periodic, or on close) writes a fresh one. A deleted gallery's
@@ -361,10 +362,11 @@ class Catalog:
         if k <= 0:
             raise InvalidArgumentError("k must be positive")
         index = self._index(gallery)
-        ref = index.ref
-        queries = _unit_rows(embeddings, ref.dim, "query")
-        scores, ids = index.search(queries, k, threshold)
         with self._db.read() as session:
+            index = self._current(session, gallery, index)
+            ref = index.ref
+            queries = _unit_rows(embeddings, ref.dim, "query")
+            scores, ids = index.search(queries, k, threshold)
             # A face removed after the index answered is gone from SQL: it is dropped here.
             return _labelled_hits(session, ref.id, scores, ids)
 
@@ -518,6 +520,24 @@ class Catalog:
                 yield write
             write.apply()
         self._maintain(gallery, write.index)
+
+    def _current(self, session: Session, gallery: str, index: GalleryIndex) -> GalleryIndex:
+        """The index a search should use: caught up first when another process changed the
+        gallery since this one last looked (else one cheap query, and no lock)."""
+        row, latest = repo.gallery_with_latest_seq(session, gallery)
+        ref = index.ref
+        if latest <= index.watermark and (ref.uid, ref.model_sha256, ref.dim) == (
+            row.uid,
+            row.model_sha256,
+            row.dim,
+        ):
+            return index
+        with self._locked(gallery) as slot:  # in order with this process's writers
+            self._load(slot, gallery)
+            # A fresh transaction: what this process's writers did while we waited for the
+            # lock is newer than `session`'s view.
+            with self._db.read() as fresh:
+                return self._caught_up(fresh, slot, repo.get_gallery(fresh, gallery))
 
     def _caught_up(self, session: Session, slot: _Gallery, row: Gallery) -> GalleryIndex:
         """The slot's index with every change committed after its watermark applied (this

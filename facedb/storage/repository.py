@@ -434,6 +434,16 @@ def latest_seq(session: Session, gallery_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
+def gallery_with_latest_seq(session: Session, name: str) -> tuple[Gallery, int]:
+    """The gallery and the last change-log sequence of its faces, in one query."""
+    latest = select(func.max(Change.seq)).where(Change.gallery_id == Gallery.id)
+    query = select(Gallery, latest.scalar_subquery()).where(Gallery.name == name)
+    found = session.execute(query).one_or_none()
+    if found is None:
+        raise NotFoundError(f"gallery {name!r} not found")
+    return found[0], int(found[1] or 0)
+
+
 def changes_after(session: Session, gallery_id: int, seq: int) -> list[tuple[int, int, str]]:
     query = (
         select(Change.seq, Change.face_id, Change.op)

@@ -207,3 +207,27 @@ def _race_deletion(server: Catalog, name: str) -> list[str]:
     for thread in threads:
         thread.join()
     return errors
+
+
+def test_a_search_sees_what_another_process_wrote(database_url: str, tmp_path: Path) -> None:
+    """Faces another process enrolled or removed, and a re-embedding it did, are what the
+    next search sees, with no write in between."""
+    server = Catalog.open(database_url, tmp_path / "server", snapshot_interval=None)
+    other = Catalog.open(database_url, tmp_path / "other", snapshot_interval=None)
+    name = make_gallery(server)
+    rng = np.random.default_rng(71)
+    crops = [random_crop(rng) for _ in range(3)]
+    (first,) = server.add_faces(name, "a", [old_face(crops[0])])
+    assert server.search(name, embed(OLD_PROJECTION, crops[:1]), k=1)[0][0].face_id == first
+
+    (second,) = other.add_faces(name, "b", [old_face(crops[1])])
+    other.delete_face(name, first)
+    hits = server.search(name, embed(OLD_PROJECTION, crops[:2]), k=1)
+    assert [row[0].face_id if row else None for row in hits] == [second, second]
+    assert server.index_ids(name).tolist() == [second]
+
+    other.reindex(name, model=NEW_MODEL, embed_crops=lambda batch: embed(NEW_PROJECTION, batch))
+    (top,) = server.search(name, embed(NEW_PROJECTION, crops[1:2]), k=1)[0]
+    assert top.face_id == second and top.score > 0.999
+    other.close()
+    server.close()
