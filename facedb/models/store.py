@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from facedb.models.errors import ModelUnavailableError
 from facedb.models.registry import RegistryEntry
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ _digests: dict[tuple[str, int, int], str] = {}
 _digests_lock = threading.Lock()
 # One lock per destination so two threads asking for the same model download it once.
 _path_locks: dict[str, threading.Lock] = {}
-
-
-class ModelUnavailableError(RuntimeError):
-    """A registry model is neither in the cache nor downloadable right now."""
 
 
 class _ChecksumError(Exception):
