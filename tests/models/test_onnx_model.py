@@ -83,7 +83,8 @@ def test_unbatched_default_runs_every_image_at_once(tmp_path: Path) -> None:
         model.to_tensor(np.zeros((1, 8, 8, 3), np.float32))
 
 
-def test_spinning_and_threads_reach_the_session(tmp_path: Path) -> None:
+def test_spinning_and_threads_reach_the_session(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("FACEDB_ORT_SPINNING", raising=False)
     path = channel_means_graph(tmp_path / "m.onnx")
     quiet = get_session(path, 1, allow_spinning=False)
     spinning = get_session(path, 1, allow_spinning=True)
@@ -95,6 +96,17 @@ def test_spinning_and_threads_reach_the_session(tmp_path: Path) -> None:
         default.get_session_options().get_session_config_entry(SPINNING)
     assert session_for(path, SessionSettings(1, False)) is quiet  # one per file and settings
     assert len({id(quiet), id(spinning), id(default)}) == 3
+
+
+def test_spinning_default_comes_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    path = channel_means_graph(tmp_path / "m.onnx")
+    monkeypatch.setenv("FACEDB_ORT_SPINNING", "off")
+    options = get_session(path, 1).get_session_options()
+    assert options.get_session_config_entry(SPINNING) == "0"
+    assert get_session(path, 1, allow_spinning=True) is not get_session(path, 1)
+    monkeypatch.setenv("FACEDB_ORT_SPINNING", "sometimes")
+    with pytest.raises(ValueError, match="FACEDB_ORT_SPINNING"):
+        get_session(path, 1)
 
 
 def test_unavailable_provider_is_named(tmp_path: Path) -> None:
