@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from facedb.models.session import SessionSettings
 from facedb.vision.liveness import LivenessChecker
 from facedb.vision.quality import FiqaModel, QualityReport, measure_quality
 from facedb.vision.types import Face
@@ -155,7 +156,10 @@ class GatePolicy:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown gate setting(s): {', '.join(unknown)}")
-        values = {name: _coerce(name, value, known[name].type) for name, value in data.items()}
+        # Any: each value's type matches its own field (checked by _coerce), not one union.
+        values: dict[str, Any] = {
+            name: _coerce(name, value, known[name].type) for name, value in data.items()
+        }
         return dataclasses.replace(base or cls(), **values)
 
 
@@ -335,10 +339,13 @@ class FaceGates:
         liveness_specs: Sequence[str],
         quality_spec: str | None = None,
         threads: int | None = None,
+        *,
+        allow_spinning: bool | None = None,
     ) -> FaceGates:
         """Gates with these liveness models (none: no liveness) and optional quality model."""
-        checker = LivenessChecker.from_specs(liveness_specs, threads) if liveness_specs else None
-        quality = FiqaModel.from_spec(quality_spec, threads) if quality_spec else None
+        runtime = SessionSettings(threads, allow_spinning)
+        checker = LivenessChecker.from_specs(liveness_specs, runtime) if liveness_specs else None
+        quality = FiqaModel.from_spec(quality_spec, runtime) if quality_spec else None
         return cls(checker, quality)
 
     def assess_batch(
