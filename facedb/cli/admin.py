@@ -14,7 +14,7 @@ from facedb.config import Settings, load_settings
 from facedb.index.vector_index import AUTO, IndexKind
 
 if TYPE_CHECKING:
-    from facedb.catalog import Catalog
+    from facedb.storage.catalog import Catalog
 
 log = logging.getLogger(__name__)
 KINDS = [AUTO, *(kind.value for kind in IndexKind)]
@@ -60,7 +60,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from facedb.store.db import current_revision_for_url, migrate
+    from facedb.storage.db import current_revision_for_url, migrate
 
     url = _settings(args).resolved_database_url
     migrate(url, args.revision)
@@ -69,7 +69,7 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def run_reindex(args: argparse.Namespace) -> int:
-    from facedb.catalog import Catalog
+    from facedb.storage.catalog import Catalog
 
     settings = _settings(args)
     catalog = Catalog.open(

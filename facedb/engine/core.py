@@ -12,7 +12,6 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from facedb.catalog import Catalog
 from facedb.config import Settings
 from facedb.engine.errors import (
     FailedPreconditionError,
@@ -22,7 +21,8 @@ from facedb.engine.errors import (
 )
 from facedb.engine.policy import PolicyBook
 from facedb.engine.telemetry import Telemetry
-from facedb.store.records import GalleryInfo, Hit, ModelInfo
+from facedb.storage.catalog import Catalog
+from facedb.storage.records import GalleryInfo, Hit, ModelInfo
 from facedb.vision.gates import GateConfigError, GatePolicy
 from facedb.vision.image import DecodedImage, ImageError, load_image
 from facedb.vision.pipeline import Analysis, FacePipeline, Selection

@@ -18,8 +18,8 @@ from facedb.engine.errors import InvalidRequestError, require, store_errors
 from facedb.engine.policy import GalleryPolicy
 from facedb.engine.results import Box, EnrollItem, EnrollResult, ImageOutcome
 from facedb.engine.telemetry import deadline_scope
-from facedb.store.errors import NotFoundError
-from facedb.store.records import GalleryInfo, IdentityInfo, NewFace
+from facedb.storage.errors import NotFoundError
+from facedb.storage.records import GalleryInfo, IdentityInfo, NewFace
 from facedb.vision.crops import encode_crop_png
 from facedb.vision.gates import FaceAssessment, Reason, Rejection
 from facedb.vision.pipeline import AnalyzedFace, Selection

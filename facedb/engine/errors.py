@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from facedb.store.errors import (
+from facedb.storage.errors import (
     AlreadyExistsError,
     ConflictError,
     InvalidArgumentError,

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from facedb.calibration import Calibration, load_calibration
-from facedb.catalog import Catalog
 from facedb.config import Settings
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import Enrollment
@@ -32,7 +31,8 @@ from facedb.engine.results import (
 )
 from facedb.engine.search import Identification, Verification
 from facedb.engine.telemetry import Observer, Telemetry
-from facedb.store.records import IdentityInfo, ModelInfo
+from facedb.storage.catalog import Catalog
+from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.vision.gates import GatePolicy
 from facedb.vision.pipeline import FacePipeline
 

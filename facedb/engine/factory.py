@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from facedb.catalog import Catalog
 from facedb.config import Settings
 from facedb.engine.facade import Engine
 from facedb.engine.telemetry import Observer
+from facedb.storage.catalog import Catalog
 from facedb.vision.detect import load_detector
 from facedb.vision.embed import load_embedder
 from facedb.vision.gates import FaceGates, GatePolicy

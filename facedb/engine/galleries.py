@@ -20,7 +20,7 @@ from facedb.engine.results import (
     GatePolicyOptions,
     Thresholds,
 )
-from facedb.store.records import (
+from facedb.storage.records import (
     GalleryConfig,
     GalleryInfo,
     GallerySettings,

@@ -19,7 +19,7 @@ from facedb.calibration import Calibration
 from facedb.config import Settings
 from facedb.engine.errors import FailedPreconditionError, InvalidRequestError, check_cosine
 from facedb.engine.results import GatePolicyOptions, Thresholds
-from facedb.store.records import GalleryInfo
+from facedb.storage.records import GalleryInfo
 from facedb.vision.gates import GatePolicy
 
 Decision = Literal["identify", "verify"]

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from facedb.catalog import Catalog
 from facedb.engine.errors import store_errors
-from facedb.store.records import GalleryInfo, ModelInfo
+from facedb.storage.catalog import Catalog
+from facedb.storage.records import GalleryInfo, ModelInfo
 from facedb.vision.crops import decode_crops_png
 from facedb.vision.embed import Embedder, load_embedder
 

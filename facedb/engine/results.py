@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from facedb.store.records import IdentityInfo, ModelInfo
+from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.vision.gates import Rejection
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in original-image pixels

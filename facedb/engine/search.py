@@ -18,7 +18,7 @@ from facedb.engine.errors import InvalidRequestError, require, store_errors
 from facedb.engine.policy import GalleryPolicy
 from facedb.engine.results import Candidate, IdentifyResult, ProbeResult, VerifyResult
 from facedb.engine.telemetry import deadline_scope
-from facedb.store.records import Hit
+from facedb.storage.records import Hit
 from facedb.vision.gates import Rejection
 from facedb.vision.pipeline import Analysis, AnalyzedFace, Selection
 
