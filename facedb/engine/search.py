@@ -26,6 +26,8 @@ DEFAULT_TOP_K = 5
 MAX_TOP_K = 100
 # Hits fetched per requested candidate: an identity with several faces takes several hits.
 SEARCH_OVERFETCH = 4
+# Reads of an identity's faces before giving up on one that changes under every read.
+READ_ATTEMPTS = 3
 
 
 class Identification:
@@ -117,19 +119,31 @@ class Verification:
     ) -> VerifyResult:
         require(external_id, "external_id")
         with store_errors():  # NOT_FOUND before anything else
-            identity = self.core.catalog.get_identity(gallery, external_id)
-            if isinstance(probe, Rejection):
-                return VerifyResult(0.0, False, limit, rejection=probe)
-            size = self.core.catalog.get_gallery(gallery).face_count
-        row = self.core.search(gallery, probe.embedding[None], k=max(size, 1))[0]
-        best = next((h for h in row if h.external_id == identity.external_id), None)
+            self.core.catalog.get_identity(gallery, external_id)
+        if isinstance(probe, Rejection):
+            return VerifyResult(0.0, False, limit, rejection=probe)
+        with self.core.telemetry.stage("compare"):
+            face_ids, stored = self._stored_faces(gallery, external_id)
         box = face_box(probe.face, probe.scale)
-        if best is None:
+        if not face_ids:
             return VerifyResult(0.0, False, limit, probe_box=box)
-        score = float(best.score)
+        scores = stored @ probe.embedding
+        best = int(np.argmax(scores))
+        score = float(scores[best])
         return VerifyResult(
-            score, score >= limit, limit, probe_box=box, reference_face_id=best.face_id
+            score, score >= limit, limit, probe_box=box, reference_face_id=face_ids[best]
         )
+
+    def _stored_faces(self, gallery: str, external_id: str) -> tuple[tuple[int, ...], np.ndarray]:
+        """The identity's face ids and their stored embeddings, row for row (both in face id
+        order; read again if a write to the identity came between the two reads)."""
+        for _ in range(READ_ATTEMPTS):
+            with store_errors():
+                vectors = self.core.catalog.identity_embeddings(gallery, external_id)
+                face_ids = self.core.catalog.get_identity(gallery, external_id).face_ids
+            if len(face_ids) == len(vectors):
+                return face_ids, np.asarray(vectors, np.float32)
+        raise RuntimeError(f"identity {external_id!r} kept changing while it was read")
 
     def _largest_face(self, image: bytes, policy: GalleryPolicy) -> _Probe:
         decoded = self.core.decode(image, None)
