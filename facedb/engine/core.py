@@ -6,10 +6,6 @@ serve, decoding an image within the configured limits, analysing it, searching.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 
 from facedb.config import Settings
@@ -49,7 +45,6 @@ class EngineCore:
         self.telemetry = telemetry
         embedder = pipeline.embedder
         self.model = ModelInfo(embedder.name, embedder.sha256, int(embedder.dim))
-        self.write_locks = WriteLocks()
 
     def usable_gallery(self, name: str) -> GalleryInfo:
         """The gallery, refused when its vectors come from another model than the loaded one."""
@@ -94,18 +89,3 @@ class EngineCore:
     def search(self, gallery: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         with self.telemetry.stage("search"), store_errors():
             return self.catalog.search(gallery, np.asarray(vectors, np.float32), k)
-
-
-class WriteLocks:
-    """One lock per gallery, so that this process's writers of a gallery take turns."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    @contextmanager
-    def held(self, gallery: str) -> Iterator[None]:
-        with self._guard:
-            lock = self._locks.setdefault(gallery, threading.Lock())
-        with lock:
-            yield

@@ -1,13 +1,16 @@
 """Enroll: decode → detect → select → gates → align → embed → duplicate check → write.
 
-Every image is decoded and analysed before anything is written, and the write is one
-all-or-nothing catalog call, so a failed request changes nothing. A refused image (no
-face, a failed gate, a face that already belongs to another identity) is an outcome.
+Every image is decoded and analysed before anything is written; the duplicate check and
+the write are one catalog call (`Catalog.enroll`: one SQL transaction under the gallery's
+lock, which holds across server processes), so a failed request changes nothing. A refused
+image (no face, a failed gate, a face that already belongs to another identity) is an
+outcome.
 """
 
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +21,7 @@ from facedb.engine.errors import InvalidRequestError, require, store_errors
 from facedb.engine.policy import GalleryPolicy
 from facedb.engine.results import Box, EnrollItem, EnrollResult, ImageOutcome
 from facedb.engine.telemetry import deadline_scope
-from facedb.storage.errors import NotFoundError
-from facedb.storage.records import GalleryInfo, IdentityInfo, NewFace
+from facedb.storage.records import DuplicateOf, EnrollRequest, GalleryInfo, NewFace
 from facedb.vision.crops import encode_crop_png
 from facedb.vision.gates import FaceAssessment, Reason, Rejection
 from facedb.vision.pipeline import AnalyzedFace, Selection
@@ -63,8 +65,7 @@ class Enrollment:
                     refused[index] = result
                 else:
                     embedded.append(result)
-            with self.core.write_locks.held(item.gallery):
-                return self._check_and_write(info, policy, item, embedded, refused)
+            return self._write(info, policy, item, embedded, refused)
 
     def _analyze(
         self,
@@ -84,7 +85,7 @@ class Enrollment:
         digest = hashlib.sha256(data).hexdigest()
         return _Embedded(index, digest, face, face.embedding, scale)
 
-    def _check_and_write(
+    def _write(
         self,
         info: GalleryInfo,
         policy: GalleryPolicy,
@@ -92,52 +93,40 @@ class Enrollment:
         embedded: list[_Embedded],
         refused: dict[int, ImageOutcome],
     ) -> EnrollResult:
-        existing = self._find_identity(item.gallery, item.external_id)
-        if not item.allow_duplicate and embedded:
-            refused |= self._duplicates(item, embedded, policy.duplicate)
-            embedded = [e for e in embedded if e.index not in refused]
-        face_ids = self._write(info, item, existing, embedded) if embedded else []
+        """One catalog call: identity lookup, duplicate check and write, atomic across
+        processes (the catalog holds the gallery's lock and one SQL transaction)."""
+        request = EnrollRequest(
+            external_id=item.external_id,
+            faces=[self._new_face(e, info.store_crops) for e in embedded],
+            display_name=item.display_name or None,
+            metadata=item.metadata or None,
+            duplicate_threshold=None if item.allow_duplicate else policy.duplicate,
+            duplicate_k=DUPLICATE_SEARCH_K,
+        )
+        stage = self.core.telemetry.stage("write") if embedded else nullcontext()
+        with stage, store_errors():
+            written = self.core.catalog.enroll(item.gallery, request)
         outcomes = dict(refused)
-        for accepted, face_id in zip(embedded, face_ids, strict=True):
-            outcomes[accepted.index] = _accepted(accepted, face_id)
+        for face, face_id, duplicate in zip(
+            embedded, written.face_ids, written.duplicates, strict=True
+        ):
+            outcomes[face.index] = self._outcome(face, face_id, duplicate, policy.duplicate)
         ordered = [outcomes[index] for index in range(len(item.images))]
-        identity = self._find_identity(item.gallery, item.external_id) if face_ids else existing
-        created = existing is None and bool(face_ids)
-        return EnrollResult(item.external_id, created, identity, ordered)
+        return EnrollResult(item.external_id, written.created, written.identity, ordered)
 
-    def _duplicates(
-        self, item: EnrollItem, embedded: list[_Embedded], threshold: float
-    ) -> dict[int, ImageOutcome]:
-        """The images whose face is already another identity's, refused as DUPLICATE."""
-        vectors = np.stack([e.embedding for e in embedded])
-        hits = self.core.search(item.gallery, vectors, k=DUPLICATE_SEARCH_K)
-        refused = {}
-        for candidate, row in zip(embedded, hits, strict=True):
-            other = next((h for h in row if h.external_id != item.external_id), None)
-            if other is not None and other.score >= threshold:
-                score = float(other.score)
-                refused[candidate.index] = _duplicate(
-                    candidate.index, other.external_id, score, threshold
-                )
-                self.core.telemetry.rejection(Reason.DUPLICATE)
-        return refused
-
-    def _write(
+    def _outcome(
         self,
-        info: GalleryInfo,
-        item: EnrollItem,
-        existing: IdentityInfo | None,
-        embedded: list[_Embedded],
-    ) -> list[int]:
-        faces = [self._new_face(e, info.store_crops) for e in embedded]
-        with self.core.telemetry.stage("write"), store_errors():
-            return self.core.catalog.add_faces(
-                item.gallery,
-                item.external_id,
-                faces,
-                display_name=item.display_name or None,
-                metadata=_merged(existing, item.metadata),
-            )
+        embedded: _Embedded,
+        face_id: int | None,
+        duplicate: DuplicateOf | None,
+        threshold: float,
+    ) -> ImageOutcome:
+        if face_id is not None:
+            return _accepted(embedded, face_id)
+        if duplicate is None:  # the catalog writes every face it does not refuse
+            raise RuntimeError(f"image {embedded.index}: neither written nor refused")
+        self.core.telemetry.rejection(Reason.DUPLICATE)
+        return _duplicate(embedded.index, duplicate.external_id, duplicate.score, threshold)
 
     def _new_face(self, embedded: _Embedded, store_crops: bool) -> NewFace:
         analyzed = embedded.face
@@ -153,12 +142,6 @@ class Enrollment:
             crop=encode_crop_png(analyzed.aligned) if store_crops else None,
             model_sha256=self.core.model.sha256,
         )
-
-    def _find_identity(self, gallery: str, external_id: str) -> IdentityInfo | None:
-        try:
-            return self.core.catalog.get_identity(gallery, external_id)
-        except NotFoundError:
-            return None
 
 
 def face_box(face: AnalyzedFace, scale: float) -> Box:
@@ -196,11 +179,3 @@ def _duplicate(index: int, owner: str, score: float, threshold: float) -> ImageO
 def _quality_signals(assessment: FaceAssessment | None) -> dict[str, Any] | None:
     """Every measured signal, stored with the face (the gates may change; the facts don't)."""
     return None if assessment is None else assessment.quality.to_dict()
-
-
-def _merged(
-    existing: IdentityInfo | None, metadata: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    if not metadata:
-        return None if existing is None else dict(existing.metadata)
-    return {**(existing.metadata if existing else {}), **metadata}

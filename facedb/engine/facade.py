@@ -129,16 +129,15 @@ class Engine:
         """Rebuild the gallery's index; with `recognizer`, re-embed its stored crops with
         that model and switch the gallery to it (this engine then refuses the gallery)."""
         require(gallery, "gallery")
-        with self._core.write_locks.held(gallery):
-            info = reindex_gallery(
-                self.catalog,
-                gallery,
-                recognizer=recognizer,
-                kind=kind,
-                batch_size=batch_size,
-                progress=progress,
-                threads=self.settings.ort_threads,
-            )
+        info = reindex_gallery(
+            self.catalog,
+            gallery,
+            recognizer=recognizer,
+            kind=kind,
+            batch_size=batch_size,
+            progress=progress,
+            threads=self.settings.ort_threads,
+        )
         return self._galleries.view(info)
 
     # ---- enrollment and search ------------------------------------------------------------

@@ -11,7 +11,7 @@ from facedb.engine.errors import (
     require,
     store_errors,
 )
-from facedb.engine.policy import gallery_settings_json
+from facedb.engine.policy import gallery_settings
 from facedb.engine.results import (
     DEFAULT_THRESHOLDS,
     NO_GATE_OVERRIDES,
@@ -23,7 +23,6 @@ from facedb.engine.results import (
 from facedb.storage.records import (
     GalleryConfig,
     GalleryInfo,
-    GallerySettings,
     IdentityInfo,
     ModelInfo,
 )
@@ -53,11 +52,7 @@ class GalleryAdmin:
             model_name=model.name,
             model_sha256=model.sha256,
             dim=model.dim,
-            settings=GallerySettings(
-                match_threshold=thresholds.identify,
-                duplicate_threshold=thresholds.duplicate,
-                gate_policy=gallery_settings_json(gates, thresholds),
-            ),
+            settings=gallery_settings(gates, thresholds),
             store_crops=store_crops,
         )
         with store_errors():
@@ -153,14 +148,14 @@ class IdentityAdmin:
     def delete_identity(self, gallery: str, external_id: str) -> int:
         require(gallery, "gallery")
         require(external_id, "external_id")
-        with self.core.write_locks.held(gallery), store_errors():
+        with store_errors():
             return int(self.core.catalog.delete_identity(gallery, external_id))
 
     def delete_face(self, gallery: str, face_id: int) -> None:
         require(gallery, "gallery")
         if face_id <= 0:
             raise InvalidRequestError("face_id must be a positive face id")
-        with self.core.write_locks.held(gallery), store_errors():
+        with store_errors():
             self.core.catalog.delete_face(gallery, face_id)
 
 

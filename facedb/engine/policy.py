@@ -13,13 +13,13 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 from facedb.calibration import Calibration
 from facedb.config import Settings
 from facedb.engine.errors import FailedPreconditionError, InvalidRequestError, check_cosine
 from facedb.engine.results import GatePolicyOptions, Thresholds
-from facedb.storage.records import GalleryInfo
+from facedb.storage.records import GalleryInfo, GallerySettings
 from facedb.vision.gates import GatePolicy
 
 Decision = Literal["identify", "verify"]
@@ -112,7 +112,7 @@ class PolicyBook:
             model_sha256=info.model_sha256,
             gallery_size=size,
             identify=self._identify_default(info, calibration, size),
-            verify=self._verify_default(stored_verify_threshold(info), calibration),
+            verify=self._verify_default(info.settings.verify_threshold, calibration),
             duplicate=_first(info.settings.duplicate_threshold, self.settings.duplicate_threshold),
             gates=gates,
             policies=self._gate_policies(info, gates),
@@ -182,14 +182,14 @@ def stored_gate_options(info: GalleryInfo) -> GatePolicyOptions:
     return GatePolicyOptions.from_json(dict(info.settings.gate_policy or {}).get("gates"))
 
 
-def stored_verify_threshold(info: GalleryInfo) -> float | None:
-    value = dict(info.settings.gate_policy or {}).get("verify_threshold")
-    return None if value is None else float(value)
-
-
-def gallery_settings_json(gates: GatePolicyOptions, thresholds: Thresholds) -> dict[str, Any]:
-    """The gate-policy JSON stored with a new gallery."""
-    return {"gates": gates.to_json(), "verify_threshold": thresholds.verify}
+def gallery_settings(gates: GatePolicyOptions, thresholds: Thresholds) -> GallerySettings:
+    """What a new gallery stores: its thresholds (None: the default applies) and overrides."""
+    return GallerySettings(
+        match_threshold=thresholds.identify,
+        duplicate_threshold=thresholds.duplicate,
+        verify_threshold=thresholds.verify,
+        gate_policy={"gates": gates.to_json()},
+    )
 
 
 def _overridden(
