@@ -9,6 +9,7 @@ the gallery).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -118,12 +119,10 @@ class Verification:
         self, probe: _Probe, gallery: str, external_id: str, limit: float
     ) -> VerifyResult:
         require(external_id, "external_id")
-        with store_errors():  # NOT_FOUND before anything else
-            self.core.catalog.get_identity(gallery, external_id)
+        with self.core.telemetry.stage("compare"):  # NOT_FOUND before a refused probe
+            face_ids, stored = self._stored_faces(gallery, external_id)
         if isinstance(probe, Rejection):
             return VerifyResult(0.0, False, limit, rejection=probe)
-        with self.core.telemetry.stage("compare"):
-            face_ids, stored = self._stored_faces(gallery, external_id)
         box = face_box(probe.face, probe.scale)
         if not face_ids:
             return VerifyResult(0.0, False, limit, probe_box=box)
@@ -154,13 +153,13 @@ class Verification:
         return _Face.of(analysis.accepted[0], decoded.scale)
 
 
+@dataclass(frozen=True)
 class _Face:
     """A probe's largest face, embedded."""
 
-    def __init__(self, face: AnalyzedFace, embedding: np.ndarray, scale: float) -> None:
-        self.face = face
-        self.embedding = embedding
-        self.scale = scale
+    face: AnalyzedFace
+    embedding: np.ndarray
+    scale: float  # decoded pixels per original pixel
 
     @staticmethod
     def of(face: AnalyzedFace, scale: float) -> _Face:
