@@ -222,3 +222,13 @@ def test_verify_against_an_identity_compares_its_own_faces_without_a_search(
     assert result.match and result.threshold == engine.get_gallery("g").thresholds.verify
     impostor = engine.verify(photo("Tony_Blair", 2), gallery="g", external_id="colin")
     assert not impostor.match and impostor.reference_face_id in face_ids
+
+
+def test_reindex_without_a_recognizer_rebuilds_the_index_in_place(engine: Engine) -> None:
+    enroll(engine, "g", "colin", photo("Colin_Powell", 1))
+    rebuilt = engine.reindex("g", kind="hnsw")
+    assert rebuilt.model == engine.model and rebuilt.face_count == 1
+    (stats,) = engine.catalog.stats()["galleries"]
+    assert stats["index_kind"] == "hnsw"
+    top = engine.identify("g", photo("Colin_Powell", 2)).faces[0].candidates[0]
+    assert top.external_id == "colin"
