@@ -186,3 +186,49 @@ def test_a_target_rate_without_a_calibration_is_a_failed_precondition(data_dir: 
             )
     finally:
         engine.close()
+
+
+class StageRecorder:
+    """An observer that keeps the name of every stage the engine ran."""
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.stages.append(name)
+
+    def rejection(self, reason: str) -> None:
+        pass
+
+
+def test_verify_against_an_identity_compares_its_own_faces_without_a_search(
+    engine: Engine,
+) -> None:
+    enroll(engine, "g", "colin", photo("Colin_Powell", 1), photo("Colin_Powell", 2))
+    for name in ("Tony_Blair", "Gray_Davis", "Hugo_Chavez"):
+        enroll(engine, "g", name, photo(name, 1))
+    recorder = StageRecorder()
+    engine.observe(recorder)
+    probe = photo("Colin_Powell", 3)
+    result = engine.verify(probe, gallery="g", external_id="colin")
+    # A gallery search costs what the gallery holds (k = its size); the identity's own
+    # stored faces are all a 1:1 decision needs.
+    assert "search" not in recorder.stages and "embed" in recorder.stages
+    pairs = [engine.verify(probe, reference_image=photo("Colin_Powell", n)) for n in (1, 2)]
+    face_ids = engine.get_identity("g", "colin").face_ids
+    best = max(range(2), key=lambda i: pairs[i].score)
+    assert result.reference_face_id == face_ids[best]
+    assert result.score == pytest.approx(pairs[best].score, abs=1e-5)
+    assert result.match and result.threshold == engine.get_gallery("g").thresholds.verify
+    impostor = engine.verify(photo("Tony_Blair", 2), gallery="g", external_id="colin")
+    assert not impostor.match and impostor.reference_face_id in face_ids
+
+
+def test_reindex_without_a_recognizer_rebuilds_the_index_in_place(engine: Engine) -> None:
+    enroll(engine, "g", "colin", photo("Colin_Powell", 1))
+    rebuilt = engine.reindex("g", kind="hnsw")
+    assert rebuilt.model == engine.model and rebuilt.face_count == 1
+    (stats,) = engine.catalog.stats()["galleries"]
+    assert stats["index_kind"] == "hnsw"
+    top = engine.identify("g", photo("Colin_Powell", 2)).faces[0].candidates[0]
+    assert top.external_id == "colin"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -178,3 +179,34 @@ def test_single_ignores_bystanders_but_not_a_second_main_face() -> None:
     _, rejection = select_faces([bystander, main, rival], "single")
     assert rejection is not None and rejection.reason is Reason.MULTIPLE_FACES
     assert rejection.value == 2.0  # the main face and its rival; the bystander is not counted
+
+
+class StageLog:
+    """A stage hook that records each step and refuses to start the one named `stop`."""
+
+    def __init__(self, stop: str = "") -> None:
+        self.stop = stop
+        self.names: list[str] = []
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if name == self.stop:
+            raise TimeoutError(f"not starting {name}")
+        self.names.append(name)
+        yield
+
+
+def test_every_step_runs_inside_the_stage_hook(detector, embedder, two_people) -> None:
+    stages = StageLog()
+    pipeline = FacePipeline(detector, embedder, RejectFaces(refused={0}), stage=stages)
+    pipeline.analyze(two_people, policy="search")
+    assert stages.names == ["detect", "align", "gates", "embed"]
+    pipeline.embed_aligned(np.zeros((1, 112, 112, 3), np.uint8))
+    assert stages.names[-1] == "embed"
+
+
+def test_a_stage_hook_that_raises_stops_the_analysis(detector, embedder, two_people) -> None:
+    pipeline = FacePipeline(detector, embedder).with_stage(StageLog(stop="embed"))
+    with pytest.raises(TimeoutError, match="embed"):
+        pipeline.analyze(two_people)
+    assert embedder.calls == []  # the recognizer never ran
