@@ -87,6 +87,12 @@ class Settings:
     host: str = field(default_factory=lambda: _env("host") or "127.0.0.1")
     port: int = field(default_factory=lambda: _env_int("port", 50051))
     metrics_port: int = field(default_factory=lambda: _env_int("metrics_port", 0))  # 0: off
+    # /metrics has no authentication: loopback unless told otherwise, and no gallery names
+    # in its labels unless the operator opts in.
+    metrics_host: str = field(default_factory=lambda: _env("metrics_host") or "127.0.0.1")
+    metrics_gallery_labels: bool = field(
+        default_factory=lambda: _env_bool("metrics_gallery_labels")
+    )
     api_keys: dict[str, dict[str, Any]] = field(default_factory=_env_keys)
     insecure_no_auth: bool = field(default_factory=lambda: _env_bool("insecure_no_auth"))
 

@@ -29,6 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (default 50051; 0 picks one)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: off)")
+    parser.add_argument(
+        "--metrics-host", help="address /metrics binds (default 127.0.0.1: it has no auth)"
+    )
+    parser.add_argument(
+        "--metrics-gallery-labels",
+        action="store_true",
+        default=None,
+        help="label gallery sizes in /metrics by gallery name (off: totals only)",
+    )
     parser.add_argument("--detector", help="detector spec (FACEDB_DETECTOR)")
     parser.add_argument("--recognizer", help="recognizer spec (FACEDB_RECOGNIZER)")
     parser.add_argument("--liveness", help="liveness model spec; empty: off (FACEDB_LIVENESS)")
@@ -59,6 +68,8 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        metrics_gallery_labels=args.metrics_gallery_labels,
         detector=args.detector,
         recognizer=args.recognizer,
         liveness=args.liveness,

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from facedb.client import FaceDBClient, enroll_request
+from facedb.service.metrics import GalleryCollector
 from facedb.service.server import FaceDBServer
 from facedb.v1 import facedb_pb2 as pb
 from facedb.v1 import facedb_pb2_grpc as pb_grpc
@@ -250,5 +251,29 @@ def test_metrics_endpoint_counts_requests_stages_rejections_and_sizes(served: tu
     for stage in ("decode", "detect", "gates", "embed", "search", "write"):
         assert f'facedb_stage_seconds_count{{stage="{stage}"}}' in text
     assert 'facedb_rejections_total{reason="NO_FACE"}' in text
-    assert 'facedb_gallery_identities{gallery="a"}' in text
-    assert 'facedb_gallery_faces{gallery="b"} 1.0' in text
+    assert "facedb_galleries 2.0" in text
+    assert "facedb_faces " in text
+
+
+def test_metrics_name_no_gallery_and_listen_on_loopback_by_default(served: tuple) -> None:
+    """/metrics has no auth: gallery names (hidden from scoped keys) stay out of it."""
+    server, _, _ = served
+    url = f"http://127.0.0.1:{server.settings.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    assert 'gallery="' not in text
+    assert "facedb_gallery_faces" not in text
+    http_server, _collector = server._metrics
+    assert http_server.server_address[0] == "127.0.0.1"
+
+
+def test_metrics_gallery_labels_are_opt_in(served: tuple) -> None:
+    server, _, _ = served
+    collector = GalleryCollector(server._gallery_sizes, per_gallery=True)
+    samples = {
+        (family.name, sample.labels.get("gallery")): sample.value
+        for family in collector.collect()
+        for sample in family.samples
+    }
+    assert samples[("facedb_gallery_faces", "b")] == 1.0
+    assert ("facedb_gallery_identities", "a") in samples
