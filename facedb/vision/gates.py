@@ -33,6 +33,7 @@ every detected edge/blurred face is refused (the strongly blurred ones as BLURRY
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -166,6 +167,9 @@ def _coerce(name: str, value: Any, annotation: Any) -> float | bool:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"gate setting {name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        # A NaN compares false with everything: it would silently switch the gate off.
+        raise ValueError(f"gate setting {name} must be a finite number, got {value!r}")
     return float(value)
 
 
