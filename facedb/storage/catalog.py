@@ -26,6 +26,7 @@ from facedb.index.vector_index import AUTO, IndexKind, IndexParams, VectorIndex,
 from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
 from facedb.storage.errors import ConflictError, InvalidArgumentError
+from facedb.storage.page_tokens import decode_page_token, encode_page_token
 from facedb.storage.records import (
     FaceInfo,
     GalleryConfig,
@@ -64,6 +65,9 @@ class _Gallery:
     index: GalleryIndex
     write_lock: threading.Lock
     rebuild_thread: threading.Thread | None = None
+
+
+MAX_PAGE_SIZE = 1000  # identities per listing page: bounds one response
 
 
 class Catalog:
@@ -202,13 +206,13 @@ class Catalog:
     ) -> tuple[list[IdentityInfo], str]:
         """A page of identities in creation order, and the token of the next page ("" at
         the end)."""
-        if page_size <= 0:
-            raise InvalidArgumentError("page size must be positive")
-        after = _decode_token(page_token)
+        if not 0 < page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgumentError(f"page size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
         with self._db.read() as session:
             row = repo.get_gallery(session, gallery)
+            after = decode_page_token(page_token, row.id)
             page = repo.list_identities(session, row.id, page_size, after)
-        next_token = str(page[-1][0]) if len(page) == page_size else ""
+        next_token = encode_page_token(row.id, page[-1][0]) if len(page) == page_size else ""
         return [info for _, info in page], next_token
 
     def update_identity(
@@ -610,12 +614,3 @@ def _hits(
         if face_id >= 0 and label is not None:
             hits.append(Hit(int(face_id), label[0], float(score), label[1], label[2]))
     return hits
-
-
-def _decode_token(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        return int(token)
-    except ValueError as error:
-        raise InvalidArgumentError(f"invalid page token {token!r}") from error
