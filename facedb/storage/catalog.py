@@ -193,6 +193,7 @@ class Catalog:
             with self._lock:
                 self._galleries.pop(name, None)
             shutil.rmtree(self._index_dir / uid, ignore_errors=True)
+        self._db.checkpoint_after_erasure()
 
     # ---- identities -----------------------------------------------------------------------
 
@@ -239,6 +240,7 @@ class Catalog:
                 identity = repo.get_identity(session, row.id, external_id)
                 face_ids, seq = repo.delete_identity(session, identity)
             self._remove_from_index(state, face_ids, seq)
+        self._db.checkpoint_after_erasure()
         return len(face_ids)
 
     # ---- faces ----------------------------------------------------------------------------
@@ -278,6 +280,7 @@ class Catalog:
                 row = self._locked_row(session, state)
                 seq = repo.delete_face(session, row.id, int(face_id))
             self._remove_from_index(state, [int(face_id)], seq)
+        self._db.checkpoint_after_erasure()
 
     def get_face(self, gallery: str, face_id: int) -> FaceInfo:
         with self._db.read() as session:
