@@ -28,6 +28,7 @@ from tests.service.support import ADMIN_KEY, client, database_counts, running_se
 ALICE = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg"
 ALICE_AGAIN = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0002.jpg"
 BOB = LFW / "images" / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg"
+TONY = LFW / "images" / "Tony_Blair" / "Tony_Blair_0001.jpg"
 SOLVAY = EDGE / "large" / "uniface_scientists_solvay.png"  # 1600x1158 = 1.85 MP, 1.9 MB
 
 
@@ -106,7 +107,6 @@ def test_a_key_for_gallery_a_cannot_touch_gallery_b(served: tuple) -> None:
             lambda: key_a.list_identities("b"),
             lambda: key_a.enroll("b", "mallory", [ALICE_AGAIN]),
             lambda: key_a.delete_identity("b", "bob"),
-            lambda: key_a.enroll_stream([enroll_request("b", "mallory", [ALICE_AGAIN])]),
         ]
         for call in denied:
             assert _code(call) == grpc.StatusCode.PERMISSION_DENIED
@@ -114,6 +114,33 @@ def test_a_key_for_gallery_a_cannot_touch_gallery_b(served: tuple) -> None:
         assert [g.name for g in key_a.stats().galleries] == ["a"]
         assert key_a.get_identity("a", "alice").external_id == "alice"
     assert database_counts(data_dir) == before
+
+
+def test_a_stream_item_for_a_forbidden_gallery_is_its_own_error_result(served: tuple) -> None:
+    """Earlier items were written: the stream must still say what happened to each."""
+    _, address, data_dir = served
+    before = database_counts(data_dir)
+    with client(address, "enroll-a") as key_a:
+        reply = key_a.enroll_stream(
+            [
+                enroll_request("a", "stream-ok-1", [BOB], allow_multiple_faces=True),
+                enroll_request("b", "mallory", [ALICE_AGAIN]),
+                enroll_request("a", "stream-ok-2", [TONY], allow_multiple_faces=True),
+            ]
+        )
+        assert [item.index for item in reply.items] == [0, 1, 2]
+        denied = reply.items[1]
+        assert denied.error_code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+        assert "gallery 'b'" in denied.error_message and not denied.outcomes
+        assert reply.items[0].created and reply.items[0].error_code == 0
+        assert reply.summary.items == 3 and reply.summary.items_failed == 1
+        assert reply.summary.identities_created == 2
+        with pytest.raises(grpc.RpcError):
+            key_a.get_identity("b", "mallory")
+        for name in ("stream-ok-1", "stream-ok-2"):
+            key_a.delete_identity("a", name)
+    counts = database_counts(data_dir)
+    assert counts["identities"] == before["identities"]
 
 
 def test_a_search_key_cannot_enroll_or_delete(served: tuple) -> None:
