@@ -2,6 +2,7 @@
 
     python -m benchmarks.request_memory                 # 40 images, 4096x4096 uniform PNG
     python -m benchmarks.request_memory --images 10 --side 2048
+    python -m benchmarks.request_memory --uncapped      # lift the count / pixel caps
 
 A real `facedb serve` runs as a subprocess (SQLite + FAISS in a temp dir). One Enroll carries
 N copies of a small-on-the-wire, large-when-decoded PNG (a uniform 4096x4096 image is 57 KB
@@ -13,6 +14,7 @@ Figures depend on the machine: printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -43,7 +45,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=40, help="images in the one request")
     parser.add_argument("--side", type=int, default=4096, help="side of each square PNG")
+    parser.add_argument(
+        "--uncapped",
+        action="store_true",
+        help="lift max_images_per_request and max_request_pixels (memory of the decode loop)",
+    )
     args = parser.parse_args(argv)
+    if args.uncapped:  # the server subprocess reads its settings from the environment
+        os.environ["FACEDB_MAX_IMAGES_PER_REQUEST"] = str(args.images)
+        os.environ["FACEDB_MAX_REQUEST_PIXELS"] = str(args.images * args.side * args.side)
     image = uniform_png(args.side)
     with tempfile.TemporaryDirectory() as tmp:
         process, address = start_server(Path(tmp) / "data", 2, Path(tmp) / "serve.log")

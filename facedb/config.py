@@ -108,6 +108,13 @@ class Settings:
         default_factory=lambda: _env_int("max_message_bytes", 64 * 1024 * 1024)
     )
     max_image_pixels: int = field(default_factory=lambda: _env_int("max_image_pixels", 40_000_000))
+    # One Enroll: its images are decoded one at a time; these bound its count and total work.
+    max_images_per_request: int = field(
+        default_factory=lambda: _env_int("max_images_per_request", 32)
+    )
+    max_request_pixels: int = field(
+        default_factory=lambda: _env_int("max_request_pixels", 100_000_000)
+    )
 
     # Thresholds used when a gallery does not set its own and no calibration is available.
     identify_threshold: float = DEFAULT_IDENTIFY_THRESHOLD

@@ -49,6 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-image-bytes", type=int, help="larger image files are refused")
     parser.add_argument("--max-message-bytes", type=int, help="largest request accepted")
     parser.add_argument(
+        "--max-images-per-request", type=int, help="images one Enroll may carry (default 32)"
+    )
+    parser.add_argument(
+        "--max-request-pixels",
+        type=int,
+        help="decoded pixels one Enroll may spend over all its images (default 100,000,000)",
+    )
+    parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
         default=None,
@@ -78,6 +86,8 @@ def serve(args: argparse.Namespace) -> int:
         max_image_pixels=args.max_image_pixels,
         max_image_bytes=args.max_image_bytes,
         max_message_bytes=args.max_message_bytes,
+        max_images_per_request=args.max_images_per_request,
+        max_request_pixels=args.max_request_pixels,
         insecure_no_auth=args.insecure_no_auth,
     )
     if not settings.insecure_no_auth and not settings.api_keys:

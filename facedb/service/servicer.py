@@ -277,6 +277,8 @@ def _enroll_item(request: pb.EnrollRequest) -> eng.EnrollItem:
         metadata=dict(request.metadata) or None,
         allow_multiple_faces=request.allow_multiple_faces,
         allow_duplicate=request.allow_duplicate,
+        image_names=list(request.image_names),
+        request_id=request.request_id,
     )
 
 
@@ -299,6 +301,8 @@ def _outcome(outcome: eng.ImageOutcome) -> pb.ImageOutcome:
         face_id=outcome.face_id or 0,
         quality=outcome.quality or 0.0,
         rejection=_rejection(outcome.rejection, outcome.duplicate_of),
+        image_name=outcome.image_name,
+        box=_box(outcome.box),
     )
     if outcome.liveness is not None:
         message.liveness = outcome.liveness

@@ -59,6 +59,7 @@ class Reason(StrEnum):
     LOW_QUALITY = "LOW_QUALITY"
     SPOOF = "SPOOF"
     DUPLICATE = "DUPLICATE"  # decided after embedding: the face already belongs to another identity
+    INVALID_IMAGE = "INVALID_IMAGE"  # the image could not be decoded or is over a size limit
 
 
 @dataclass(frozen=True)

@@ -223,18 +223,24 @@ def _identify_with_deadline(admin: FaceDBClient, seconds: float) -> pb.IdentifyR
     return admin.stub.Identify(request, timeout=seconds, metadata=(("x-api-key", ADMIN_KEY),))
 
 
+def _invalid_image_outcome(reply: pb.EnrollResponse) -> pb.ImageOutcome:
+    (outcome,) = reply.outcomes
+    assert not outcome.accepted and outcome.rejection.reason == pb.INVALID_IMAGE
+    assert not reply.created and not reply.HasField("identity")
+    return outcome
+
+
 def test_images_over_the_pixel_limit_are_invalid(served: tuple) -> None:
+    """Identify refuses the request; Enroll refuses that image (its outcome says why)."""
     _, address, data_dir = served
     before = database_counts(data_dir)
     with client(address) as admin:
-        for call in (
-            lambda: admin.identify("a", SOLVAY),
-            lambda: admin.enroll("a", "solvay", [SOLVAY], allow_multiple_faces=True),
-        ):
-            with pytest.raises(grpc.RpcError) as error:
-                call()
-            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert "pixel" in error.value.details().lower() or "large" in error.value.details()
+        error = _code(lambda: admin.identify("a", SOLVAY))
+        assert error == grpc.StatusCode.INVALID_ARGUMENT
+        reply = admin.enroll("a", "solvay", [SOLVAY], allow_multiple_faces=True)
+        outcome = _invalid_image_outcome(reply)
+        assert "megapixels" in outcome.rejection.message
+        assert outcome.image_name == SOLVAY.name and SOLVAY.name in outcome.rejection.message
     assert database_counts(data_dir) == before
 
 
@@ -242,14 +248,12 @@ def test_images_over_the_byte_limit_are_invalid(served: tuple) -> None:
     _, address, data_dir = served
     before = database_counts(data_dir)
     with client(address) as admin:
-        for call in (
-            lambda: admin.identify("a", b"\xff" * 2_200_000),
-            lambda: admin.enroll("a", "huge", [b"\xff" * 2_200_000]),
-        ):
-            with pytest.raises(grpc.RpcError) as error:
-                call()
-            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert "2,000,000 bytes" in error.value.details()
+        with pytest.raises(grpc.RpcError) as error:
+            admin.identify("a", b"\xff" * 2_200_000)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "2,000,000 bytes" in error.value.details()
+        outcome = _invalid_image_outcome(admin.enroll("a", "huge", [b"\xff" * 2_200_000]))
+        assert "2,000,000 bytes" in outcome.rejection.message
     assert database_counts(data_dir) == before
 
 
