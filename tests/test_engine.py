@@ -107,6 +107,16 @@ def test_gallery_gate_overrides_apply_and_unknown_ones_are_refused(engine: Engin
         engine.create_gallery("live", gates=GatePolicyOptions(enrollment_liveness=True))
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_gate_overrides_must_be_finite(engine: Engine, value: float) -> None:
+    """A NaN min face size would switch the size gate off (and be stored as non-JSON)."""
+    with pytest.raises(InvalidRequestError, match="finite"):
+        engine.create_gallery("nan", gates=GatePolicyOptions(enrollment={"min_face_size": value}))
+    with pytest.raises(InvalidRequestError, match="finite"):
+        engine.create_gallery("nan", gates=GatePolicyOptions(search={"max_yaw": value}))
+    assert "nan" not in [g.name for g in engine.list_galleries()]
+
+
 def test_identities_update_list_and_delete(engine: Engine) -> None:
     for number, name in enumerate(("Colin_Powell", "Tony_Blair", "Gray_Davis"), 1):
         enroll(engine, "g", name.lower(), photo(name, 1), metadata={"n": str(number)})

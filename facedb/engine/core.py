@@ -60,14 +60,14 @@ class EngineCore:
             )
         return info
 
-    def decode(self, data: bytes, index: int | None) -> DecodedImage:
-        """An uploaded image within the size limits; `index` names it in a multi-image call."""
+    def decode(self, data: bytes, index: int | None, name: str = "") -> DecodedImage:
+        """An uploaded image within the size limits; `index` (and the client's `name` for
+        it) say which image in a multi-image call."""
+        where = image_label(index, name)
         if not data:
-            where = "" if index is None else f" (image {index})"
-            raise InvalidRequestError(f"empty image{where}: send the image file's bytes")
+            raise InvalidRequestError(f"empty {where}: send the image file's bytes")
         limit = self.settings.max_image_bytes
         if len(data) > limit:
-            where = "image" if index is None else f"image {index}"
             raise InvalidRequestError(
                 f"{where} is {len(data):,} bytes; the limit is {limit:,} bytes (max_image_bytes)"
             )
@@ -77,8 +77,7 @@ class EngineCore:
                     data, max_pixels=self.settings.max_image_pixels, max_side=MAX_IMAGE_SIDE
                 )
             except ImageError as error:
-                where = "" if index is None else f"image {index}: "
-                raise InvalidRequestError(f"{where}{error}") from error
+                raise InvalidRequestError(f"{where}: {error}") from error
 
     def analyze(self, pixels: np.ndarray, policy: GatePolicy | None, select: Selection) -> Analysis:
         try:
@@ -89,3 +88,9 @@ class EngineCore:
     def search(self, gallery: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         with self.telemetry.stage("search"), store_errors():
             return self.catalog.search(gallery, np.asarray(vectors, np.float32), k)
+
+
+def image_label(index: int | None, name: str = "") -> str:
+    """How messages name an image: "image", "image 2", or "image 2 (door.jpg)"."""
+    label = "image" if index is None else f"image {index}"
+    return f"{label} ({name})" if name else label

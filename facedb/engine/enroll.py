@@ -1,10 +1,14 @@
 """Enroll: decode → detect → select → gates → align → embed → duplicate check → write.
 
-Every image is decoded and analysed before anything is written; the duplicate check and
-the write are one catalog call (`Catalog.enroll`: one SQL transaction under the gallery's
-lock, which holds across server processes), so a failed request changes nothing. A refused
-image (no face, a failed gate, a face that already belongs to another identity) is an
-outcome.
+Every image is analysed before anything is written; the duplicate check and the write are
+one catalog call (`Catalog.enroll`: one SQL transaction under the gallery's lock, which
+holds across server processes), so a failed request changes nothing. A refused image
+(unreadable, no face, a failed gate, a face that already belongs to another identity) is
+an outcome; the identity's other images still count.
+
+Images are decoded one at a time and let go once analysed, so a request costs one image's
+memory whatever its count; the count and the total decoded pixels are capped
+(`max_images_per_request`, `max_request_pixels`) and the deadline is checked between images.
 """
 
 from __future__ import annotations
@@ -16,14 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from facedb.engine.core import EngineCore
+from facedb.engine.core import EngineCore, image_label
 from facedb.engine.errors import InvalidRequestError, require, store_errors
 from facedb.engine.policy import GalleryPolicy
 from facedb.engine.results import Box, EnrollItem, EnrollResult, ImageOutcome
 from facedb.engine.telemetry import deadline_scope
+from facedb.engine.validation import (
+    check_display_name,
+    check_image_names,
+    check_metadata,
+    check_request_id,
+)
 from facedb.storage.records import DuplicateOf, EnrollRequest, GalleryInfo, NewFace
 from facedb.vision.crops import encode_crop_png
-from facedb.vision.gates import FaceAssessment, Reason, Rejection
+from facedb.vision.gates import FaceAssessment, GatePolicy, Reason, Rejection
+from facedb.vision.image import DecodedImage
 from facedb.vision.pipeline import AnalyzedFace, Selection
 
 # Nearest faces looked at for a duplicate: enough to see past the identity's own faces.
@@ -35,6 +46,7 @@ class _Embedded:
     """One enrollment image whose face was accepted and embedded, before the write."""
 
     index: int
+    image_name: str
     source_sha256: str
     face: AnalyzedFace
     embedding: np.ndarray
@@ -49,41 +61,69 @@ class Enrollment:
 
     def enroll(self, item: EnrollItem, timeout: float | None = None) -> EnrollResult:
         """Enroll the accepted images of one identity (created if new); one outcome each."""
+        self._check_request(item)
+        with deadline_scope(timeout):
+            info = self.core.usable_gallery(item.gallery)
+            policy = self.core.policies.for_gallery(info)
+            refused, embedded = self._analyze_each(item, policy)
+            return self._write(info, policy, item, embedded, refused)
+
+    def _check_request(self, item: EnrollItem) -> None:
         require(item.external_id, "external_id")
         if not item.images:
             raise InvalidRequestError("no images: send at least one image to enroll")
-        with deadline_scope(timeout):
-            info = self.core.usable_gallery(item.gallery)
-            decoded = [self.core.decode(data, index) for index, data in enumerate(item.images)]
-            policy = self.core.policies.for_gallery(info)
-            select: Selection = "largest" if item.allow_multiple_faces else "single"
-            refused: dict[int, ImageOutcome] = {}
-            embedded: list[_Embedded] = []
-            for index, (data, image) in enumerate(zip(item.images, decoded, strict=True)):
-                result = self._analyze(index, data, image.pixels, image.scale, policy, select)
-                if isinstance(result, ImageOutcome):
-                    refused[index] = result
-                else:
-                    embedded.append(result)
-            return self._write(info, policy, item, embedded, refused)
+        limit = self.core.settings.max_images_per_request
+        if len(item.images) > limit:
+            raise InvalidRequestError(
+                f"{len(item.images)} images in one request; the limit is {limit} "
+                "(max_images_per_request): split the identity's photos over several calls"
+            )
+        check_display_name(item.display_name)
+        check_metadata(item.metadata)
+        check_image_names(item.image_names, len(item.images))
+        check_request_id(item.request_id)
+
+    def _analyze_each(
+        self, item: EnrollItem, policy: GalleryPolicy
+    ) -> tuple[dict[int, ImageOutcome], list[_Embedded]]:
+        select: Selection = "largest" if item.allow_multiple_faces else "single"
+        budget = PixelBudget(self.core.settings.max_request_pixels)
+        refused: dict[int, ImageOutcome] = {}
+        embedded: list[_Embedded] = []
+        for index, data in enumerate(item.images):
+            name = item.image_names[index] if item.image_names else ""
+            try:
+                image = self.core.decode(data, index, name)
+            except InvalidRequestError as error:  # this image's problem, not the request's
+                refused[index] = _invalid_image(index, name, str(error))
+                continue
+            budget.spend(image.pixels, image_label(index, name))
+            result = self._analyze(index, name, data, image, policy.policies.enrollment, select)
+            del image  # the pixels go before the next image is decoded
+            if isinstance(result, ImageOutcome):
+                refused[index] = result
+            else:
+                embedded.append(result)
+        return refused, embedded
 
     def _analyze(
         self,
         index: int,
+        name: str,
         data: bytes,
-        pixels: np.ndarray,
-        scale: float,
-        policy: GalleryPolicy,
+        image: DecodedImage,
+        policy: GatePolicy | None,
         select: Selection,
     ) -> _Embedded | ImageOutcome:
-        analysis = self.core.analyze(pixels, policy.policies.enrollment, select)
+        analysis = self.core.analyze(image.pixels, policy, select)
         if analysis.rejection is not None:
             self.core.telemetry.rejection(analysis.rejection.reason)
-            return ImageOutcome(index, rejection=analysis.rejection)
+            box = face_box(analysis.faces[0], image.scale) if analysis.faces else None
+            return ImageOutcome(index, rejection=analysis.rejection, box=box, image_name=name)
         face = analysis.accepted[0]
         assert face.embedding is not None  # accepted faces are embedded
         digest = hashlib.sha256(data).hexdigest()
-        return _Embedded(index, digest, face, face.embedding, scale)
+        return _Embedded(index, name, digest, face, face.embedding, image.scale)
 
     def _write(
         self,
@@ -162,7 +202,30 @@ def _accepted(embedded: _Embedded, face_id: int) -> ImageOutcome:
         # The learned quality score, when the server runs a quality model.
         quality=None if assessment is None else assessment.quality.learned_quality,
         liveness=liveness_score(assessment),
+        box=face_box(embedded.face, embedded.scale),
+        image_name=embedded.image_name,
     )
+
+
+def _invalid_image(index: int, name: str, message: str) -> ImageOutcome:
+    return ImageOutcome(
+        index, rejection=Rejection(Reason.INVALID_IMAGE, 0.0, 0.0, message), image_name=name
+    )
+
+
+class PixelBudget:
+    """The decoded pixels one request may spend, over all of its images."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.spent = limit, 0
+
+    def spend(self, pixels: np.ndarray, label: str) -> None:
+        self.spent += int(pixels.shape[0]) * int(pixels.shape[1])
+        if self.spent > self.limit:
+            raise InvalidRequestError(
+                f"the images up to {label} decode to {self.spent / 1e6:.1f} megapixels; one "
+                f"request may decode at most {self.limit / 1e6:.1f} (max_request_pixels)"
+            )
 
 
 def _duplicate(index: int, owner: str, score: float, threshold: float) -> ImageOutcome:

@@ -6,6 +6,7 @@ refused *requests*: bad arguments, missing things, a gallery of another model, a
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -72,10 +73,27 @@ def store_errors() -> Iterator[None]:
         raise mapped from error
 
 
-def require(value: str, what: str) -> None:
-    """Refuse an empty name or id."""
+# Names and ids are stored in 256-character columns (gallery names: 128).
+MAX_NAME_CHARS = 256
+
+
+def require(value: str, what: str, max_chars: int = MAX_NAME_CHARS) -> None:
+    """Refuse an empty, over-long or control-character name or id (the same on every
+    database: PostgreSQL would refuse a NUL or an over-long value with a driver error)."""
     if not value:
         raise InvalidRequestError(f"missing {what}")
+    if len(value) > max_chars:
+        raise InvalidRequestError(
+            f"{what} is {len(value):,} characters long; the limit is {max_chars}"
+        )
+    bad = first_control_character(value)
+    if bad is not None:
+        raise InvalidRequestError(f"{what} contains the control character {bad!r}")
+
+
+def first_control_character(value: str) -> str | None:
+    """The first control (Cc) or lone surrogate (Cs) character of `value`, if any."""
+    return next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
 
 
 def check_cosine(name: str, value: float) -> None:

@@ -20,6 +20,7 @@ from facedb.engine.results import (
     GatePolicyOptions,
     Thresholds,
 )
+from facedb.engine.validation import check_display_name, check_metadata, check_new_gallery_name
 from facedb.storage.records import (
     GalleryConfig,
     GalleryInfo,
@@ -43,7 +44,7 @@ class GalleryAdmin:
         gates: GatePolicyOptions = NO_GATE_OVERRIDES,
         store_crops: bool = True,
     ) -> Gallery:
-        require(name, "gallery name")
+        check_new_gallery_name(name)
         self._check_requested_model(embedding_model)
         self.core.policies.check_options(gates, thresholds)
         model = self.core.model
@@ -139,9 +140,11 @@ class IdentityAdmin:
         metadata: dict[str, Any] | None = None,
         replace_metadata: bool = False,
     ) -> IdentityInfo:
+        check_display_name(display_name)
         current = self.get_identity(gallery, external_id)
         if metadata is not None and not replace_metadata:
             metadata = {**current.metadata, **metadata}
+        check_metadata(metadata)
         with store_errors():
             return self.core.catalog.update_identity(gallery, external_id, display_name, metadata)
 

@@ -83,6 +83,8 @@ class EnrollItem:
     metadata: dict[str, Any] | None = None
     allow_multiple_faces: bool = False
     allow_duplicate: bool = False
+    image_names: Sequence[str] = ()  # the client's name for each image (or none)
+    request_id: str = ""  # idempotency key: a retry with the same key adds nothing
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class ImageOutcome:
     liveness: float | None = None
     rejection: Rejection | None = None
     duplicate_of: str | None = None
+    box: Box | None = None  # the face enrolled or refused, original-image pixels
+    image_name: str = ""
 
     @property
     def accepted(self) -> bool:

@@ -102,11 +102,15 @@ def multiple_faces(count: int) -> Rejection:
     return Rejection(Reason.MULTIPLE_FACES, float(count), 1.0, message)
 
 
+def _comparable(faces: list[Face]) -> list[int]:
+    """Indices of the faces of comparable size to the largest (the largest included)."""
+    floor = max(f.area for f in faces) * BYSTANDER_SIDE_RATIO**2
+    return [i for i, f in enumerate(faces) if f.area >= floor]
+
+
 def _main_face(faces: list[Face]) -> tuple[Face, int]:
     """The largest face, and how many faces (itself included) are of comparable size."""
-    main = max(faces, key=lambda f: f.area)
-    floor = main.area * BYSTANDER_SIDE_RATIO**2
-    return main, sum(1 for f in faces if f.area >= floor)
+    return max(faces, key=lambda f: f.area), len(_comparable(faces))
 
 
 def select_faces(faces: list[Face], select: Selection) -> tuple[list[Face], Rejection | None]:
@@ -167,6 +171,8 @@ class FacePipeline:
         faces, refusal = select_faces(detected, select)
         with self.stage("align"):
             crops = align_faces(image_bgr, [f.landmarks for f in faces])
+        if refusal is not None and refusal.reason == Reason.MULTIPLE_FACES and policy is not None:
+            return self._one_passing_face(image_bgr, faces, crops, policy, size)
         if refusal is not None:
             # Keep the faces that were found (a caller may show them) but embed none.
             analysed = [AnalyzedFace(f, c, None) for f, c in zip(faces, crops, strict=True)]
@@ -174,6 +180,31 @@ class FacePipeline:
         assessments = self._assess(image_bgr, faces, crops, policy)
         analysed = self._embed_accepted(faces, crops, assessments)
         return Analysis(analysed, _image_refusal(analysed), size)
+
+    def _one_passing_face(
+        self,
+        image: np.ndarray,
+        faces: list[Face],
+        crops: np.ndarray,
+        policy: Any,
+        size: tuple[int, int],
+    ) -> Analysis:
+        """Several comparable faces where one is required: a face that the gates would refuse
+        on its own (a partial face at the border, a blurred or tiny passer-by) does not make
+        the photo ambiguous. Exactly one passing face is the main face; otherwise the photo
+        is refused as MULTIPLE_FACES, counting the passing faces (all comparable ones when
+        none passes: the first thing to fix is then still the crowd)."""
+        assessments = self._assess(image, faces, crops, policy)
+        comparable = _comparable(faces)
+        passing = [i for i in comparable if _passes(assessments[i])]
+        if len(passing) == 1:
+            chosen = passing[0]
+            analysed = self._embed_accepted([faces[chosen]], crops[[chosen]], [assessments[chosen]])
+            return Analysis(analysed, None, size)
+        refused = [
+            AnalyzedFace(face, crops[i], None, assessments[i]) for i, face in enumerate(faces)
+        ]
+        return Analysis(refused, multiple_faces(len(passing) or len(comparable)), size)
 
     def embed_aligned(self, crops: np.ndarray) -> np.ndarray:
         """Embeddings of crops aligned elsewhere (e.g. stored crops re-embedded)."""
@@ -195,7 +226,7 @@ class FacePipeline:
     def _embed_accepted(
         self, faces: list[Face], crops: np.ndarray, assessments: list[Assessment | None]
     ) -> list[AnalyzedFace]:
-        accepted = [i for i, a in enumerate(assessments) if a is None or a.rejection is None]
+        accepted = [i for i, a in enumerate(assessments) if _passes(a)]
         by_index: dict[int, np.ndarray] = {}
         if accepted:
             # One batch for all accepted faces; refused faces never reach the recognizer.
@@ -206,6 +237,10 @@ class FacePipeline:
             AnalyzedFace(face, crops[i], by_index.get(i), assessments[i])
             for i, face in enumerate(faces)
         ]
+
+
+def _passes(assessment: Assessment | None) -> bool:
+    return assessment is None or assessment.rejection is None
 
 
 def _image_refusal(faces: list[AnalyzedFace]) -> Rejection | None:
