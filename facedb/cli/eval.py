@@ -221,7 +221,8 @@ def pipeline_analyzer(
 
 def pair_scores(pairs: Sequence[LabelledPair], embeddings: Embeddings) -> tuple[np.ndarray, ...]:
     """(genuine, impostor) cosine scores of the pairs whose two images both have a face."""
-    genuine, impostor = [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
     for pair in pairs:
         a, b = embeddings.get(pair.path_a), embeddings.get(pair.path_b)
         if a is None or b is None:
@@ -234,7 +235,7 @@ def stack(
     entries: Sequence[tuple[str, str]], embeddings: Embeddings
 ) -> tuple[list[str], np.ndarray]:
     """(identities, (n, dim) matrix) of the entries whose image has a face."""
-    kept = [(name, embeddings[path]) for name, path in entries if embeddings.get(path) is not None]
+    kept = [(name, v) for name, path in entries if (v := embeddings.get(path)) is not None]
     if not kept:
         return [], np.zeros((0, 0), np.float32)
     return [k[0] for k in kept], np.stack([k[1] for k in kept])

@@ -228,6 +228,8 @@ def run_compare(args: argparse.Namespace) -> int:
             print(f"facedb compare: no face found in {path}", file=sys.stderr)
             return 1
     a, b = (analysis.accepted[0] for analysis in analyses)
+    # An accepted face always carries its embedding (the pipeline embeds what it accepts).
+    assert a.embedding is not None and b.embedding is not None
     score = float(np.dot(a.embedding, b.embedding))
     if args.json:
         report = {
