@@ -71,7 +71,7 @@ class FileReport:
     external_id: str
     accepted: bool
     face_id: int | None = None
-    reason: str | None = None  # a Reason name, or CLIENT_UNREADABLE / the item's status
+    reason: str | None = None  # a Reason name, or UNREADABLE (the CLI could not read it)
     message: str = ""
 
 
@@ -121,11 +121,8 @@ def _record(item: PreparedIdentity, result: pb.EnrollResponse | grpc.RpcError) -
     report = item.report
     if isinstance(result, grpc.RpcError):
         code = result.code() if isinstance(result, grpc.Call) else grpc.StatusCode.UNKNOWN
-        report.error = f"{code.name}: {result.details() if isinstance(result, grpc.Call) else ''}"
-        for path in item.sent:
-            report.files.append(
-                FileReport(str(path), item.external_id, False, None, code.name, report.error)
-            )
+        details = result.details() if isinstance(result, grpc.Call) else str(result)
+        report.error = f"{code.name}: {details}"  # the whole identity: no file was looked at
         return
     report.created = result.created
     for outcome in result.outcomes:
@@ -193,9 +190,12 @@ def _print_report(reports: list[IdentityReport], as_json: bool) -> None:
     totals = summary(reports)
     if as_json:
         files = [asdict(f) for r in reports for f in r.files]
-        print_json({"files": files, "summary": totals})
+        failed = [{"external_id": r.external_id, "error": r.error} for r in reports if r.error]
+        print_json({"files": files, "failed": failed, "summary": totals})
         return
     for report in reports:
+        if report.error:
+            print(f"failed    {report.external_id}  {report.error}")
         for f in report.files:
             if f.accepted:
                 print(f"accepted  {f.path}  face {f.face_id}")

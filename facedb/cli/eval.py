@@ -68,7 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gallery-probe", type=Path, default=None, help="gallery_probe.csv")
     parser.add_argument("--folds", type=parse_folds, default=parse_folds("1-5"), help="e.g. 1-5")
     parser.add_argument("--flip", action="store_true", help="add the mirrored crop's embedding")
-    parser.add_argument("--detector-input", type=_parse_size, default=None, metavar="WxH")
+    parser.add_argument(
+        "--detector-input",
+        type=_parse_size,
+        default=None,
+        metavar="WxH",
+        help="detector input size (dynamic detectors only)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--workers", type=int, default=1, help="images analysed in parallel")
     parser.add_argument("--out", type=Path, default=Path("calibration"), help="output folder")

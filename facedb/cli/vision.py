@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facedb.cli.errors import EXIT_NO_FACE
 from facedb.vision.types import Face
 
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
@@ -40,8 +41,20 @@ def _register_detect(subparsers: argparse._SubParsersAction) -> None:
         help=f"model spec: registry name or FAMILY:PATH (default: $FACEDB_DETECTOR or "
         f"{DEFAULT_DETECTOR})",
     )
-    parser.add_argument("--score-threshold", type=float, default=0.5, metavar="X")
-    parser.add_argument("--nms-threshold", type=float, default=0.4, metavar="X")
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="lowest detector score kept (default 0.5)",
+    )
+    parser.add_argument(
+        "--nms-threshold",
+        type=float,
+        default=0.4,
+        metavar="X",
+        help="box overlap (IoU) above which the weaker box is dropped (default 0.4)",
+    )
     parser.add_argument(
         "--input-size", type=parse_size, default=None, metavar="WxH", help="dynamic models only"
     )
@@ -49,7 +62,14 @@ def _register_detect(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--upscale", action="store_true", help="enlarge small images to fit")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--draw", type=Path, default=None, metavar="OUT.png")
+    parser.add_argument(
+        "--draw",
+        type=Path,
+        default=None,
+        metavar="OUT.png",
+        help="write the image with each face drawn: green if the --policy gates accept it, "
+        "red with the reason code if they refuse it",
+    )
     _add_gate_options(parser)
     parser.set_defaults(handler=run_detect)
 
@@ -192,13 +212,17 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
 
 def _register_compare(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("compare", help="cosine similarity of two photos' main faces")
-    parser.add_argument("image_a", type=Path)
-    parser.add_argument("image_b", type=Path)
-    parser.add_argument("--detector", default=None, help="default: $FACEDB_DETECTOR or SCRFD")
+    parser.add_argument("image_a", type=Path, help="first image file")
+    parser.add_argument("image_b", type=Path, help="second image file")
+    parser.add_argument(
+        "--detector",
+        default=None,
+        help=f"model spec (default: $FACEDB_DETECTOR or {DEFAULT_DETECTOR})",
+    )
     parser.add_argument(
         "--recognizer",
         default=None,
-        help=f"default: $FACEDB_RECOGNIZER or {DEFAULT_RECOGNIZER}",
+        help=f"model spec (default: $FACEDB_RECOGNIZER or {DEFAULT_RECOGNIZER})",
     )
     parser.add_argument("--flip", action="store_true", help="add the mirror image's embedding")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
@@ -226,7 +250,7 @@ def run_compare(args: argparse.Namespace) -> int:
     for path, analysis in zip((args.image_a, args.image_b), analyses, strict=True):
         if not analysis.accepted:
             print(f"facedb compare: no face found in {path}", file=sys.stderr)
-            return 1
+            return EXIT_NO_FACE
     a, b = (analysis.accepted[0] for analysis in analyses)
     # An accepted face always carries its embedding (the pipeline embeds what it accepts).
     assert a.embedding is not None and b.embedding is not None

@@ -84,10 +84,10 @@ def test_gallery_enroll_identify_verify_stats(
     assert "people" not in out
 
 
-def test_errors_print_the_status_and_exit_1(
+def test_errors_print_the_status_and_exit_2(
     address: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(address, capsys, "stats", key="wrong-key")
-    assert code == 1 and "UNAUTHENTICATED" in err
+    assert code == 2 and "UNAUTHENTICATED" in err
     code, _, err = run(address, capsys, "gallery", "delete", "never-made")
-    assert code == 1 and "NOT_FOUND" in err
+    assert code == 2 and "NOT_FOUND" in err

@@ -46,6 +46,6 @@ def test_detect_unreadable_image(tmp_path: Path, capsys) -> None:
     assert "facedb detect" in capsys.readouterr().err
 
 
-def test_detect_rejects_a_bad_size() -> None:
-    with pytest.raises(SystemExit):
-        main(["detect", str(PHOTO), "--input-size", "640"])
+def test_detect_rejects_a_bad_size(capsys) -> None:
+    assert main(["detect", str(PHOTO), "--input-size", "640"]) == 2
+    assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
