@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -15,8 +15,14 @@ import numpy as np
 from facedb.cli.errors import EXIT_NO_FACE
 from facedb.vision.types import Face
 
+if TYPE_CHECKING:
+    from facedb.vision.gates import FaceAssessment
+
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
 DEFAULT_RECOGNIZER = "ARCFACE_MNET"
+# Box colours (BGR): faces the gates accept, and faces they refuse (labelled with the reason).
+ACCEPTED_COLOUR = (0, 255, 0)
+REFUSED_COLOUR = (0, 0, 255)
 # One colour per landmark (BGR): eyes blue/green, nose red, mouth corners cyan/magenta.
 LANDMARK_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255))
 
@@ -105,15 +111,13 @@ def run_detect(args: argparse.Namespace) -> int:
         print(f"facedb detect: {error}", file=sys.stderr)
         return 2
     faces = detector.detect(image)
-    if args.draw is not None and not cv2.imwrite(str(args.draw), draw_faces(image, faces)):
-        print(f"facedb detect: cannot write {args.draw}", file=sys.stderr)
-        return 2
-    if args.json:
-        try:
-            assessments = assess_faces(args, image, faces)
-        except (ValueError, OSError) as error:
-            print(f"facedb detect: {error}", file=sys.stderr)
+    assessments = assess_faces(args, image, faces) if args.json or args.draw else []
+    if args.draw is not None:
+        if not cv2.imwrite(str(args.draw), draw_faces(image, faces, assessments)):
+            print(f"facedb detect: cannot write {args.draw}", file=sys.stderr)
             return 2
+    if args.json:
+        verdicts = [a.to_dict() for a in assessments]
         report = {
             "image": str(args.image),
             "width": int(image.shape[1]),
@@ -121,7 +125,7 @@ def run_detect(args: argparse.Namespace) -> int:
             "detector": detector.name,
             "family": detector.family,
             "policy": args.policy,
-            "faces": [face_to_json(f) | a for f, a in zip(faces, assessments, strict=True)],
+            "faces": [face_to_json(f) | a for f, a in zip(faces, verdicts, strict=True)],
         }
         print(json.dumps(report, indent=2))
     else:
@@ -154,8 +158,10 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def assess_faces(args: argparse.Namespace, image: np.ndarray, faces: list[Face]) -> list[dict]:
-    """Each face's quality report, liveness score and gate verdict, as JSON-ready dicts."""
+def assess_faces(
+    args: argparse.Namespace, image: np.ndarray, faces: list[Face]
+) -> list[FaceAssessment]:
+    """Each face's quality report, liveness score and gate verdict under --policy."""
     import dataclasses
 
     from facedb.vision.align import align_face
@@ -170,7 +176,7 @@ def assess_faces(args: argparse.Namespace, image: np.ndarray, faces: list[Face])
         # No liveness model: report the quality verdict alone ("liveness": null says so).
         policy = dataclasses.replace(policy, require_liveness=False)
     crops = [align_face(image, face.landmarks) for face in faces]
-    return [a.to_dict() for a in gates.assess_batch(image, faces, crops, policy)]
+    return list(gates.assess_batch(image, faces, crops, policy))
 
 
 def face_to_json(face: Face) -> dict[str, Any]:
@@ -187,17 +193,25 @@ def describe_face(number: int, face: Face) -> str:
     return f"  #{number} score {face.score:.3f} box [{box}] landmarks {points}"
 
 
-def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """A copy of `image` with each box, its score and the five landmarks drawn."""
+def draw_faces(
+    image: np.ndarray, faces: list[Face], assessments: list[FaceAssessment]
+) -> np.ndarray:
+    """A copy of `image` with each box, its label and the five landmarks drawn.
+
+    Accepted faces are green with their score; refused ones red with the reason code, so
+    the picture shows at a glance which faces would be enrolled (or searched) and why not.
+    """
     picture = image.copy()
     thickness = max(1, round(max(image.shape[:2]) / 500))
-    for face in faces:
+    for face, assessment in zip(faces, assessments, strict=True):
+        refusal = assessment.rejection
+        colour = ACCEPTED_COLOUR if refusal is None else REFUSED_COLOUR
+        label = f"{face.score:.2f}" if refusal is None else str(refusal.reason)
         x1, y1, x2, y2 = (round(float(v)) for v in face.box)
-        cv2.rectangle(picture, (x1, y1), (x2, y2), (0, 255, 0), thickness)
-        label = f"{face.score:.2f}"
+        cv2.rectangle(picture, (x1, y1), (x2, y2), colour, thickness)
         cv2.putText(
             picture, label, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-            0.4 * thickness, (0, 255, 0), thickness,
+            0.4 * thickness, colour, thickness,
         )  # fmt: skip
         for (x, y), colour in zip(face.landmarks, LANDMARK_COLOURS, strict=True):
             if np.isfinite(x) and np.isfinite(y):

@@ -39,6 +39,16 @@ def test_detect_with_a_registry_model_that_cannot_be_fetched(tmp_path: Path) -> 
     assert_one_line(result, "detect", "SCRFD_500M_KPS is not available", "place it at")
 
 
+def test_compare_with_a_registry_model_that_cannot_be_fetched(tmp_path: Path) -> None:
+    offline = {
+        "FACEDB_MODEL_DIR": str(tmp_path / "empty-cache"),
+        "FACEDB_MODEL_MIRROR": f"http://127.0.0.1:{closed_port()}",
+    }
+    args = ("compare", str(PHOTO), str(PHOTO), "--detector", SCRFD, "--recognizer", "ARCFACE_MNET")
+    result = facedb(*args, env=offline)
+    assert_one_line(result, "compare", "ARCFACE_MNET is not available", "place it at")
+
+
 def test_compare_with_a_missing_model_file() -> None:
     missing = f"arcface:{MODELS / 'no_such_model.onnx'}"
     result = facedb("compare", str(PHOTO), str(PHOTO), "--detector", SCRFD, "--recognizer", missing)
