@@ -112,10 +112,10 @@ def run_detect(args: argparse.Namespace) -> int:
         return 2
     faces = detector.detect(image)
     assessments = assess_faces(args, image, faces) if args.json or args.draw else []
-    if args.draw is not None:
-        if not cv2.imwrite(str(args.draw), draw_faces(image, faces, assessments)):
-            print(f"facedb detect: cannot write {args.draw}", file=sys.stderr)
-            return 2
+    drawn = args.draw is None or cv2.imwrite(str(args.draw), draw_faces(image, faces, assessments))
+    if not drawn:
+        print(f"facedb detect: cannot write {args.draw}", file=sys.stderr)
+        return 2
     if args.json:
         verdicts = [a.to_dict() for a in assessments]
         report = {
