@@ -1,0 +1,78 @@
+"""Server reflection answers under grpc.reflection.v1alpha and grpc.reflection.v1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pb2
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from facedb.service.reflection import v1_message
+from tests.service.support import running_server
+
+FACEDB = "facedb.v1.FaceDB"
+V1 = "grpc.reflection.v1.ServerReflection"
+V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[grpc.Channel]:
+    with (
+        running_server(Path(tmp_path_factory.mktemp("reflection"))) as (_server, address),
+        grpc.insecure_channel(address) as channel,
+    ):
+        yield channel
+
+
+def test_v1alpha_lists_and_describes_the_service(channel: grpc.Channel) -> None:
+    database = ProtoReflectionDescriptorDatabase(channel)  # grpcio-reflection's own client
+    assert {FACEDB, "grpc.health.v1.Health", V1ALPHA, V1} <= set(database.get_services())
+    file = database.FindFileContainingSymbol(FACEDB)
+    service = next(s for s in file.service if s.name == "FaceDB")
+    assert {"Enroll", "Identify", "Verify", "DeleteIdentity"} <= {m.name for m in service.method}
+
+
+def _ask_v1(channel: grpc.Channel, **request: str) -> list:
+    """One request on the v1 stream, with the v1 messages (not the v1alpha classes)."""
+    request_type = v1_message("ServerReflectionRequest")
+    response_type = v1_message("ServerReflectionResponse")
+    call = channel.stream_stream(
+        f"/{V1}/ServerReflectionInfo",
+        request_serializer=request_type.SerializeToString,
+        response_deserializer=response_type.FromString,
+    )
+    return list(call(iter([request_type(**request)]), timeout=30))
+
+
+def test_v1_lists_and_describes_the_service(channel: grpc.Channel) -> None:
+    (listing,) = _ask_v1(channel, list_services="")
+    names = {s.name for s in listing.list_services_response.service}
+    assert {FACEDB, "grpc.health.v1.Health", V1ALPHA, V1} <= names
+
+    (found,) = _ask_v1(channel, file_containing_symbol=FACEDB)
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in found.file_descriptor_response.file_descriptor_proto
+    ]
+    facedb_file = next(f for f in files if f.package == "facedb.v1")
+    methods = {m.name for s in facedb_file.service for m in s.method}
+    assert {"Enroll", "EnrollStream", "Identify", "Verify"} <= methods
+
+
+def test_v1_describes_itself_under_its_own_package(channel: grpc.Channel) -> None:
+    (found,) = _ask_v1(channel, file_containing_symbol=V1)
+    (raw,) = found.file_descriptor_response.file_descriptor_proto
+    file = descriptor_pb2.FileDescriptorProto.FromString(raw)
+    assert file.package == "grpc.reflection.v1"
+    (method,) = file.service[0].method
+    assert method.input_type == ".grpc.reflection.v1.ServerReflectionRequest"
+
+
+def test_v1_unknown_symbol_is_not_found(channel: grpc.Channel) -> None:
+    (answer,) = _ask_v1(channel, file_containing_symbol="no.such.Service")
+    assert answer.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
