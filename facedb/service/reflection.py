@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import Message
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 V1ALPHA_SERVICE = reflection.SERVICE_NAME  # grpc.reflection.v1alpha.ServerReflection
@@ -57,13 +56,6 @@ def v1_file() -> descriptor_pb2.FileDescriptorProto:
     proto = descriptor_pb2.FileDescriptorProto()
     found.CopyToProto(proto)
     return proto
-
-
-def v1_message(name: str) -> type[Message]:
-    """A v1 message class, e.g. `v1_message("ServerReflectionRequest")`."""
-    v1_file()
-    descriptor = descriptor_pool.Default().FindMessageTypeByName(f"{V1_PACKAGE}.{name}")
-    return message_factory.GetMessageClass(descriptor)
 
 
 def enable_reflection(service_names: Iterable[str], server: grpc.Server) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import descriptor_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from facedb.service.reflection import v1_message
 from tests.service.support import running_server
 
 FACEDB = "facedb.v1.FaceDB"
@@ -38,15 +38,14 @@ def test_v1alpha_lists_and_describes_the_service(channel: grpc.Channel) -> None:
 
 
 def _ask_v1(channel: grpc.Channel, **request: str) -> list:
-    """One request on the v1 stream, with the v1 messages (not the v1alpha classes)."""
-    request_type = v1_message("ServerReflectionRequest")
-    response_type = v1_message("ServerReflectionResponse")
+    """One request on the v1 method. v1 and v1alpha messages are the same on the wire
+    (only the package differs), so the v1alpha classes encode and decode them."""
     call = channel.stream_stream(
         f"/{V1}/ServerReflectionInfo",
-        request_serializer=request_type.SerializeToString,
-        response_deserializer=response_type.FromString,
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
     )
-    return list(call(iter([request_type(**request)]), timeout=30))
+    return list(call(iter([reflection_pb2.ServerReflectionRequest(**request)]), timeout=30))
 
 
 def test_v1_lists_and_describes_the_service(channel: grpc.Channel) -> None:
