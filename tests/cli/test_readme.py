@@ -165,7 +165,8 @@ class Workspace:
             time.sleep(0.2)
 
     def stop_server(self) -> None:
-        if self.server is None:
+        if self.server is None or self.server.poll() is not None:
+            self.server = None
             return
         os.killpg(self.server.pid, signal.SIGTERM)
         self.server.wait(timeout=60)
