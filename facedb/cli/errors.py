@@ -63,18 +63,16 @@ def describe(error: BaseException) -> tuple[str, int] | None:
     database = _database_error(error)
     if database is not None:
         return database
-    if isinstance(error, (ValueError, *_facedb_error_types())):
+    if isinstance(error, ValueError) or _raised_on_purpose(error):
         return _first_line(str(error)) or type(error).__name__, EXIT_USAGE
     return None
 
 
-def _facedb_error_types() -> tuple[type[BaseException], ...]:
-    # Imported only once something failed: `facedb --help` stays free of the heavy modules.
-    from facedb.engine import EngineError
-    from facedb.models.store import ModelUnavailableError
-    from facedb.store.errors import StoreError
-
-    return (EngineError, ModelUnavailableError, StoreError)
+def _raised_on_purpose(error: BaseException) -> bool:
+    """An error class of facedb's own (engine, storage, models, vision…): those are raised
+    on purpose with a message for the user. Matched by module, so that moving a class to
+    another module keeps it known."""
+    return any(cls.__module__.split(".")[0] == "facedb" for cls in type(error).__mro__)
 
 
 def _os_error(error: OSError) -> str:
