@@ -14,6 +14,7 @@ import pytest
 from facedb.cli import main
 from tests.cli.support import Result, closed_port, facedb
 from tests.paths import ARCFACE, LFW, MODELS, SCRFD
+from tests.service.support import client, running_server
 
 PHOTO = LFW / "images" / "Tony_Blair" / "Tony_Blair_0001.jpg"
 
@@ -62,7 +63,10 @@ def test_identify_a_file_that_does_not_exist(tmp_path: Path) -> None:
 
 
 def test_reindex_with_a_bad_model_spec(tmp_path: Path) -> None:
-    result = facedb("reindex", "--data-dir", str(tmp_path), "--model", "nofamily:x.onnx")
+    with running_server(tmp_path) as (_server, address), client(address) as db:
+        db.create_gallery("staff")  # a gallery to re-embed, made through the real service
+    args = ("--data-dir", str(tmp_path), "--gallery", "staff", "--model", "nofamily:x.onnx")
+    result = facedb("reindex", *args)
     assert_one_line(result, "reindex", "unknown model 'nofamily:x.onnx'", "FAMILY:PATH")
 
 
