@@ -7,9 +7,6 @@ import logging
 
 from facedb.cli.errors import describe
 from facedb.config import load_settings
-from facedb.engine import open_engine
-from facedb.service.logs import configure_json_logging
-from facedb.service.server import FaceDBServer, run_until_signalled
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # Imported here: every other command starts without loading the engine and its models.
+    from facedb.engine import open_engine
+    from facedb.service.logs import configure_json_logging
+    from facedb.service.server import FaceDBServer, run_until_signalled
+
     if not args.text_logs:
         configure_json_logging(logging.DEBUG if args.verbose else logging.INFO)
     settings = load_settings(
