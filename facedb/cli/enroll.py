@@ -138,12 +138,35 @@ def _record(item: PreparedIdentity, result: pb.EnrollResponse | grpc.RpcError) -
 
 def run_enroll(client: FaceDBClient, args: argparse.Namespace) -> int:
     folders = identity_folders(args.root)
-    prepared: list[PreparedIdentity] = []
+    with tqdm(total=len(folders), unit="identity", desc="enroll", file=sys.stderr) as bar:
+        reports, stopped = _enroll_all(client, args, folders, bar)
+    _print_report(reports, args.json)
+    if stopped is not None:
+        message, code = rpc_error_message(stopped, args.server)
+        left = len(folders) - len(reports)
+        print(f"facedb enroll: {message}; stopped, {left} identities not sent", file=sys.stderr)
+        return code
+    return EXIT_NO_MATCH if any(r.error for r in reports) else EXIT_OK
+
+
+def _enroll_all(
+    client: FaceDBClient,
+    args: argparse.Namespace,
+    folders: list[tuple[str, list[Path]]],
+    bar: tqdm,
+) -> tuple[list[IdentityReport], grpc.RpcError | None]:
+    """Every identity's report, in the order processed, and the refusal that stopped the run."""
+    reports: list[IdentityReport] = []
+    sent: list[PreparedIdentity] = []
 
     def requests() -> Iterator[pb.EnrollRequest]:
         for external_id, paths in folders:
             item, images = _prepare(external_id, paths)
-            prepared.append(item)
+            if not images:  # no file could be read: nothing to send
+                reports.append(item.report)
+                bar.update(1)
+                continue
+            sent.append(item)
             yield enroll_request(
                 args.gallery,
                 external_id,
@@ -152,25 +175,18 @@ def run_enroll(client: FaceDBClient, args: argparse.Namespace) -> int:
                 allow_duplicate=args.allow_duplicate,
             )
 
-    reports: list[IdentityReport] = []
-    stopped: grpc.RpcError | None = None
-    with tqdm(total=len(folders), unit="identity", desc="enroll", file=sys.stderr) as bar:
-        results = client.enroll_each(requests(), in_flight=args.in_flight)
+    results = client.enroll_each(requests(), in_flight=args.in_flight)
+    try:
         for number, result in enumerate(results):
-            _record(prepared[number], result)
-            reports.append(prepared[number].report)
+            item = sent[number]  # its request was generated before its result could arrive
+            _record(item, result)
+            reports.append(item.report)
             bar.update(1)  # a processed identity, not a sent one
             if isinstance(result, grpc.RpcError) and result.code() in FATAL_STATUSES:
-                stopped = result
-                break
+                return reports, result
+    finally:
         results.close()  # cancels the calls still in flight
-    _print_report(reports, args.json)
-    if stopped is not None:
-        message, code = rpc_error_message(stopped, args.server)
-        left = len(folders) - len(reports)
-        print(f"facedb enroll: {message}; stopped, {left} identities not sent", file=sys.stderr)
-        return code
-    return EXIT_NO_MATCH if any(r.error for r in reports) else EXIT_OK
+    return reports, None
 
 
 def summary(reports: list[IdentityReport]) -> dict[str, Any]:
@@ -202,7 +218,7 @@ def _print_report(reports: list[IdentityReport], as_json: bool) -> None:
             else:
                 print(f"refused   {f.path}  {f.reason}: {f.message}")
     print(
-        f"{totals['identities']} identities sent, {totals['identities_created']} created; "
+        f"{totals['identities']} identities, {totals['identities_created']} created; "
         f"{totals['images_accepted']} images accepted, {totals['images_rejected']} rejected"
     )
     for reason, count in totals["rejections_by_reason"].items():

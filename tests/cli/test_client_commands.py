@@ -79,12 +79,29 @@ def test_enroll_prints_a_line_per_file(
     accepted = [line for line in lines if line.startswith("accepted")]
     assert len(accepted) == 6 and all("face " in line for line in accepted)
     assert str(root / "Tony_Blair" / "Tony_Blair_0002.jpg") in "\n".join(accepted)
-    assert "4 identities sent, 3 created; 6 images accepted, 1 rejected" in out
+    assert "4 identities, 3 created; 6 images accepted, 1 rejected" in out
 
 
 def _no_face(out: str) -> str:
     line = next(line for line in out.splitlines() if "NO_FACE:" in line)
     return line.split("NO_FACE: ", 1)[1]
+
+
+def test_enroll_reports_unreadable_files_and_sends_nothing_for_them(
+    address: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run(address, capsys, "gallery", "create", "unreadable")
+    root = tmp_path / "root"
+    (root / "ghost").mkdir(parents=True)
+    (root / "ghost" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")  # dangling
+    (root / "Gray_Davis").mkdir()
+    (root / "Gray_Davis" / "a.jpg").symlink_to(lfw("Gray_Davis", 1))
+    code, out, _ = run(address, capsys, "enroll", str(root), "--gallery", "unreadable")
+    assert code == 0
+    assert f"refused   {root / 'ghost' / 'gone.jpg'}  UNREADABLE: No such file" in out
+    assert "2 identities, 1 created; 1 images accepted, 1 rejected" in out
+    code, out, _ = run(address, capsys, "identity", "list", "--gallery", "unreadable")
+    assert out.split("\t")[0] == "Gray_Davis" and "ghost" not in out
 
 
 def test_enroll_json_report(

@@ -331,7 +331,7 @@ def _check_outputs(space: Workspace) -> None:
 def _json_after(space: Workspace, command: str) -> str:
     """The JSON document a command of a block printed (the first `{` ... matching `}`)."""
     out = _output_of(space, command)
-    start = out.index("{", out.index("identities sent") if "identities sent" in out else 0)
+    start = out.index("{", out.index(" created; ") if " created; " in out else 0)
     depth = 0
     for end, char in enumerate(out[start:], start):
         depth += {"{": 1, "}": -1}.get(char, 0)

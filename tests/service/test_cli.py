@@ -54,7 +54,7 @@ def test_gallery_enroll_identify_verify_stats(
         address, capsys, "enroll", str(root), "--gallery", "people", "--allow-multiple-faces"
     )
     assert code == 0, err
-    assert "4 identities sent, 3 created" in out and "6 images accepted, 1 rejected" in out
+    assert "4 identities, 3 created" in out and "6 images accepted, 1 rejected" in out
     assert "NO_FACE" in out
 
     probe = LFW / "images" / "Tony_Blair" / "Tony_Blair_0003.jpg"
