@@ -288,22 +288,59 @@ class Catalog:
                 self._find_identity(gallery, request.external_id), False, [], [], None
             )
         with self._writing(gallery) as write:
-            row = write.row
-            vectors = _unit_rows([face.embedding for face in request.faces], row.dim, "embedding")
-            _check_models(request.faces, row)
-            duplicates = self._duplicates(write, vectors, request)
-            keep = [number for number, found in enumerate(duplicates) if found is None]
-            if not keep:
-                existing = repo.find_identity(write.session, row.id, request.external_id)
-                info = None if existing is None else repo.identity_info(write.session, existing)
-                return EnrollOutcome(info, False, [None] * len(duplicates), duplicates, None)
-            identity, created = repo.enroll_identity(
-                write.session, row.id, request.external_id, request.display_name, request.metadata
+            replayed = self._replayed(write.session, write.row.id, request)
+            if replayed is not None:
+                return replayed
+            outcome = self._write_faces(write, request)
+            if request.request_id and request.receipt is not None:
+                receipt = request.receipt(outcome)
+                repo.add_receipt(
+                    write.session, write.row.id, request.request_id, request.external_id, receipt
+                )
+        return outcome
+
+    def enrollment_receipt(self, gallery: str, request: EnrollRequest) -> EnrollOutcome | None:
+        """The outcome of an earlier Enroll with this request id (its receipt set), or None:
+        lets a retry skip the image analysis. `enroll` checks again under the lock."""
+        if not request.request_id:
+            return None
+        with self._db.read() as session:
+            return self._replayed(session, repo.get_gallery(session, gallery).id, request)
+
+    def _replayed(
+        self, session: Session, gallery_id: int, request: EnrollRequest
+    ) -> EnrollOutcome | None:
+        if not request.request_id:
+            return None
+        found = repo.find_receipt(session, gallery_id, request.request_id)
+        if found is None:
+            return None
+        if found.external_id != request.external_id:
+            raise ConflictError(
+                f"request_id {request.request_id!r} was used for identity "
+                f"{found.external_id!r}: a request id names one request"
             )
-            faces = [request.faces[number] for number in keep]
-            ids, seq = repo.insert_faces(write.session, row, identity, faces, vectors[keep])
-            write.add(seq, ids, vectors[keep])
-            info = repo.identity_info(write.session, identity)
+        identity = repo.find_identity(session, gallery_id, request.external_id)
+        info = None if identity is None else repo.identity_info(session, identity)
+        return EnrollOutcome(info, False, [], [], None, receipt=dict(found.receipt))
+
+    def _write_faces(self, write: _Write, request: EnrollRequest) -> EnrollOutcome:
+        row = write.row
+        vectors = _unit_rows([face.embedding for face in request.faces], row.dim, "embedding")
+        _check_models(request.faces, row)
+        duplicates = self._duplicates(write, vectors, request)
+        keep = [number for number, found in enumerate(duplicates) if found is None]
+        if not keep:
+            existing = repo.find_identity(write.session, row.id, request.external_id)
+            info = None if existing is None else repo.identity_info(write.session, existing)
+            return EnrollOutcome(info, False, [None] * len(duplicates), duplicates, None)
+        identity, created = repo.enroll_identity(
+            write.session, row.id, request.external_id, request.display_name, request.metadata
+        )
+        faces = [request.faces[number] for number in keep]
+        ids, seq = repo.insert_faces(write.session, row, identity, faces, vectors[keep])
+        write.add(seq, ids, vectors[keep])
+        info = repo.identity_info(write.session, identity)
         face_ids: list[int | None] = [None] * len(duplicates)
         for number, face_id in zip(keep, ids, strict=True):
             face_ids[number] = face_id
