@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from facedb.models.registry_analysis import ANALYSIS_ALIASES, ANALYSIS_TABLE
 from facedb.models.spec import FAMILIES, ModelSpecError, Preprocessing
 
 
@@ -153,7 +154,8 @@ def _build(row: tuple) -> RegistryEntry:
     )
 
 
-REGISTRY: dict[str, RegistryEntry] = {row[0]: _build(row) for row in _TABLE}
+REGISTRY: dict[str, RegistryEntry] = {row[0]: _build(row) for row in _TABLE + ANALYSIS_TABLE}
+ALIASES.update(ANALYSIS_ALIASES)
 
 
 def _normalise(name: str) -> str:

@@ -28,6 +28,15 @@ FAMILIES: dict[str, str] = {
     "sphereface": "embed",
     "minifasnet": "liveness",
     "fiqa": "quality",
+    # face analysis (facedb.vision.analysis); one family per preprocessing/decoding convention
+    "landmark106": "landmarks",
+    "agegender": "attributes",
+    "fairface": "attributes",
+    "affectnet": "attributes",
+    "minixception": "attributes",
+    "mobilegaze": "gaze",
+    "bisenet": "parsing",
+    "xseg": "segmentation",
 }
 
 
