@@ -9,7 +9,7 @@ read from the ONNX file itself (`facedb.models.session.ModelIO`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import cv2
 import numpy as np
@@ -18,6 +18,7 @@ from facedb.models import ModelSpec, Preprocessing, get_session, inspect_model, 
 from facedb.models.defaults import default_preprocessing
 from facedb.models.session import ModelIO
 from facedb.models.spec import ModelSpecError
+from facedb.vision.types import Face
 
 Layout = Literal["NCHW", "NHWC"]
 MAX_BATCH = 32  # crops per run for dynamic-batch files: bounds the input tensor's memory
@@ -97,6 +98,10 @@ class AnalysisModel:
         if self.layout == "NCHW":
             pixels = pixels.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(pixels, dtype=self.io.input.dtype)
+
+    def predict(self, image: np.ndarray, faces: Sequence[Face]) -> Sequence[Any]:
+        """One result per face, in order (each family returns its own result type)."""
+        raise NotImplementedError
 
     # ---- run ------------------------------------------------------------------------------
 
