@@ -148,8 +148,7 @@ class FaceAttributes:
                 return {"age": full["age"]}
             return {"gender": full["gender"], "gender_confidence": full["gender_confidence"]}
         if name in ("race", "age_group") and self.fairface is not None:
-            full = self.fairface.to_dict()
-            return {k: v for k, v in full.items() if k.startswith(name)}
+            return {k: v for k, v in self.fairface.to_dict().items() if k.startswith(name)}
         simple = {
             "emotion": self.emotion,
             "landmarks_106": self.landmarks,
