@@ -421,6 +421,11 @@ class FaceGates:
         assessments = []
         for i, face in enumerate(faces):
             quality = measure_quality(face, aligned_crops[i], learned[i])
+            pose = None if signals[i] is None else signals[i].pose  # type: ignore[union-attr]
+            if pose is not None:  # 106 points beat the 5-point estimate when configured
+                quality = dataclasses.replace(
+                    quality, yaw=pose.yaw, pitch=pose.pitch, roll=pose.roll
+                )
             verdict = judge(quality, live[i], policy, signals[i])
             assessments.append(FaceAssessment(quality, live[i], verdict, signals[i]))
         return assessments

@@ -112,3 +112,43 @@ def dark_is_class_graph(
         helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes, size, size])
     ]
     return _save(nodes, [_input(["N", 3, size, size])], outputs, initializers, path)
+
+
+def bright_is_face_graph(path: Path, size: int = 256) -> Path:
+    """An XSeg-shaped model: NHWC x / 255 in, P(face) = clip((mean - 0.15) x 10, 0, 1) out,
+    so dark pixels (mean colour under about 38 of 255) read as occluded."""
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["m"], axes=[3], keepdims=1),
+        helper.make_node("Sub", ["m", "offset"], ["shifted"]),
+        helper.make_node("Mul", ["shifted", "gain"], ["scaled"]),
+        helper.make_node("Clip", ["scaled", "lo", "hi"], ["mask"]),
+    ]
+    initializers = [
+        helper.make_tensor(name, TensorProto.FLOAT, [], [value])
+        for name, value in (("offset", 0.15), ("gain", 10.0), ("lo", 0.0), ("hi", 1.0))
+    ]
+    outputs = [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", size, size, 1])]
+    return _save(nodes, [_input(["N", size, size, 3])], outputs, initializers, path)
+
+
+def face_layout_106(eye_aspect: float) -> np.ndarray:
+    """A frontal face's 106 points in the 2D106 output's [-1, 1] crop coordinates, in
+    insightface's grouping, with both eyes' height / width = `eye_aspect`."""
+    points = np.zeros((106, 2))
+    chin = np.linspace(np.pi, 0, 33)  # contour: ear to ear through the chin
+    points[0:33] = np.stack([0.6 * np.cos(chin), 0.05 + 0.55 * np.sin(chin)], axis=1)
+    ring = np.linspace(0, 2 * np.pi, 9, endpoint=False)
+    for first, centre, cx in ((33, 38, -0.22), (87, 92, 0.22)):
+        others = [i for i in range(first, first + 10) if i != centre]
+        points[others] = np.stack(
+            [cx + 0.1 * np.cos(ring), -0.1 + 0.1 * eye_aspect * np.sin(ring)], axis=1
+        )
+        points[centre] = (cx, -0.1)
+    for first, cx in ((43, -0.22), (97, 0.22)):  # eyebrows
+        points[first : first + 9] = np.stack(
+            [np.linspace(cx - 0.12, cx + 0.12, 9), np.full(9, -0.25)], axis=1
+        )
+    points[72:87] = np.stack([np.zeros(15), np.linspace(-0.08, 0.15, 15)], axis=1)  # nose
+    lips = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    points[52:72] = np.stack([0.16 * np.cos(lips), 0.3 + 0.05 * np.sin(lips)], axis=1)
+    return points.reshape(212)
