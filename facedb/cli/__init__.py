@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from facedb.cli import admin, client, eval, models, server, vision
+from facedb.cli import admin, analysis, client, eval, models, server, vision
 
-COMMAND_GROUPS = (models, vision, admin, server, client, eval)
+COMMAND_GROUPS = (models, vision, analysis, admin, server, client, eval)
 
 
 def build_parser() -> argparse.ArgumentParser:
