@@ -32,6 +32,7 @@ import numpy as np
 from benchmarks.embedding_cache import REPO, embed_paths, pick_face, shared_dir
 from facedb.calibration import load_calibration
 from facedb.clustering import ClusterConfig, cluster_labels, default_threshold, score_clusters
+from facedb.models import SessionSettings
 from facedb.vision.analysis.agegender import AgeGenderModel
 from facedb.vision.analysis.emotion import MiniXceptionModel
 from facedb.vision.detect import Detector, load_detector
@@ -171,9 +172,10 @@ def latency(repeats: int) -> None:
         print(f"{'SCRFD-500M detect (baseline)':<28} {threads:>7} {detect_ms:>9.2f} {'-':>9}")
         attribute_models = (
             ("AgeGender", AgeGenderModel.from_spec(
-                f"agegender:{models / 'genderage.onnx'}", threads)),
+                f"agegender:{models / 'genderage.onnx'}", SessionSettings(threads))),
             ("MiniXception RAF-DB", MiniXceptionModel.from_spec(
-                f"minixception:{models / 'emotion_minixception_rafdb.onnx'}", threads)),
+                f"minixception:{models / 'emotion_minixception_rafdb.onnx'}",
+                SessionSettings(threads))),
         )  # fmt: skip
         for label, model in attribute_models:
             print(f"{label:<28} {threads:>7} {per_face_ms(model, image, face, 1, repeats):>9.2f} "

@@ -68,6 +68,7 @@ def _register_analyze(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    from facedb.models import SessionSettings
     from facedb.vision.analysis import FaceAnalyzer, parse_attributes
     from facedb.vision.analysis.analyzer import ATTRIBUTE_KINDS
     from facedb.vision.detect import DetectorConfig, load_detector
@@ -77,7 +78,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         return _fail("analyze", f"--max-faces must be >= 0, got {args.max_faces}")
     try:
         overrides = {kind: getattr(args, kind) for kind in KIND_OPTIONS}
-        analyzer = FaceAnalyzer.from_env(args.threads, **overrides)
+        analyzer = FaceAnalyzer.from_env(SessionSettings(args.threads), **overrides)
         if args.attributes is not None:
             attributes = parse_attributes(args.attributes)
         else:

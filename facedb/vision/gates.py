@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from facedb.models.session import SessionSettings
 from facedb.vision.analysis.signals import FaceSignals, SignalModels
 from facedb.vision.liveness import LivenessChecker
 from facedb.vision.quality import FiqaModel, QualityReport, measure_quality
@@ -167,6 +168,7 @@ class GatePolicy:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown gate setting(s): {', '.join(unknown)}")
+        # Any: each value's type matches its own field (checked by _coerce), not one union.
         values: dict[str, Any] = {
             name: _coerce(name, value, known[name].type) for name, value in data.items()
         }
@@ -386,6 +388,7 @@ class FaceGates:
         quality_spec: str | None = None,
         threads: int | None = None,
         *,
+        allow_spinning: bool | None = None,
         landmarks_spec: str | None = None,
         parsing_spec: str | None = None,
         xseg_spec: str | None = None,
@@ -393,9 +396,10 @@ class FaceGates:
         """Gates with these liveness models (none: no liveness), an optional quality model,
         and optional analysis models for OCCLUDED (parsing, XSeg) and EYES_CLOSED (106
         landmarks, parsing)."""
-        checker = LivenessChecker.from_specs(liveness_specs, threads) if liveness_specs else None
-        quality = FiqaModel.from_spec(quality_spec, threads) if quality_spec else None
-        signals = SignalModels.from_specs(landmarks_spec, parsing_spec, xseg_spec, threads)
+        runtime = SessionSettings(threads, allow_spinning)
+        checker = LivenessChecker.from_specs(liveness_specs, runtime) if liveness_specs else None
+        quality = FiqaModel.from_spec(quality_spec, runtime) if quality_spec else None
+        signals = SignalModels.from_specs(landmarks_spec, parsing_spec, xseg_spec, runtime)
         return cls(checker, quality, signals)
 
     def assess_batch(

@@ -52,11 +52,11 @@ def decode_agegender(rows: np.ndarray) -> list[AgeGender]:
 
 class AgeGenderModel(AnalysisModel):
     family = "agegender"
-    default_size = (96, 96)
+    default_input_hw = (96, 96)
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> list[AgeGender]:
         if not faces:
             return []
         size = self.input_hw[0]
         crops = [centred_square(image, face.box, size, CROP_SCALE)[0] for face in faces]
-        return decode_agegender(self.run(crops)[0])
+        return decode_agegender(self.run_crops(crops)[0])

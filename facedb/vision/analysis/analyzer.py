@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from facedb.models import ModelSpec, resolve_model
-from facedb.models.spec import ModelSpecError
+from facedb.models import ModelSpec, ModelSpecError, SessionSettings, resolve_model
 from facedb.vision.analysis.agegender import AgeGender, AgeGenderModel
 from facedb.vision.analysis.base import AnalysisModel
 from facedb.vision.analysis.emotion import AffectNetModel, Emotion, MiniXceptionModel
@@ -109,7 +108,9 @@ def parse_attributes(text: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cleaned))
 
 
-def load_analysis_model(spec: str | ModelSpec, threads: int | None = None) -> AnalysisModel:
+def load_analysis_model(
+    spec: str | ModelSpec, runtime: SessionSettings | None = None
+) -> AnalysisModel:
     resolved = resolve_model(spec) if isinstance(spec, str) else spec
     cls = MODEL_CLASSES.get(resolved.family)
     if cls is None:
@@ -117,7 +118,7 @@ def load_analysis_model(spec: str | ModelSpec, threads: int | None = None) -> An
             f"{resolved.name} is a {resolved.family!r} model, not an analysis model "
             f"(known: {', '.join(sorted(MODEL_CLASSES))})"
         )
-    return cls(resolved, threads)
+    return cls(resolved, runtime)
 
 
 @dataclass
@@ -187,20 +188,22 @@ class FaceAnalyzer:
 
     @classmethod
     def from_specs(
-        cls, specs: Mapping[str, str | None], threads: int | None = None
+        cls, specs: Mapping[str, str | None], runtime: SessionSettings | None = None
     ) -> FaceAnalyzer:
         """{kind: spec}; None or "" leaves a kind unconfigured."""
         unknown = sorted(set(specs) - set(KIND_FAMILIES))
         if unknown:
             raise ModelSpecError(f"unknown analysis model kind(s): {', '.join(unknown)}")
-        return cls({k: load_analysis_model(s, threads) for k, s in specs.items() if s})
+        return cls({k: load_analysis_model(s, runtime) for k, s in specs.items() if s})
 
     @classmethod
-    def from_env(cls, threads: int | None = None, **overrides: str | None) -> FaceAnalyzer:
+    def from_env(
+        cls, runtime: SessionSettings | None = None, **overrides: str | None
+    ) -> FaceAnalyzer:
         """Specs from FACEDB_<KIND>_MODEL, overridden by keyword (kind=spec)."""
         specs = {kind: os.environ.get(env) or None for kind, env in KIND_ENV.items()}
         specs.update({k: v for k, v in overrides.items() if v})
-        return cls.from_specs(specs, threads)
+        return cls.from_specs(specs, runtime)
 
     def kinds_for(self, attributes: Sequence[str]) -> set[str]:
         """The configured model kinds these attributes need; an error names what is missing."""

@@ -1,64 +1,46 @@
-"""What every analysis model shares: the session, the input read from the file, batched runs.
+"""What the analysis families add to `OnnxModel`: crops of any size in, every output out.
 
-A family declares how its crops become the network's input (colour order, mean / std,
-grey or colour, NCHW or NHWC, the input size used when the file leaves it dynamic) and how
-its outputs are decoded; everything else is here. Sizes, dtypes and fixed batches are
-read from the ONNX file itself (`facedb.models.session.ModelIO`).
+`OnnxModel` (facedb.models) owns the session, the input read from the file, the family's
+preprocessing and batched runs. An analysis family declares on its class how its crops
+become the network's input where that differs from the colour NCHW default (`layout`
+NHWC for XSeg, `grey` for MiniXception) and the input size used when the file leaves it
+dynamic (`default_input_hw`), and decodes the outputs in `predict`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
 
-from facedb.models import ModelSpec, Preprocessing, get_session, inspect_model, resolve_model
-from facedb.models.defaults import default_preprocessing
-from facedb.models.session import ModelIO
-from facedb.models.spec import ModelSpecError
+from facedb.models import ModelSpec, ModelSpecError, OnnxModel, SessionSettings
 from facedb.vision.types import Face
 
 Layout = Literal["NCHW", "NHWC"]
 MAX_BATCH = 32  # crops per run for dynamic-batch files: bounds the input tensor's memory
 
 
-class AnalysisModel:
-    """One analysis ONNX file. Subclasses set the class variables and decode the outputs."""
+class AnalysisModel(OnnxModel):
+    """One analysis ONNX file. Subclasses set the class variables and implement `predict`."""
 
-    family: ClassVar[str] = ""
     layout: ClassVar[Layout] = "NCHW"
     grey: ClassVar[bool] = False  # one grey channel instead of three colour channels
-    default_size: ClassVar[tuple[int, int]] = (112, 112)  # (height, width) for dynamic files
+    default_input_hw: ClassVar[tuple[int, int] | None] = (112, 112)
+    max_batch: ClassVar[int] = MAX_BATCH
 
-    def __init__(self, spec: ModelSpec, threads: int | None = None) -> None:
-        if spec.family != self.family:
-            raise ModelSpecError(
-                f"{type(self).__name__} needs a {self.family!r} model, got {spec.family!r}"
-            )
-        self.spec = spec
-        self.preprocessing: Preprocessing = spec.preprocessing_or(
-            default_preprocessing(spec.family)
-        )
-        self.session = get_session(spec.path, threads)
-        self.io: ModelIO = inspect_model(self.session)
-        self.input_hw: tuple[int, int] = self._input_hw()
-        self._fixed_batch = self.io.input.shape[0]
-        self._mean = np.asarray(self.preprocessing.mean, dtype=np.float32)
-        self._scale = np.float32(1.0) / np.asarray(self.preprocessing.std, dtype=np.float32)
+    def __init__(self, spec: ModelSpec, runtime: SessionSettings | None = None) -> None:
+        super().__init__(spec, runtime)
+        self.input_hw: tuple[int, int] = self._input_hw()  # NHWC files keep H, W at 1, 2
         self._check_channels()
-
-    @classmethod
-    def from_spec(cls, spec: str | ModelSpec, threads: int | None = None) -> Self:
-        return cls(resolve_model(spec) if isinstance(spec, str) else spec, threads)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}, input={self.input_hw}, {self.layout})"
+
+    def predict(self, image: np.ndarray, faces: Sequence[Face]) -> Sequence[Any]:
+        """One result per face, in order (each family returns its own result type)."""
+        raise NotImplementedError
 
     # ---- input ----------------------------------------------------------------------------
 
@@ -69,7 +51,8 @@ class AnalysisModel:
         h, w = (shape[1], shape[2]) if self.layout == "NHWC" else (shape[2], shape[3])
         if isinstance(h, int) and isinstance(w, int):
             return (h, w)
-        return self.default_size
+        assert self.default_input_hw is not None
+        return self.default_input_hw
 
     def _check_channels(self) -> None:
         shape = self.io.input.shape
@@ -81,44 +64,34 @@ class AnalysisModel:
                 f"{self.layout} order, the file's input is {shape}"
             )
 
-    def to_tensor(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """BGR uint8 crops → the input tensor: resize, colour order or grey, (x - mean) / std."""
+    def to_tensor(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) BGR uint8 at the input size → the input tensor; grey and NHWC
+        families normalise here, the colour NCHW ones in `OnnxModel.to_tensor`."""
+        if not self.grey and self.layout == "NCHW":
+            return super().to_tensor(images)
+        pre = self.preprocessing
+        if self.grey:
+            grey = np.stack([cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) for image in images])
+            pixels = ((grey.astype(np.float32) - pre.mean[0]) / pre.std[0])[..., None]
+        else:
+            pixels = images[..., ::-1] if pre.channel_order == "RGB" else images
+            mean, std = np.float32(pre.mean), np.float32(pre.std)
+            pixels = (pixels.astype(np.float32) - mean) / std
+        if self.layout == "NCHW":
+            pixels = pixels.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(pixels, dtype=self.input_dtype)
+
+    # ---- run ------------------------------------------------------------------------------
+
+    def run_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Every output of the network for these BGR crops of any sizes, one row per crop."""
+        if len(crops) == 0:
+            raise ValueError(f"{self.name}: run_crops needs at least one crop")
         height, width = self.input_hw
         sized = [
             c if c.shape[:2] == (height, width) else cv2.resize(c, (width, height)) for c in crops
         ]
-        pixels = np.stack(sized).astype(np.float32)
-        if self.grey:
-            grey = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in sized])
-            pixels = ((grey.astype(np.float32) - self._mean[0]) * self._scale[0])[..., None]
-        else:
-            if self.preprocessing.channel_order == "RGB":
-                pixels = pixels[..., ::-1]
-            pixels = (pixels - self._mean) * self._scale
-        if self.layout == "NCHW":
-            pixels = pixels.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(pixels, dtype=self.io.input.dtype)
-
-    def predict(self, image: np.ndarray, faces: Sequence[Face]) -> Sequence[Any]:
-        """One result per face, in order (each family returns its own result type)."""
-        raise NotImplementedError
-
-    # ---- run ------------------------------------------------------------------------------
-
-    def run(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Every output of the network for these crops (float32, one row per crop)."""
-        if len(crops) == 0:
-            raise ValueError("run() needs at least one crop")
-        tensor = self.to_tensor(crops)
-        step = self._fixed_batch if isinstance(self._fixed_batch, int) else MAX_BATCH
-        parts = [
-            self.session.run(None, {self.io.input.name: tensor[i : i + step]})
-            for i in range(0, len(tensor), step)
-        ]
-        return [
-            np.concatenate([np.asarray(p[k], dtype=np.float32) for p in parts])
-            for k in range(len(parts[0]))
-        ]
+        return self.run_batched(np.stack(sized))
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from facedb.models.spec import ModelSpec, ModelSpecError
+from facedb.models import ModelSpec, ModelSpecError, SessionSettings
 from facedb.vision.align import align_face
 from facedb.vision.analysis.base import AnalysisModel, softmax
 from facedb.vision.analysis.crops import crop_box, padded_box
@@ -78,20 +78,20 @@ class EmotionModel(AnalysisModel):
         if not faces:
             return []
         crops = [self.crop(image, face) for face in faces]
-        return decode_emotion(self.run(crops)[0], self.labels)
+        return decode_emotion(self.run_crops(crops)[0], self.labels)
 
 
 class AffectNetModel(EmotionModel):
     family = "affectnet"
     labels = AFFECTNET_LABELS
 
-    def __init__(self, spec: ModelSpec, threads: int | None = None) -> None:
+    def __init__(self, spec: ModelSpec, runtime: SessionSettings | None = None) -> None:
         if spec.options.get("format") == "torchscript" or spec.path.suffix == ".script":
             raise ModelSpecError(
                 f"{spec.name} is published as TorchScript ({spec.path.name}), which "
                 "onnxruntime cannot run: export the network to ONNX and use affectnet:PATH"
             )
-        super().__init__(spec, threads)
+        super().__init__(spec, runtime)
 
 
 class MiniXceptionModel(EmotionModel):
@@ -99,4 +99,4 @@ class MiniXceptionModel(EmotionModel):
     labels = RAFDB_LABELS
     grey = True
     aligned = False
-    default_size = (96, 96)
+    default_input_hw = (96, 96)

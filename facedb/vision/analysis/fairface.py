@@ -94,13 +94,13 @@ def decode_fairface(
 
 class FairFaceModel(AnalysisModel):
     family = "fairface"
-    default_size = (224, 224)
+    default_input_hw = (224, 224)
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> list[FairFaceResult]:
         if not faces:
             return []
         crops = [crop_box(image, padded_box(f.box, image.shape[:2], CROP_PAD)) for f in faces]
-        outputs = self.run(crops)
+        outputs = self.run_crops(crops)
         if len(outputs) != 3:
             raise ValueError(f"{self.name}: FairFace has 3 outputs, the file has {len(outputs)}")
         return decode_fairface(*outputs)

@@ -62,13 +62,13 @@ def decode_gaze(pitch_logits: np.ndarray, yaw_logits: np.ndarray) -> list[Gaze]:
 
 class GazeModel(AnalysisModel):
     family = "mobilegaze"
-    default_size = (448, 448)
+    default_input_hw = (448, 448)
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> list[Gaze]:
         if not faces:
             return []
         crops = [crop_box(image, padded_box(f.box, image.shape[:2])) for f in faces]
-        outputs = self.run(crops)
+        outputs = self.run_crops(crops)
         if len(outputs) != 2:
             raise ValueError(f"{self.name}: MobileGaze has 2 outputs, the file has {len(outputs)}")
         return decode_gaze(outputs[0], outputs[1])

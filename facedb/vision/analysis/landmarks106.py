@@ -77,12 +77,12 @@ def decode_landmarks(
 
 class Landmark106Model(AnalysisModel):
     family = "landmark106"
-    default_size = (192, 192)
+    default_input_hw = (192, 192)
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> list[Landmarks106]:
         if not faces:
             return []
         size = self.input_hw[0]
         warps = [centred_square(image, face.box, size, CROP_SCALE) for face in faces]
-        rows = self.run([crop for crop, _ in warps])[0]
+        rows = self.run_crops([crop for crop, _ in warps])[0]
         return decode_landmarks(rows, size, [matrix for _, matrix in warps])

@@ -86,12 +86,12 @@ def decode_parsing(logits: np.ndarray, crop_sizes: Sequence[tuple[int, int]]) ->
 
 class BiSeNetModel(AnalysisModel):
     family = "bisenet"
-    default_size = (512, 512)
+    default_input_hw = (512, 512)
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> list[ParsingMask]:
         if not faces:
             return []
         boxes = [padded_box(face.box, image.shape[:2]) for face in faces]
         crops = [crop_box(image, box) for box in boxes]
-        masks = decode_parsing(self.run(crops)[0], [c.shape[:2] for c in crops])
+        masks = decode_parsing(self.run_crops(crops)[0], [c.shape[:2] for c in crops])
         return [ParsingMask(mask, box) for mask, box in zip(masks, boxes, strict=True)]

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from facedb.models import SessionSettings
 from facedb.vision.align import template_for
 from facedb.vision.analysis.landmarks106 import (
     GROUPS,
@@ -323,12 +324,12 @@ class SignalModels:
         landmarks: str | None = None,
         parsing: str | None = None,
         xseg: str | None = None,
-        threads: int | None = None,
+        runtime: SessionSettings | None = None,
     ) -> SignalModels:
         return cls(
-            Landmark106Model.from_spec(landmarks, threads) if landmarks else None,
-            BiSeNetModel.from_spec(parsing, threads) if parsing else None,
-            XSegModel.from_spec(xseg, threads) if xseg else None,
+            Landmark106Model.from_spec(landmarks, runtime) if landmarks else None,
+            BiSeNetModel.from_spec(parsing, runtime) if parsing else None,
+            XSegModel.from_spec(xseg, runtime) if xseg else None,
         )
 
     @property

@@ -54,7 +54,7 @@ def decode_xseg(outputs: np.ndarray, count: int) -> list[np.ndarray]:
 class XSegModel(AnalysisModel):
     family = "xseg"
     layout = "NHWC"
-    default_size = (ALIGNED_SIZE, ALIGNED_SIZE)
+    default_input_hw = (ALIGNED_SIZE, ALIGNED_SIZE)
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> list[XSegMask]:
         if not faces:
@@ -64,7 +64,7 @@ class XSegModel(AnalysisModel):
             cv2.warpAffine(image, m, (ALIGNED_SIZE, ALIGNED_SIZE), borderValue=(0, 0, 0))
             for m in matrices
         ]
-        masks = decode_xseg(self.run(crops)[0], len(faces))
+        masks = decode_xseg(self.run_crops(crops)[0], len(faces))
         return [
             XSegMask(_at_crop_size(m), matrix) for m, matrix in zip(masks, matrices, strict=True)
         ]

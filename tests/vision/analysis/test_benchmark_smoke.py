@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ def test_attributes_benchmark_smoke() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.attributes", "--smoke"],
         capture_output=True, text=True, timeout=300, cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout

@@ -52,7 +52,7 @@ def face(box=(100.0, 80.0, 200.0, 220.0)) -> Face:
 
 def probe_rows(model, crops_bgr=None) -> np.ndarray:
     crops = crops_bgr if crops_bgr is not None else [flat_image(120, 90), flat_image(50, 70)]
-    return model.run(crops)[0]
+    return model.run_crops(crops)[0]
 
 
 # ---- preprocessing: what each family feeds the network -------------------------------------
