@@ -75,7 +75,8 @@ class AnalysisModel(OnnxModel):
             pixels = ((grey.astype(np.float32) - pre.mean[0]) / pre.std[0])[..., None]
         else:
             pixels = images[..., ::-1] if pre.channel_order == "RGB" else images
-            mean, std = np.float32(pre.mean), np.float32(pre.std)
+            mean = np.asarray(pre.mean, np.float32)
+            std = np.asarray(pre.std, np.float32)
             pixels = (pixels.astype(np.float32) - mean) / std
         if self.layout == "NCHW":
             pixels = pixels.transpose(0, 3, 1, 2)
