@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from benchmarks.embedding_cache import REPO, embed_paths, pick_face, shared_dir
@@ -66,7 +67,7 @@ def read_labels() -> list[dict[str, str]]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    image = read_image(path)
+    image = cv2.imread(str(path))
     if image is None:
         raise OSError(f"cannot read {path}")
     return np.asarray(image)
