@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     download.add_argument("--workers", type=int, default=4, help="parallel downloads")
     download.set_defaults(handler=run_download)
 
-    verify = commands.add_parser("verify", help="re-hash every cached model file")
+    verify = commands.add_parser(
+        "verify",
+        help="re-hash every model file; exit 1 when one is damaged or a model in use "
+        "(or named) is missing",
+    )
+    verify.add_argument(
+        "names", nargs="*", metavar="NAME", help="check these registry models, not those in use"
+    )
+    verify.add_argument("--config", help="JSON settings file whose models are in use")
     verify.set_defaults(handler=run_verify)
 
 
@@ -148,26 +157,50 @@ def _settings(config: str | None) -> tuple[Settings | None, str | None]:
         return None, str(exc)
 
 
-def run_list(args: argparse.Namespace) -> int:
-    settings, problem = _settings(args.config)
-    if problem is not None and args.config:
-        print(f"error: cannot read the settings: {problem}", file=sys.stderr)
-        return 2
-    registry_roles: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class InUse:
+    """The models the settings name: registry name → roles, and every other spec described."""
+
+    registry: dict[str, list[str]]
+    others: list[dict[str, Any]]
+
+
+def _in_use(settings: Settings | None) -> InUse:
+    registry: dict[str, list[str]] = {}
     others: list[dict[str, Any]] = []
     for spec, used in _roles(settings).items():
         if _is_local_file_spec(spec):
             others.append(_describe_local_file(spec, used))
             continue
         try:
-            registry_roles.setdefault(lookup(spec.partition("?")[0]).name, []).extend(used)
+            registry.setdefault(lookup(spec.partition("?")[0]).name, []).extend(used)
         except ModelSpecError as exc:
             others.append({"name": spec, "in_use": used, "status": "unusable", "error": str(exc)})
-    rows = [_describe(REGISTRY[name], registry_roles.get(name, [])) for name in sorted(REGISTRY)]
+    return InUse(registry, others)
+
+
+def _settings_or_exit(config: str | None) -> Settings | int | None:
+    """The settings; exit code 2 when a named config file cannot be read; None (with a
+    note) when only the environment is bad, since the registry can still be shown."""
+    settings, problem = _settings(config)
+    if problem is not None and config:
+        print(f"error: cannot read the settings: {problem}", file=sys.stderr)
+        return 2
+    if problem is not None:
+        print(f"note: models in use unknown, the settings are invalid: {problem}", file=sys.stderr)
+    return settings
+
+
+def run_list(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit(args.config)
+    if isinstance(settings, int):
+        return settings
+    in_use = _in_use(settings)
+    rows = [_describe(REGISTRY[name], in_use.registry.get(name, [])) for name in sorted(REGISTRY)]
     if args.json:
-        print(json.dumps(rows + others, indent=2))
+        print(json.dumps(rows + in_use.others, indent=2))
         return 0
-    _print_table(rows, others)
+    _print_table(rows, in_use.others)
     return 0
 
 
@@ -226,15 +259,50 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verified_state(entry: RegistryEntry) -> str:
+    """Like the list's status, with every file hashed again (remembered digests ignored)."""
+    cache = _cache_state(entry, rehash=True)
+    if cache != "missing":
+        return cache
+    local = find_local(entry)
+    return "local" if local and file_digest(local, rehash=True) == entry.sha256 else "missing"
+
+
 def run_verify(args: argparse.Namespace) -> int:
-    """Hash every cached file again (ignoring remembered results); BAD files fail the run."""
-    bad = 0
+    """Re-hash the registry's files; 1 when one is BAD or a model in use (or named) is
+    missing, so a script can tell whether the server will find its models."""
+    settings = _settings_or_exit(args.config)
+    if isinstance(settings, int):
+        return settings
+    try:
+        named = {lookup(name).name for name in args.names}
+    except ModelSpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    in_use = InUse({}, []) if named else _in_use(settings)
+    problems: list[str] = []
     print(f"model cache: {model_dir()}")
-    for name in sorted(REGISTRY):
-        state = _cache_state(REGISTRY[name], rehash=True)
-        bad += state == "BAD"
-        print(f"{name:<26} {state}")
-    return 1 if bad else 0
+    for name in sorted(named or REGISTRY):
+        state = _verified_state(REGISTRY[name])
+        roles = in_use.registry.get(name, [])
+        print(f"{name:<26} {state}" + (f"  [in use: {', '.join(roles)}]" if roles else ""))
+        if state == "BAD" or (state == "missing" and (roles or named)):
+            problems.append(f"{name} is {state}" + (f" ({', '.join(roles)})" if roles else ""))
+    for row in in_use.others:
+        used = ", ".join(row["in_use"])
+        if row["status"] == "unusable":
+            print(f"{used}: {row['name']}  missing: {row['error']}")
+            problems.append(f"{row['name']} is missing ({used})")
+        else:
+            print(f"{used}: {row['path']}  present (a local file)")
+    if problems:
+        print(
+            f"error: {'; '.join(problems)}: `facedb models download NAME`, or put the file in "
+            "a FACEDB_MODEL_DIR directory",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def run_import(args: argparse.Namespace) -> int:

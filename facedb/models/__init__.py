@@ -1,7 +1,7 @@
 """Model zoo: families, registry, cache and local files, onnxruntime sessions, `OnnxModel`.
 
 Dependency order inside the package (each imports only from those before it):
-errors, families → registry → store → spec → session → onnx_model.
+errors, families, digests, session → registry → store → spec → onnx_model.
 """
 
 from facedb.models.errors import ModelSpecError, ModelUnavailableError

@@ -84,7 +84,8 @@ class OnnxModel:
 
     Instance attributes: `spec`, `session`, `io` (ModelIO), `preprocessing`, `input_name`,
     `input_dtype`, `input_hw` (the file's fixed size, else `default_input_hw`),
-    `batch_limit`; `name` is the spec's name.
+    `batch_limit`; `name` is the spec's name. A subclass that adds constructor arguments
+    keeps `runtime` as a keyword (`from_spec` passes it by name) and defaults the rest.
     """
 
     family: ClassVar[str] = ""
@@ -111,7 +112,7 @@ class OnnxModel:
     @classmethod
     def from_spec(cls, spec: str | ModelSpec, runtime: SessionSettings | None = None) -> Self:
         """A model for a registry name, `FAMILY:PATH[?...]` string or resolved spec."""
-        return cls(resolve_model(spec) if isinstance(spec, str) else spec, runtime)
+        return cls(resolve_model(spec) if isinstance(spec, str) else spec, runtime=runtime)
 
     @property
     def name(self) -> str:

@@ -22,8 +22,7 @@ _ORT_DTYPES: dict[str, type[np.floating]] = {
 _lock = threading.Lock()
 
 CPU_PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
-# None keeps onnxruntime's own default (idle intra-op threads spin before they sleep).
-DEFAULT_ALLOW_SPINNING: bool | None = None
+_SPINNING_VALUES = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
 
 
 def default_threads() -> int:
@@ -31,12 +30,23 @@ def default_threads() -> int:
     return int(os.environ.get("FACEDB_ORT_THREADS", "0")) or (os.cpu_count() or 1)
 
 
+def default_allow_spinning() -> bool | None:
+    """FACEDB_ORT_SPINNING (1/0, true/false, on/off), else None: onnxruntime's own default
+    (idle intra-op threads spin before they sleep)."""
+    text = os.environ.get("FACEDB_ORT_SPINNING", "").strip().lower()
+    if not text:
+        return None
+    if text not in _SPINNING_VALUES:
+        raise ValueError(f"FACEDB_ORT_SPINNING must be 1 or 0, got {text!r}")
+    return _SPINNING_VALUES[text]
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     """How a session runs. `None` fields take the defaults above when the session is made."""
 
     threads: int | None = None  # intra-op threads; None: default_threads()
-    allow_spinning: bool | None = DEFAULT_ALLOW_SPINNING
+    allow_spinning: bool | None = None  # None: default_allow_spinning()
     providers: tuple[str, ...] = CPU_PROVIDERS  # in order of preference
 
     def __post_init__(self) -> None:
@@ -120,12 +130,13 @@ def get_session(
     path: Path | str,
     threads: int | None = None,
     *,
-    allow_spinning: bool | None = DEFAULT_ALLOW_SPINNING,
+    allow_spinning: bool | None = None,
     providers: tuple[str, ...] = CPU_PROVIDERS,
 ) -> ort.InferenceSession:
     """The process-wide session for this file and settings (sessions are thread-safe for
-    `run`). `threads` None or 0 means `default_threads()`; `allow_spinning` None keeps
-    onnxruntime's default; an unavailable provider is a ValueError naming the available ones."""
+    `run`). `threads` None or 0 means `default_threads()`; `allow_spinning` None means
+    `default_allow_spinning()`; an unavailable provider is a ValueError naming the available
+    ones."""
     settings = SessionSettings(threads, allow_spinning, tuple(providers))
     return session_for(path, settings)
 
@@ -134,7 +145,8 @@ def session_for(path: Path | str, settings: SessionSettings) -> ort.InferenceSes
     """`get_session` with the settings as one value."""
     _check_providers(settings.providers)
     threads = settings.threads or default_threads()
+    spinning = (
+        default_allow_spinning() if settings.allow_spinning is None else settings.allow_spinning
+    )
     with _lock:
-        return _cached_session(
-            str(Path(path).resolve()), threads, settings.allow_spinning, settings.providers
-        )
+        return _cached_session(str(Path(path).resolve()), threads, spinning, settings.providers)

@@ -324,8 +324,11 @@ def ensure_model(entry: RegistryEntry, *, download: bool = True) -> Path:
             if is_valid(entry, path):
                 return path
             log.warning("cached %s fails its SHA-256 check; removing it", path)
-            path.unlink(missing_ok=True)
             reason = "the cached file failed its SHA-256 check and was removed"
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only cache: a local copy may still be found
+                reason = f"the cached file failed its SHA-256 check ({exc})"
         else:
             reason = "it is not in the model cache"
         local = find_local(entry)

@@ -101,7 +101,7 @@ class LivenessModel(OnnxModel):
         if not faces:
             return np.zeros((0, 3), np.float32)
         patches = np.stack([self.crop(image, face.box) for face in faces])
-        (logits,) = self.run_batched(patches)
+        (logits,) = self.run_batched(patches, [self.io.outputs[0].name])
         return softmax(logits.reshape(len(faces), -1))
 
     def live_scores(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:

@@ -110,3 +110,26 @@ def test_list_shows_local_models_in_use_and_a_legend(capsys, monkeypatch, model_
     assert recognizer["sha256"] == next(
         r["sha256"] for r in records if r["file"] == ARCFACE_FILE.name
     )
+
+
+def test_verify_fails_when_a_model_in_use_is_missing(capsys, monkeypatch, model_env) -> None:
+    assert main(["models", "verify"]) == 1  # nothing on this machine: both defaults missing
+    captured = capsys.readouterr()
+    assert "SCRFD_500M_KPS             missing  [in use: detector]" in captured.out
+    assert captured.err.count("\n") == 1
+    missing = "ARCFACE_MNET is missing (recognizer); SCRFD_500M_KPS is missing (detector)"
+    assert missing in captured.err
+
+    monkeypatch.setenv("FACEDB_MODEL_DIR", f"{model_env}{os.pathsep}{MODELS}")
+    monkeypatch.setenv("FACEDB_RECOGNIZER", f"arcface:{ARCFACE_FILE}")
+    assert main(["models", "verify"]) == 0  # SCRFD found by SHA-256, recognizer a local file
+    out = capsys.readouterr().out
+    assert "SCRFD_500M_KPS             local  [in use: detector]" in out
+    assert f"recognizer: {ARCFACE_FILE}  present" in out
+
+    monkeypatch.setenv("FACEDB_RECOGNIZER", f"arcface:{model_env / 'gone.onnx'}")
+    assert main(["models", "verify"]) == 1
+    assert "is missing (recognizer)" in capsys.readouterr().err
+    assert main(["models", "verify", "ARCFACE_RESNET"]) == 1  # named: must be here
+    assert main(["models", "verify", "NO_SUCH"]) == 2
+    assert "unknown model 'NO_SUCH'" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from onnx import TensorProto, helper
 
 from facedb.models import FAMILIES, OnnxModel, SessionSettings, get_session, resolve_model
 from facedb.models.session import session_for
+from tests.paths import MODELS
 
 SPINNING = "session.intra_op.allow_spinning"
 
@@ -82,7 +83,8 @@ def test_unbatched_default_runs_every_image_at_once(tmp_path: Path) -> None:
         model.to_tensor(np.zeros((1, 8, 8, 3), np.float32))
 
 
-def test_spinning_and_threads_reach_the_session(tmp_path: Path) -> None:
+def test_spinning_and_threads_reach_the_session(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("FACEDB_ORT_SPINNING", raising=False)
     path = channel_means_graph(tmp_path / "m.onnx")
     quiet = get_session(path, 1, allow_spinning=False)
     spinning = get_session(path, 1, allow_spinning=True)
@@ -96,8 +98,41 @@ def test_spinning_and_threads_reach_the_session(tmp_path: Path) -> None:
     assert len({id(quiet), id(spinning), id(default)}) == 3
 
 
+def test_spinning_default_comes_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    path = channel_means_graph(tmp_path / "m.onnx")
+    monkeypatch.setenv("FACEDB_ORT_SPINNING", "off")
+    options = get_session(path, 1).get_session_options()
+    assert options.get_session_config_entry(SPINNING) == "0"
+    assert get_session(path, 1, allow_spinning=True) is not get_session(path, 1)
+    monkeypatch.setenv("FACEDB_ORT_SPINNING", "sometimes")
+    with pytest.raises(ValueError, match="FACEDB_ORT_SPINNING"):
+        get_session(path, 1)
+
+
 def test_unavailable_provider_is_named(tmp_path: Path) -> None:
     path = channel_means_graph(tmp_path / "m.onnx")
     with pytest.raises(ValueError, match=r"NoSuchExecutionProvider.*available: .*CPU"):
         get_session(path, providers=("NoSuchExecutionProvider",))
     assert "CPUExecutionProvider" in ort.get_available_providers()
+
+
+def test_every_family_base_loads_through_from_spec() -> None:
+    from facedb.vision.detect.scrfd import SCRFDDetector
+    from facedb.vision.embed import ArcFaceEmbedder
+    from facedb.vision.liveness import LivenessModel
+    from facedb.vision.quality import FiqaModel
+
+    runtime = SessionSettings(threads=1, allow_spinning=False)
+    files = {
+        SCRFDDetector: "scrfd:scrfd_500m_kps.onnx",
+        ArcFaceEmbedder: "arcface:arcface_w600k_mbf_int8.onnx",
+        LivenessModel: "minifasnet:minifasnet_v2.onnx",
+        FiqaModel: "fiqa:face_quality_fiqa.onnx",
+    }
+    for cls, spec in files.items():
+        family, _, name = spec.partition(":")
+        model = cls.from_spec(f"{family}:{MODELS / name}", runtime)
+        assert isinstance(model, OnnxModel) and model.family == family
+        options = model.session.get_session_options()
+        assert options.intra_op_num_threads == 1
+        assert options.get_session_config_entry(SPINNING) == "0"
