@@ -210,13 +210,16 @@ def clustering(args: argparse.Namespace) -> None:
     truth = [Path(p).parent.name for p in result.paths]
     people = len(set(truth))
     sha = file_sha256(Path(models / "arcface_w600k_mbf_int8.onnx"))
-    calibrated = default_threshold(sha) if load_calibration(sha) else None
+    calibrated = default_threshold(sha, len(paths)) if load_calibration(sha) else None
     print(f"\n== Clustering LFW: {len(paths)} photos of {people} people "
           f"(>= {args.min_images} photos, <= {args.max_per_person} each, "
           f"+{args.distractors} one-photo people); ArcFace int8")  # fmt: skip
     print(f"{'threshold':>9} {'k':>3} {'groups':>6} {'purity':>7} {'pair P':>7} {'pair R':>7} "
           f"{'pair F1':>7} {'ms':>7}")  # fmt: skip
-    sweep = sorted({*THRESHOLDS, *([round(calibrated, 4)] if calibrated else [])})
+    far_1e3 = load_calibration(sha)
+    one_to_one = round(far_1e3.threshold_for_far(1e-3), 4) if far_1e3 else None
+    print(f"(1:1 FAR 1e-3 threshold: {one_to_one}; default: {calibrated and round(calibrated, 4)})")
+    sweep = sorted({*THRESHOLDS, *(round(t, 4) for t in (calibrated, one_to_one) if t)})
     for threshold in sweep:
         for k in NEIGHBOURS:
             start = time.perf_counter()
@@ -224,7 +227,7 @@ def clustering(args: argparse.Namespace) -> None:
             elapsed = (time.perf_counter() - start) * 1000
             s = score_clusters(labels.tolist(), truth)
             mark = (
-                "  <- default (calibrated FAR 1e-3)"
+                "  <- default (calibrated FPIR 0.1 % at N faces)"
                 if threshold == round(calibrated or -9, 4) and k == 10
                 else ""
             )

@@ -189,7 +189,7 @@ def _register_cluster(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="COS",
         help="cosine above which two faces may be one person (default: the recognizer's "
-        "calibrated FAR 1e-3 threshold, else 0.35)",
+        "calibrated 1:N threshold at FPIR 0.1%% for the number of faces, else 0.45)",
     )
     parser.add_argument(
         "--neighbours", type=int, default=10, metavar="K", help="k of the k-NN graph"
@@ -218,10 +218,8 @@ def run_cluster(args: argparse.Namespace) -> int:
     recognizer = args.recognizer or os.environ.get("FACEDB_RECOGNIZER") or DEFAULT_RECOGNIZER
     try:
         pipeline = FacePipeline.from_specs(detector, recognizer, threads=args.threads)
-        threshold = args.threshold
-        if threshold is None:
-            threshold = default_threshold(pipeline.embedder.sha256)
-        config = ClusterConfig(threshold=threshold, neighbours=args.neighbours)
+        if args.threshold is not None:
+            ClusterConfig(threshold=args.threshold, neighbours=args.neighbours)  # validate
     except (ValueError, OSError) as error:
         return _fail("cluster", error)
     sources: list[tuple[Path, Face]] = []
@@ -238,6 +236,10 @@ def run_cluster(args: argparse.Namespace) -> int:
                 sources.append((path, face.face))
                 embeddings.append(face.embedding)
     matrix = np.stack(embeddings) if embeddings else np.zeros((0, pipeline.embedder.dim))
+    threshold = args.threshold
+    if threshold is None:
+        threshold = default_threshold(pipeline.embedder.sha256, len(matrix))
+    config = ClusterConfig(threshold=threshold, neighbours=args.neighbours)
     clusters = cluster_faces(matrix.astype(np.float32), config)
     _print_clusters(args, sources, clusters, threshold, skipped)
     return 0
