@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,16 +26,18 @@ import cv2
 import numpy as np
 
 from facedb.calibration import Calibration, load_calibration
-from facedb.catalog import Catalog
 from facedb.config import Settings
-from facedb.store.errors import (
+from facedb.storage.catalog import Catalog
+from facedb.storage.errors import (
     AlreadyExistsError,
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
     StoreError,
 )
-from facedb.store.records import (
+from facedb.storage.records import (
+    DuplicateOf,
+    EnrollRequest,
     GalleryConfig,
     GalleryInfo,
     GallerySettings,
@@ -389,10 +390,6 @@ class Engine:
         self._calibrations: dict[str, Calibration | None] = {}
         embedder = pipeline.embedder
         self.model = ModelInfo(embedder.name, embedder.sha256, int(embedder.dim))
-        # Duplicate check + write must not interleave for one gallery, or two concurrent
-        # enrollments of one face under two identities would both pass the check.
-        self._write_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
 
     def observe(self, observer: Observer) -> None:
         """Send stage timings and refusals to `observer` from now on."""
@@ -422,7 +419,8 @@ class Engine:
             settings=GallerySettings(
                 match_threshold=thresholds.identify,
                 duplicate_threshold=thresholds.duplicate,
-                gate_policy={"gates": gates.to_json(), "verify_threshold": thresholds.verify},
+                verify_threshold=thresholds.verify,
+                gate_policy={"gates": gates.to_json()},
             ),
             store_crops=store_crops,
         )
@@ -460,8 +458,7 @@ class Engine:
                 self._prepare(index, data, image, policy, select)
                 for index, (data, image) in enumerate(zip(item.images, decoded, strict=True))
             ]
-            with self._write_lock(item.gallery):
-                return self._check_and_write(info, item, prepared)
+            return self._write(info, item, prepared)
 
     def _prepare(
         self,
@@ -479,56 +476,52 @@ class Engine:
             return _Prepared(index, digest, None, outcome, image.scale)
         return _Prepared(index, digest, analysis.accepted[0], None, image.scale)
 
-    def _check_and_write(
+    def _write(
         self, info: GalleryInfo, item: EnrollItem, prepared: list[_Prepared]
     ) -> EnrollResult:
-        existing = self._find_identity(item.gallery, item.external_id)
-        duplicate = self._duplicate_threshold(info)
-        if not item.allow_duplicate:
-            self._refuse_duplicates(item, prepared, duplicate)
+        """One catalog call: identity lookup, duplicate check and write, atomic across
+        processes (the catalog holds the gallery's write lock throughout)."""
         to_write = [p for p in prepared if p.outcome is None and p.face is not None]
-        face_ids: list[int] = []
-        if to_write:
-            faces = [self._new_face(p, info.store_crops) for p in to_write]
-            check_deadline("write")
-            start = time.perf_counter()
-            with _store_errors():
-                face_ids = self.catalog.add_faces(
-                    item.gallery,
-                    item.external_id,
-                    faces,
-                    display_name=item.display_name or None,
-                    metadata=_merged(existing, item.metadata),
-                )
-            self.observer.stage("write", time.perf_counter() - start)
-        outcomes = _outcomes(prepared, to_write, face_ids)
-        identity = self._find_identity(item.gallery, item.external_id) if face_ids else existing
-        return EnrollResult(
-            item.external_id, existing is None and bool(face_ids), identity, outcomes
+        threshold = None if item.allow_duplicate else self._duplicate_threshold(info)
+        request = EnrollRequest(
+            external_id=item.external_id,
+            faces=[self._new_face(p, info.store_crops) for p in to_write],
+            display_name=item.display_name or None,
+            metadata=item.metadata or None,
+            duplicate_threshold=threshold,
+            duplicate_k=DUPLICATE_SEARCH_K,
         )
+        if to_write:
+            check_deadline("write")
+        start = time.perf_counter()
+        with _store_errors():
+            outcome = self.catalog.enroll(item.gallery, request)
+        if to_write:
+            self.observer.stage("write", time.perf_counter() - start)
+        written: list[_Prepared] = []
+        for p, face_id, duplicate in zip(
+            to_write, outcome.face_ids, outcome.duplicates, strict=True
+        ):
+            if duplicate is not None and threshold is not None:
+                p.outcome = self._duplicate_outcome(p, duplicate, threshold)
+            elif face_id is not None:
+                written.append(p)
+        face_ids = [face_id for face_id in outcome.face_ids if face_id is not None]
+        outcomes = _outcomes(prepared, written, face_ids)
+        return EnrollResult(item.external_id, outcome.created, outcome.identity, outcomes)
 
-    def _refuse_duplicates(
-        self, item: EnrollItem, prepared: list[_Prepared], threshold: float
-    ) -> None:
-        candidates = [p for p in prepared if p.outcome is None and p.face is not None]
-        if not candidates:
-            return
-        vectors = np.stack([p.face.embedding for p in candidates])
-        hits = self._search(item.gallery, vectors, k=DUPLICATE_SEARCH_K)
-        for p, row in zip(candidates, hits, strict=True):
-            other = next((h for h in row if h.external_id != item.external_id), None)
-            if other is not None and other.score >= threshold:
-                rejection = Rejection(
-                    Reason.DUPLICATE,
-                    float(other.score),
-                    threshold,
-                    f"this face already belongs to identity {other.external_id!r} "
-                    f"(similarity {other.score:.3f} >= {threshold:.3f})",
-                )
-                self.observer.rejection(Reason.DUPLICATE)
-                p.outcome = ImageOutcome(
-                    p.index, rejection=rejection, duplicate_of=other.external_id
-                )
+    def _duplicate_outcome(
+        self, prepared: _Prepared, duplicate: DuplicateOf, threshold: float
+    ) -> ImageOutcome:
+        rejection = Rejection(
+            Reason.DUPLICATE,
+            float(duplicate.score),
+            threshold,
+            f"this face already belongs to identity {duplicate.external_id!r} "
+            f"(similarity {duplicate.score:.3f} >= {threshold:.3f})",
+        )
+        self.observer.rejection(Reason.DUPLICATE)
+        return ImageOutcome(prepared.index, rejection=rejection, duplicate_of=duplicate.external_id)
 
     def _new_face(self, prepared: _Prepared, store_crops: bool) -> NewFace:
         analyzed = prepared.face
@@ -724,14 +717,14 @@ class Engine:
     def delete_identity(self, gallery: str, external_id: str) -> int:
         _require(gallery, "gallery")
         _require(external_id, "external_id")
-        with self._write_lock(gallery), _store_errors():
+        with _store_errors():
             return int(self.catalog.delete_identity(gallery, external_id))
 
     def delete_face(self, gallery: str, face_id: int) -> None:
         _require(gallery, "gallery")
         if face_id <= 0:
             raise InvalidRequestError("face_id must be a positive face id")
-        with self._write_lock(gallery), _store_errors():
+        with _store_errors():
             self.catalog.delete_face(gallery, face_id)
 
     def stats(self) -> list[GalleryStats]:
@@ -750,7 +743,7 @@ class Engine:
         """Re-embed a gallery's stored crops with another recognizer and switch to it."""
         embedder = load_embedder(recognizer, threads=self.settings.ort_threads)
         model = ModelInfo(embedder.name, embedder.sha256, int(embedder.dim))
-        with self._write_lock(gallery), _store_errors():
+        with _store_errors():
             self.catalog.reindex(gallery, model=model, embed_crops=_crop_embedder(embedder))
             return self._gallery_view(self.catalog.get_gallery(gallery))
 
@@ -838,7 +831,7 @@ class Engine:
         return calibration.default_identify_threshold(max(info.face_count, 1))
 
     def _verify_threshold(self, info: GalleryInfo | None) -> float:
-        stored = None if info is None else _policy_json(info).get("verify_threshold")
+        stored = None if info is None else info.settings.verify_threshold
         if stored is not None:
             return float(stored)
         calibration = self.calibration(self.model.sha256 if info is None else info.model_sha256)
@@ -911,19 +904,6 @@ class Engine:
                 where = "" if index is None else f"image {index}: "
                 raise InvalidRequestError(f"{where}{error}") from error
 
-    def _find_identity(self, gallery: str, external_id: str) -> IdentityInfo | None:
-        try:
-            return self.catalog.get_identity(gallery, external_id)
-        except NotFoundError:
-            return None
-
-    @contextmanager
-    def _write_lock(self, gallery: str) -> Iterator[None]:
-        with self._locks_guard:
-            lock = self._write_locks.setdefault(gallery, threading.Lock())
-        with lock:
-            yield
-
 
 # ------------------------------------------------------------------- pure helpers
 
@@ -982,14 +962,6 @@ def _spec_matches(requested: str, model: ModelInfo) -> bool:
         return file_sha256(resolve_model(requested, download=False).path) == model.sha256
     except (ValueError, OSError, ModelUnavailableError):
         return False  # a model that is not even here is certainly not the loaded one
-
-
-def _merged(
-    existing: IdentityInfo | None, metadata: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    if not metadata:
-        return None if existing is None else dict(existing.metadata)
-    return {**(existing.metadata if existing else {}), **metadata}
 
 
 def _outcomes(
