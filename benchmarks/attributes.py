@@ -214,11 +214,11 @@ def clustering(args: argparse.Namespace) -> None:
     print(f"\n== Clustering LFW: {len(paths)} photos of {people} people "
           f"(>= {args.min_images} photos, <= {args.max_per_person} each, "
           f"+{args.distractors} one-photo people); ArcFace int8")  # fmt: skip
-    print(f"{'threshold':>9} {'k':>3} {'groups':>6} {'purity':>7} {'pair P':>7} {'pair R':>7} "
-          f"{'pair F1':>7} {'ms':>7}")  # fmt: skip
     far_1e3 = load_calibration(sha)
     one_to_one = round(far_1e3.threshold_for_far(1e-3), 4) if far_1e3 else None
     print(f"(1:1 FAR 1e-3 threshold: {one_to_one}; default: {calibrated and round(calibrated, 4)})")
+    print(f"{'threshold':>9} {'k':>3} {'groups':>6} {'purity':>7} {'pair P':>7} {'pair R':>7} "
+          f"{'pair F1':>7} {'ms':>7}")  # fmt: skip
     sweep = sorted({*THRESHOLDS, *(round(t, 4) for t in (calibrated, one_to_one) if t)})
     for threshold in sweep:
         for k in NEIGHBOURS:
