@@ -39,6 +39,7 @@ from facedb.index.vector_index import AUTO, IndexKind, IndexParams, VectorIndex,
 from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
 from facedb.storage.errors import ConflictError, InvalidArgumentError, NotFoundError
+from facedb.storage.page_tokens import decode_page_token, encode_page_token
 from facedb.storage.records import (
     DuplicateOf,
     EnrollOutcome,
@@ -119,6 +120,9 @@ class _Write:
             self.index.apply(self.seq, self.added_ids, self.added_vectors, self.removed)
         if self.removed is not None and len(self.removed):
             self.index.discard_snapshot()  # the old snapshot still holds these embeddings
+
+
+MAX_PAGE_SIZE = 1000  # identities per listing page: bounds one response
 
 
 class Catalog:
@@ -227,6 +231,7 @@ class Catalog:
                 repo.delete_gallery(session, row)
             self._forget(slot)
             shutil.rmtree(self._index_dir / uid, ignore_errors=True)
+        self._db.checkpoint_after_erasure()
 
     # ---- identities -----------------------------------------------------------------------
 
@@ -259,13 +264,13 @@ class Catalog:
     ) -> tuple[list[IdentityInfo], str]:
         """A page of identities in creation order, and the token of the next page ("" at
         the end)."""
-        if page_size <= 0:
-            raise InvalidArgumentError("page size must be positive")
-        after = _decode_token(page_token)
+        if not 0 < page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgumentError(f"page size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
         with self._db.read() as session:
             row = repo.get_gallery(session, gallery)
+            after = decode_page_token(page_token, row.id)
             page = repo.list_identities(session, row.id, page_size, after)
-        next_token = str(page[-1][0]) if len(page) == page_size else ""
+        next_token = encode_page_token(row.id, page[-1][0]) if len(page) == page_size else ""
         return [info for _, info in page], next_token
 
     def update_identity(
@@ -289,6 +294,7 @@ class Catalog:
             identity = repo.get_identity(write.session, write.row.id, external_id)
             face_ids, seq = repo.delete_identity(write.session, identity)
             write.remove(seq, face_ids)
+        self._db.checkpoint_after_erasure()
         return len(face_ids)
 
     # ---- faces ----------------------------------------------------------------------------
@@ -348,6 +354,7 @@ class Catalog:
         with self._writing(gallery) as write:
             seq = repo.delete_face(write.session, write.row.id, int(face_id))
             write.remove(seq, [int(face_id)])
+        self._db.checkpoint_after_erasure()
 
     def get_face(self, gallery: str, face_id: int) -> FaceInfo:
         with self._db.read() as session:
@@ -784,12 +791,3 @@ def _labelled_hits(
                 hits.append(Hit(int(face_id), label[0], float(score), label[1], label[2]))
         results.append(hits)
     return results
-
-
-def _decode_token(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        return int(token)
-    except ValueError as error:
-        raise InvalidArgumentError(f"invalid page token {token!r}") from error

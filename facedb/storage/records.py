@@ -9,6 +9,9 @@ from typing import Any
 
 import numpy as np
 
+# An identity's whole metadata, as UTF-8 JSON (it travels with every hit and listing).
+MAX_METADATA_BYTES = 16 * 1024
+
 
 @dataclass(frozen=True)
 class GallerySettings:

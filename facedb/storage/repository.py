@@ -9,6 +9,7 @@ change, and a check made under the lock (model, duplicates) still holds at commi
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
@@ -19,8 +20,9 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from facedb.storage.errors import AlreadyExistsError, NotFoundError
+from facedb.storage.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from facedb.storage.records import (
+    MAX_METADATA_BYTES,
     FaceInfo,
     GalleryConfig,
     GalleryInfo,
@@ -238,7 +240,7 @@ def enroll_identity(
             gallery_id=gallery_id,
             external_id=external_id,
             display_name=display_name,
-            attributes=dict(metadata or {}),
+            attributes=checked_metadata(metadata or {}),
         )
         session.add(row)
         session.flush()
@@ -254,8 +256,21 @@ def update_identity(
     if display_name is not None:
         row.display_name = display_name
     if metadata is not None:
-        row.attributes = dict(metadata)
+        row.attributes = checked_metadata(metadata)
     row.updated_at = utcnow()
+
+
+def checked_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata to store, refused when the identity's whole metadata (merged inside
+    the transaction) is over MAX_METADATA_BYTES: one identity must not grow every
+    response that carries it without bound."""
+    size = len(json.dumps(metadata, ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise InvalidArgumentError(
+            f"the identity's metadata would be {size:,} bytes as JSON; the limit is "
+            f"{MAX_METADATA_BYTES:,} bytes"
+        )
+    return dict(metadata)
 
 
 def delete_identity(session: Session, row: Identity) -> tuple[list[int], int | None]:

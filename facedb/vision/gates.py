@@ -33,6 +33,7 @@ every detected edge/blurred face is refused (the strongly blurred ones as BLURRY
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -60,6 +61,7 @@ class Reason(StrEnum):
     LOW_QUALITY = "LOW_QUALITY"
     SPOOF = "SPOOF"
     DUPLICATE = "DUPLICATE"  # decided after embedding: the face already belongs to another identity
+    INVALID_IMAGE = "INVALID_IMAGE"  # the image could not be decoded or is over a size limit
     OCCLUDED = "OCCLUDED"  # eyes, nose or mouth covered (needs a parsing or XSeg model)
     EYES_CLOSED = "EYES_CLOSED"  # needs a 106-landmark or parsing model
 
@@ -182,6 +184,9 @@ def _coerce(name: str, value: Any, annotation: Any) -> float | bool:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"gate setting {name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        # A NaN compares false with everything: it would silently switch the gate off.
+        raise ValueError(f"gate setting {name} must be a finite number, got {value!r}")
     return float(value)
 
 
