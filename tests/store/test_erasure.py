@@ -50,7 +50,8 @@ def _enroll(engine: Engine, external_id: str, photo: bytes) -> tuple[int, list[b
     assert face_id is not None
     crop = engine.catalog.get_crop("g", face_id)
     assert crop is not None
-    return face_id, _samples(crop)
+    (embedding,) = engine.catalog.identity_embeddings("g", external_id)
+    return face_id, _samples(crop) + _samples(np.asarray(embedding, np.float32).tobytes())
 
 
 def test_deleted_identity_leaves_no_crop_or_embedding_on_disk(engine) -> None:
@@ -63,7 +64,7 @@ def test_deleted_identity_leaves_no_crop_or_embedding_on_disk(engine) -> None:
     assert engine.get_identity("g", "tony").external_id == "tony"
 
 
-def test_deleted_face_leaves_no_crop_on_disk(engine) -> None:
+def test_deleted_face_leaves_no_crop_or_embedding_on_disk(engine) -> None:
     engine, data_dir = engine
     face_id, chunks = _enroll(engine, "gray", _photo("Gray_Davis", 1))
     engine.delete_face("g", face_id)
