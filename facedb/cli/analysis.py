@@ -13,7 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facedb.cli.vision import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER, draw_faces, face_to_json
+from facedb.cli.errors import EXIT_NO_FACE, EXIT_OK, EXIT_USAGE
+from facedb.cli.vision import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER, face_to_json
 from facedb.vision.types import Face
 
 KIND_OPTIONS = {
@@ -25,6 +26,7 @@ KIND_OPTIONS = {
     "parsing": "BiSeNet model (parsing, occlusion, glasses, sunglasses, hat, mask, ...)",
     "xseg": "XSeg model (segmentation, occlusion, mask)",
 }
+BOX_COLOUR, POINT_COLOUR, LABEL_COLOUR = (0, 255, 0), (255, 255, 0), (0, 255, 255)  # BGR
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _fail(command: str, error: object) -> int:
     print(f"facedb {command}: {error}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE
 
 
 # ======================================================================================
@@ -121,7 +123,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         print(f"{args.image}: {len(faces)} face(s) [{detector.name}]")
         for number, (face, result) in enumerate(zip(faces, results, strict=True), 1):
             print(f"  #{number} score {face.score:.3f} {summary(result)}")
-    return 0
+    return EXIT_OK if faces else EXIT_NO_FACE
 
 
 def summary(attributes: dict[str, Any]) -> str:
@@ -142,20 +144,31 @@ def summary(attributes: dict[str, Any]) -> str:
 def draw_analysis(
     image: np.ndarray, faces: Sequence[Face], results: Sequence[dict[str, Any]]
 ) -> np.ndarray:
-    """Boxes and 5 landmarks, each face's short attribute label, and 106 points if asked."""
-    picture = draw_faces(image, list(faces))
-    scale = max(0.35, max(image.shape[:2]) / 1400)
+    """Each box with its score and 5 landmarks, a short attribute label under it, and the
+    106 points when they were asked for."""
+    picture = image.copy()
+    thickness = max(1, round(max(image.shape[:2]) / 500))
+    scale = 0.4 * thickness
     for face, result in zip(faces, results, strict=True):
-        x1, y2 = round(float(face.box[0])), round(float(face.box[3]))
+        x1, y1, x2, y2 = (round(float(v)) for v in face.box)
+        cv2.rectangle(picture, (x1, y1), (x2, y2), BOX_COLOUR, thickness)
+        cv2.putText(
+            picture, f"{face.score:.2f}", (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+            scale, BOX_COLOUR, thickness,
+        )  # fmt: skip
+        for x, y in face.landmarks:
+            if np.isfinite(x) and np.isfinite(y):
+                cv2.circle(
+                    picture, (round(float(x)), round(float(y))), thickness + 1, POINT_COLOUR, -1
+                )
         label = _label(result)
         if label:
             cv2.putText(
-                picture, label, (x1, y2 + round(14 * scale / 0.35)), cv2.FONT_HERSHEY_SIMPLEX,
-                scale, (0, 255, 255), 1,
+                picture, label, (x1, y2 + round(14 * thickness)), cv2.FONT_HERSHEY_SIMPLEX,
+                scale, LABEL_COLOUR, thickness,
             )  # fmt: skip
-        points = (result.get("landmarks_106") or {}).get("points", [])
-        for x, y in points:
-            cv2.circle(picture, (round(x), round(y)), 1, (255, 255, 0), -1)
+        for x, y in (result.get("landmarks_106") or {}).get("points", []):
+            cv2.circle(picture, (round(x), round(y)), 1, POINT_COLOUR, -1)
     return picture
 
 
@@ -242,7 +255,7 @@ def run_cluster(args: argparse.Namespace) -> int:
     config = ClusterConfig(threshold=threshold, neighbours=args.neighbours)
     clusters = cluster_faces(matrix.astype(np.float32), config)
     _print_clusters(args, sources, clusters, threshold, skipped)
-    return 0
+    return EXIT_OK
 
 
 def _print_clusters(

@@ -84,3 +84,11 @@ def test_cluster_groups_a_folder_of_lfw_photos(tmp_path: Path, capsys) -> None:
     assert all(len(n) == 1 for n, c in sized if len(c) > 1)
     assert sorted(n[0] for n, c in sized if len(c) >= 3) == list(people)
     assert main(["cluster", str(tmp_path / "nope"), "--recognizer", ARCFACE]) == 2
+
+
+def test_analyze_an_image_without_a_face_exits_3(capsys) -> None:
+    empty = EDGE / "no_face"
+    photo = sorted(p for p in empty.iterdir() if p.suffix.lower() in {".jpg", ".png"})[0]
+    args = ["analyze", str(photo), "--detector", SCRFD, "--agegender", AGEGENDER, "--json"]
+    assert main(args) == 3
+    assert json.loads(capsys.readouterr().out)["faces"] == []
