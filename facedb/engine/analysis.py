@@ -114,17 +114,7 @@ class FaceAnalysis:
         return AnalyzeResult(results, names)
 
     def _attributes(self, attributes: Sequence[str]) -> tuple[str, ...]:
-        try:
-            names = parse_attributes(attributes)
-        except AttributeRequestError as error:
-            raise InvalidRequestError(str(error)) from error
-        try:
-            self.analyzer.kinds_for(names)
-        except AttributeRequestError as error:
-            raise FailedPreconditionError(
-                f"{error}; this server runs: {', '.join(sorted(self.analyzer.models)) or 'none'}"
-            ) from error
-        return names
+        return checked_attributes(self.analyzer, attributes)
 
     def _assess(self, pixels: np.ndarray, faces: list[Face], policy: Any) -> list[Any]:
         gates = self.core.pipeline.gates
@@ -240,6 +230,33 @@ class FaceAnalysis:
         if not np.isfinite(vectors).all() or (norms == 0).any():
             raise InvalidRequestError("embeddings must be finite and non-zero")
         return vectors / norms
+
+
+def checked_attributes(analyzer: FaceAnalyzer, attributes: Sequence[str]) -> tuple[str, ...]:
+    """Validated names: unknown → INVALID_ARGUMENT; model not run → FAILED_PRECONDITION."""
+    try:
+        names = parse_attributes(attributes)
+    except AttributeRequestError as error:
+        raise InvalidRequestError(str(error)) from error
+    try:
+        analyzer.kinds_for(names)
+    except AttributeRequestError as error:
+        running = ", ".join(sorted(analyzer.models)) or "none"
+        raise FailedPreconditionError(f"{error}; this server runs: {running}") from error
+    return names
+
+
+def measured_attributes(
+    analyzer: FaceAnalyzer,
+    pixels: np.ndarray,
+    faces: Sequence[Face],
+    names: Sequence[str],
+    scale: float,
+) -> list[dict[str, Any]]:
+    """Each face's asked attributes as JSON-ready dicts, 106 points in original pixels."""
+    if not names or not faces:
+        return [{} for _ in faces]
+    return [_scaled_attributes(r.to_dict(), scale) for r in analyzer.analyze(pixels, faces, names)]
 
 
 def _bounded(name: str, value: int, default: int, maximum: int) -> int:

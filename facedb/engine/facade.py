@@ -67,7 +67,7 @@ class Engine:
         self._galleries = GalleryAdmin(self._core)
         self._identities = IdentityAdmin(self._core)
         self._enrollment = Enrollment(self._core)
-        self._identification = Identification(self._core)
+        self._identification = Identification(self._core, analyzer)
         self._verification = Verification(self._core)
         self._analysis = FaceAnalysis(self._core, analyzer)
         # What the engine runs (read-only views of its parts).
@@ -160,8 +160,10 @@ class Engine:
         target_fpir: float | None = None,
         all_faces: bool = False,
         timeout: float | None = None,
+        attributes: Sequence[str] = (),
     ) -> IdentifyResult:
-        """Candidates per probe face, best identity first; an empty list is "no match"."""
+        """Candidates per probe face, best identity first; an empty list is "no match";
+        `attributes` (names, as for `analyze`) are measured on every probe face."""
         return self._identification.identify(
             gallery,
             image,
@@ -170,6 +172,7 @@ class Engine:
             target_fpir=target_fpir,
             all_faces=all_faces,
             timeout=timeout,
+            attributes=attributes,
         )
 
     def verify(

@@ -133,6 +133,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 target_fpir=request.target_fpir if decision == "target_fpir" else None,
                 all_faces=request.all_faces,
                 timeout=context.time_remaining(),
+                attributes=list(request.attributes),
             )
         return pb.IdentifyResponse(
             faces=[_probe(p) for p in result.faces], threshold=result.threshold
@@ -430,6 +431,7 @@ def _probe(probe: eng.ProbeResult) -> pb.ProbeFace:
             for c in probe.candidates
         ],
         rejection=_rejection(probe.rejection),
+        attributes=_attributes(probe.attributes) if probe.attributes else None,
     )
 
 

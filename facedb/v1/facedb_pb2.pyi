@@ -298,20 +298,22 @@ class Box(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("gallery", "image", "top_k", "threshold", "target_fpir", "all_faces")
+    __slots__ = ("gallery", "image", "top_k", "threshold", "target_fpir", "all_faces", "attributes")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     TARGET_FPIR_FIELD_NUMBER: _ClassVar[int]
     ALL_FACES_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     image: bytes
     top_k: int
     threshold: float
     target_fpir: float
     all_faces: bool
-    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., target_fpir: _Optional[float] = ..., all_faces: _Optional[bool] = ...) -> None: ...
+    attributes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., target_fpir: _Optional[float] = ..., all_faces: _Optional[bool] = ..., attributes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("external_id", "display_name", "score", "face_id", "metadata")
@@ -335,16 +337,18 @@ class Candidate(_message.Message):
     def __init__(self, external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., score: _Optional[float] = ..., face_id: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ProbeFace(_message.Message):
-    __slots__ = ("box", "detection_score", "candidates", "rejection")
+    __slots__ = ("box", "detection_score", "candidates", "rejection", "attributes")
     BOX_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     REJECTION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     box: Box
     detection_score: float
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     rejection: Rejection
-    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., detection_score: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
+    attributes: FaceAttributes
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., detection_score: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., attributes: _Optional[_Union[FaceAttributes, _Mapping]] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
     __slots__ = ("faces", "threshold")

@@ -69,6 +69,21 @@ def test_analyze_returns_faces_and_the_asked_attributes(served) -> None:
     assert len(bare.faces) == 1 and not bare.faces[0].attributes.HasField("age")
 
 
+def test_identify_carries_the_asked_attributes(served) -> None:
+    db, _ = served
+    image = lfw_path("Serena_Williams", 4).read_bytes()  # not enrolled: a new photo of her
+    request = pb.IdentifyRequest(gallery="people", image=image, attributes=["gender", "age"])
+    reply = call(db, "Identify", request)
+    (probe,) = reply.faces
+    assert probe.candidates[0].external_id == "Serena_Williams"
+    assert probe.attributes.gender == "female" and probe.attributes.HasField("age")
+    plain = call(db, "Identify", pb.IdentifyRequest(gallery="people", image=image))
+    assert not plain.faces[0].HasField("attributes")
+    with pytest.raises(grpc.RpcError) as caught:
+        call(db, "Identify", pb.IdentifyRequest(gallery="people", image=image, attributes=["hat"]))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
 def test_analyze_mistakes_have_their_codes(served) -> None:
     db, _ = served
     image = lfw_path("Tiger_Woods", 2).read_bytes()
