@@ -87,6 +87,8 @@ def decode_parsing(logits: np.ndarray, crop_sizes: Sequence[tuple[int, int]]) ->
 class BiSeNetModel(AnalysisModel):
     family = "bisenet"
     default_input_hw = (512, 512)
+    # One crop's output is 19 x 512 x 512 float32 (20 MB): 4 per run bounds the memory.
+    max_batch = 4
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> list[ParsingMask]:
         if not faces:
