@@ -65,7 +65,9 @@ def _register_analyze(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-faces", type=int, default=0, help="keep the N largest (0 = all)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--draw", type=Path, default=None, metavar="OUT.png")
+    parser.add_argument(
+        "--draw", type=Path, default=None, metavar="OUT.png", help="write the faces and labels"
+    )
     parser.set_defaults(handler=run_analyze)
 
 
