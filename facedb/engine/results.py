@@ -129,6 +129,7 @@ class ProbeResult:
     detection_score: float
     candidates: list[Candidate]  # ranked; empty = no match
     rejection: Rejection | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)  # the attributes asked for
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ METHOD_ROLE = {
     "GetIdentity": "search",
     "ListIdentities": "search",
     "GetStats": "search",
+    "Analyze": "search",
+    "SearchFaces": "search",
+    "ClusterFaces": "search",
 }
 
 # Gallery requests name the gallery `name`; all others call it `gallery`.

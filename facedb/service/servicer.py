@@ -133,6 +133,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 target_fpir=request.target_fpir if decision == "target_fpir" else None,
                 all_faces=request.all_faces,
                 timeout=context.time_remaining(),
+                attributes=list(request.attributes),
             )
         return pb.IdentifyResponse(
             faces=[_probe(p) for p in result.faces], threshold=result.threshold
@@ -214,6 +215,57 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             faces=sum(g.faces for g in galleries),
             loaded_model=_model(self.engine.model),
         )
+
+    # ---------------------------------------------------------------- analysis
+
+    @translated
+    def Analyze(self, request: pb.AnalyzeRequest, context: Any) -> pb.AnalyzeResponse:
+        with self.limiter.slot(context.time_remaining()):
+            result = self.engine.analyze(
+                request.image,
+                list(request.attributes),
+                gallery=request.gallery,
+                timeout=context.time_remaining(),
+            )
+        return pb.AnalyzeResponse(
+            faces=[_analyzed_face(f) for f in result.faces], attributes=list(result.attributes)
+        )
+
+    @translated
+    def SearchFaces(self, request: pb.SearchFacesRequest, context: Any) -> Any:
+        query = request.WhichOneof("query")
+        with self.limiter.slot(context.time_remaining()):
+            result = self.engine.search_faces(
+                request.gallery,
+                face_id=request.face_id if query == "face_id" else None,
+                embedding=list(request.embedding.values) if query == "embedding" else None,
+                top_k=request.top_k,
+                threshold=request.threshold if request.HasField("threshold") else None,
+            )
+        return pb.SearchFacesResponse(
+            matches=[
+                pb.FaceMatch(face_id=m.face_id, external_id=m.external_id, score=m.score)
+                for m in result.matches
+            ],
+            threshold=result.threshold,
+        )
+
+    @translated
+    def ClusterFaces(self, request: pb.ClusterFacesRequest, context: Any) -> Any:
+        with self.limiter.slot(context.time_remaining()):
+            result = self.engine.cluster_faces(
+                gallery=request.gallery,
+                face_ids=list(request.face_ids),
+                embeddings=[list(e.values) for e in request.embeddings],
+                threshold=request.threshold if request.HasField("threshold") else None,
+                neighbours=request.neighbours,
+            )
+        gallery = bool(request.gallery)
+        clusters = [
+            pb.FaceCluster(face_ids=members) if gallery else pb.FaceCluster(indices=members)
+            for members in result.clusters
+        ]
+        return pb.ClusterFacesResponse(clusters=clusters, threshold=result.threshold)
 
 
 # ------------------------------------------------------------------ conversions
@@ -379,4 +431,52 @@ def _probe(probe: eng.ProbeResult) -> pb.ProbeFace:
             for c in probe.candidates
         ],
         rejection=_rejection(probe.rejection),
+        attributes=_attributes(probe.attributes) if probe.attributes else None,
     )
+
+
+def _analyzed_face(face: Any) -> pb.AnalyzedFace:
+    return pb.AnalyzedFace(
+        box=_box(face.box),
+        detection_score=face.detection_score,
+        landmarks=[pb.Point(x=x, y=y) for x, y in face.landmarks],
+        quality=face.quality,
+        liveness=face.liveness,
+        rejection=_rejection(face.rejection),
+        attributes=_attributes(face.attributes),
+    )
+
+
+# Attribute names whose value maps onto one FaceAttributes field of the same name.
+_SCALAR_ATTRIBUTES = (
+    "age", "gender", "gender_confidence", "race", "race_confidence", "age_group",
+    "age_group_confidence", "eyes_open", "eye_openness", "mouth_open", "mouth_openness",
+    "glasses", "sunglasses", "hat", "mask",
+)  # fmt: skip
+
+
+def _attributes(values: dict[str, Any]) -> pb.FaceAttributes:
+    message = pb.FaceAttributes()
+    for name in _SCALAR_ATTRIBUTES:
+        if values.get(name) is not None:
+            setattr(message, name, values[name])
+    emotion = values.get("emotion")
+    if emotion:
+        message.emotion.CopyFrom(
+            pb.Emotion(
+                label=emotion["label"], confidence=emotion["confidence"], scores=emotion["scores"]
+            )
+        )
+    points = (values.get("landmarks_106") or {}).get("points", [])
+    message.landmarks_106.extend(pb.Point(x=x, y=y) for x, y in points)
+    if values.get("gaze"):
+        message.gaze.CopyFrom(pb.Gaze(**values["gaze"]))
+    if values.get("head_pose"):
+        message.head_pose.CopyFrom(pb.HeadPose(**values["head_pose"]))
+    if values.get("occlusion"):
+        message.occlusion.CopyFrom(pb.Occlusion(**values["occlusion"]))
+    if values.get("parsing"):
+        message.parsing_class_shares.update(values["parsing"]["class_shares"])
+    if values.get("segmentation"):
+        message.segmentation_face_fraction = values["segmentation"]["face_fraction"]
+    return message

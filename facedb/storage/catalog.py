@@ -233,6 +233,17 @@ class Catalog:
             identity = repo.get_identity(session, row.id, external_id)
             return repo.identity_embeddings(session, identity.id, row.dim)
 
+    def face_embeddings(
+        self, gallery: str, face_ids: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, (n, d) float32 vectors) of the listed faces that exist, or of every face of
+        the gallery when `face_ids` is None; in face id order (SearchFaces, ClusterFaces)."""
+        with self._db.read() as session:
+            row = repo.get_gallery(session, gallery)
+            if face_ids is None:
+                return repo.all_embeddings(session, row.id, row.dim)
+            return repo.embeddings(session, row.id, sorted({int(i) for i in face_ids}), row.dim)
+
     def list_identities(
         self, gallery: str, page_size: int = 100, page_token: str = ""
     ) -> tuple[list[IdentityInfo], str]:
