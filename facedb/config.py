@@ -44,6 +44,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_optional_int(name: str) -> int | None:
+    value = _env(name)
+    return int(value) if value else None
+
+
 def _env_bool(name: str) -> bool:
     return (_env(name) or "").lower() in ("1", "true", "yes", "on")
 
@@ -54,7 +59,8 @@ def _env_keys() -> dict[str, dict[str, Any]]:
 
 
 def parse_api_keys(text: str) -> dict[str, dict[str, Any]]:
-    """`{"key": {"role": "admin|enroll|search", "galleries": ["*"]}}` → validated dict."""
+    """`{"key": {"role": "admin|enroll|search", "galleries": ["*"], "view_crops": bool}}`
+    → validated dict (view_crops: may read stored face crops; default off for search keys)."""
     try:
         keys = json.loads(text)
     except json.JSONDecodeError as error:
@@ -69,6 +75,8 @@ def parse_api_keys(text: str) -> dict[str, dict[str, Any]]:
         galleries = grant.get("galleries", ["*"])
         if not isinstance(galleries, list) or not all(isinstance(g, str) for g in galleries):
             raise ConfigError(f"API key {key[:4]}…: galleries must be a list of names or ['*']")
+        if not isinstance(grant.get("view_crops", False), bool):
+            raise ConfigError(f"API key {key[:4]}…: view_crops must be true or false")
     return keys
 
 
@@ -87,6 +95,8 @@ class Settings:
     host: str = field(default_factory=lambda: _env("host") or "127.0.0.1")
     port: int = field(default_factory=lambda: _env_int("port", 50051))
     metrics_port: int = field(default_factory=lambda: _env_int("metrics_port", 0))  # 0: off
+    # HTTP/JSON API and console beside gRPC; None: off, 0: a free port.
+    http_port: int | None = field(default_factory=lambda: _env_optional_int("http_port"))
     api_keys: dict[str, dict[str, Any]] = field(default_factory=_env_keys)
     insecure_no_auth: bool = field(default_factory=lambda: _env_bool("insecure_no_auth"))
 
@@ -137,7 +147,7 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if "Path" in kind:
         return Path(value).expanduser()
-    if kind == "int":
+    if kind in ("int", "int | None"):
         return int(value)
     if kind == "float":
         return float(value)

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `facedb` parser."""
     parser = subparsers.add_parser(
         "serve",
-        help="run the gRPC server",
+        help="run the gRPC (and HTTP) server",
         description="Serve enroll / identify / verify over gRPC. Settings come from flags, "
         "then FACEDB_* environment variables, then --config FILE (JSON).",
     )
@@ -29,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (default 50051; 0 picks one)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: off)")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        help="HTTP/JSON API and web console port (0 picks one; default off)",
+    )
     parser.add_argument("--detector", help="detector spec (FACEDB_DETECTOR)")
     parser.add_argument("--recognizer", help="recognizer spec (FACEDB_RECOGNIZER)")
     parser.add_argument("--liveness", help="liveness model spec; empty: off (FACEDB_LIVENESS)")
@@ -59,6 +64,7 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
+        http_port=args.http_port,
         detector=args.detector,
         recognizer=args.recognizer,
         liveness=args.liveness,

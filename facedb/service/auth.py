@@ -7,6 +7,7 @@ has a role and a list of galleries (`["*"]` = all):
 - enroll: search, plus enroll / update / delete identities and faces;
 - admin: everything, including creating and deleting galleries.
 
+`Authorizer` holds that logic for both transports (gRPC here, HTTP in facedb.http).
 The interceptor checks both the role a method needs and, by reading the request, the
 gallery it touches, so the servicer never sees a call it must refuse. Calls that name no
 gallery (ListGalleries, GetStats) are filtered by the servicer with `current_principal()`.
@@ -49,7 +50,11 @@ METHOD_ROLE = {
     "GetIdentity": "search",
     "ListIdentities": "search",
     "GetStats": "search",
+    "GetFaceCrop": "search",  # plus the view_crops permission
 }
+
+# Methods that return face images: they need `Principal.view_crops` besides the role.
+CROP_METHODS = frozenset({"GetFaceCrop"})
 
 # Gallery requests name the gallery `name`; all others call it `gallery`.
 GALLERY_FIELD = {"CreateGallery": "name", "GetGallery": "name", "DeleteGallery": "name"}
@@ -62,6 +67,8 @@ class Principal:
     key_id: str
     role: str
     galleries: frozenset[str]
+    # May read stored face crops (biometric images): an explicit grant, off for search keys.
+    view_crops: bool = False
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -71,7 +78,7 @@ class Principal:
 
 
 # With auth off every caller is this principal.
-ANONYMOUS_ADMIN = Principal("insecure-no-auth", "admin", frozenset({"*"}))
+ANONYMOUS_ADMIN = Principal("insecure-no-auth", "admin", frozenset({"*"}), view_crops=True)
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar(
     "facedb_principal", default=ANONYMOUS_ADMIN
@@ -108,12 +115,19 @@ def _galleries(grant: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(grant.get("galleries", ["*"]))
 
 
+def _view_crops(grant: Mapping[str, Any]) -> bool:
+    """Explicit `view_crops` wins; without it admin and enroll keys may, search keys may not."""
+    return bool(grant.get("view_crops", grant["role"] != "search"))
+
+
 class KeyRing:
     """The configured keys, compared in constant time."""
 
     def __init__(self, keys: Mapping[str, Mapping[str, Any]]):
         self._keys = {
-            key: Principal(key_fingerprint(key), grant["role"], _galleries(grant))
+            key: Principal(
+                key_fingerprint(key), grant["role"], _galleries(grant), _view_crops(grant)
+            )
             for key, grant in keys.items()
         }
 
@@ -129,11 +143,70 @@ class KeyRing:
         return found
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Authenticates every FaceDB call and authorises its role and gallery."""
+class AuthError(Exception):
+    """A refused call: `status` is the gRPC status code's name, the message says why."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Authorizer:
+    """The one place that decides who may call what: shared by the gRPC and HTTP transports.
+
+    A transport hands over the request headers, the RPC name (`Identify`, …) and the gallery
+    the call touches; a refusal is an `AuthError` the transport turns into its status.
+    """
 
     def __init__(self, keys: KeyRing | None):
         self.keys = keys  # None: auth off (local development only)
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The caller named by the headers (lower-case names); UNAUTHENTICATED otherwise."""
+        if self.keys is None:
+            return ANONYMOUS_ADMIN
+        key = presented_key(headers)
+        if key is None:
+            raise AuthError(
+                "UNAUTHENTICATED",
+                "missing API key: send it as 'x-api-key' or 'authorization: Bearer <key>'",
+            )
+        principal = self.keys.lookup(key)
+        if principal is None:
+            raise AuthError("UNAUTHENTICATED", "unknown API key")
+        return principal
+
+    def check_role(self, principal: Principal, method: str) -> None:
+        needed = METHOD_ROLE.get(method, "admin")
+        if not principal.has_role(needed):
+            raise AuthError(
+                "PERMISSION_DENIED",
+                f"{method} needs the {needed} role; this key has the {principal.role} role",
+            )
+        if method in CROP_METHODS and not principal.view_crops:
+            raise AuthError(
+                "PERMISSION_DENIED", f"{method} needs the view_crops permission on this key"
+            )
+
+    def check_gallery(self, principal: Principal, gallery: str) -> None:
+        if gallery and not principal.can_access(gallery):
+            raise AuthError(
+                "PERMISSION_DENIED", f"this API key has no access to gallery {gallery!r}"
+            )
+
+    def authorize(self, headers: Mapping[str, str], method: str, gallery: str = "") -> Principal:
+        """Authenticate, then check the method's role and the gallery; the caller on success."""
+        principal = self.authenticate(headers)
+        self.check_role(principal, method)
+        self.check_gallery(principal, gallery)
+        return principal
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Authenticates every FaceDB call and authorises its role and gallery."""
+
+    def __init__(self, authorizer: Authorizer):
+        self.authorizer = authorizer
 
     def intercept_service(
         self,
@@ -149,47 +222,35 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def _guard(self, name: str, inner: Behavior, metadata: dict[str, str]) -> Behavior:
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-            principal = self._authenticate(metadata, context)
-            if not principal.has_role(METHOD_ROLE.get(name, "admin")):
-                context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"{name} needs the {METHOD_ROLE.get(name, 'admin')} role; "
-                    f"this key has the {principal.role} role",
-                )
+            principal = _refused_as_abort(context, self._caller, metadata, name)
             _principal.set(principal)
             if isinstance(request, Iterator):
-                check = partial(_check_gallery, name, principal=principal, context=context)
+                check = partial(self._check_gallery, name, principal=principal, context=context)
                 request = checked_stream(request, check)
             else:
-                _check_gallery(name, request, principal=principal, context=context)
+                self._check_gallery(name, request, principal=principal, context=context)
             return inner(request, context)
 
         return behavior
 
-    def _authenticate(self, metadata: dict[str, str], context: grpc.ServicerContext) -> Principal:
-        if self.keys is None:
-            return ANONYMOUS_ADMIN
-        key = presented_key(metadata)
-        if key is None:
-            context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing API key: send it as 'x-api-key' or 'authorization: Bearer <key>'",
-            )
-        principal = self.keys.lookup(key)
-        if principal is None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown API key")
+    def _caller(self, metadata: dict[str, str], name: str) -> Principal:
+        principal = self.authorizer.authenticate(metadata)
+        self.authorizer.check_role(principal, name)
         return principal
 
+    def _check_gallery(
+        self, name: str, request: Any, *, principal: Principal, context: grpc.ServicerContext
+    ) -> None:
+        gallery = getattr(request, GALLERY_FIELD.get(name, "gallery"), "")
+        _refused_as_abort(context, self.authorizer.check_gallery, principal, gallery)
 
-def _check_gallery(
-    name: str, request: Any, *, principal: Principal, context: grpc.ServicerContext
-) -> None:
-    field = GALLERY_FIELD.get(name, "gallery")
-    gallery = getattr(request, field, "")
-    if gallery and not principal.can_access(gallery):
-        context.abort(
-            grpc.StatusCode.PERMISSION_DENIED, f"this API key has no access to gallery {gallery!r}"
-        )
+
+def _refused_as_abort(context: grpc.ServicerContext, check: Callable[..., Any], *args: Any) -> Any:
+    """`check(*args)`, with an AuthError ending the call with its status (never returns)."""
+    try:
+        return check(*args)
+    except AuthError as error:
+        context.abort(grpc.StatusCode[error.status], str(error))
 
 
 def log_auth_mode(keys: KeyRing | None) -> None:

@@ -1,4 +1,6 @@
-"""The gRPC server: FaceDB + health + reflection, interceptors, limits, graceful shutdown."""
+"""The server: gRPC (FaceDB + health + reflection, interceptors) and, with an HTTP port, the
+HTTP/JSON API beside it in the same process, sharing one engine, authorizer and limiter;
+graceful shutdown of both."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from grpc_reflection.v1alpha import reflection
 
 from facedb.config import Settings
 from facedb.engine import Engine
-from facedb.service.auth import AuthInterceptor, KeyRing, log_auth_mode
+from facedb.http.app import create_app
+from facedb.http.server import HttpServer
+from facedb.service.auth import AuthInterceptor, Authorizer, KeyRing, log_auth_mode
 from facedb.service.limits import ConcurrencyLimiter
 from facedb.service.metrics import (
     MetricsInterceptor,
@@ -44,7 +48,11 @@ class FaceDBServer:
         engine.observe(PrometheusObserver())
         self.limiter = ConcurrencyLimiter(settings.worker_count, settings.max_queue)
         self.health = health.HealthServicer()
+        keys = None if settings.insecure_no_auth else KeyRing(settings.api_keys)
+        log_auth_mode(keys)
+        self.authorizer = Authorizer(keys)
         self._server = self._build()
+        self.http = self._build_http()
         self._metrics: tuple[Any, Any] | None = None
         self._stopped = threading.Event()
         self.port = 0
@@ -52,11 +60,9 @@ class FaceDBServer:
     def _build(self) -> grpc.Server:
         settings = self.settings
         threads = settings.worker_count + settings.max_queue + LIGHT_THREADS
-        keys = None if settings.insecure_no_auth else KeyRing(settings.api_keys)
-        log_auth_mode(keys)
         server = grpc.server(
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="facedb-rpc"),
-            interceptors=[MetricsInterceptor(), AuthInterceptor(keys)],
+            interceptors=[MetricsInterceptor(), AuthInterceptor(self.authorizer)],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -71,12 +77,20 @@ class FaceDBServer:
         reflection.enable_server_reflection(names, server)
         return server
 
+    def _build_http(self) -> HttpServer | None:
+        settings = self.settings
+        if settings.http_port is None:
+            return None
+        app = create_app(self.engine, self.authorizer, self.limiter, settings)
+        return HttpServer(app, settings.host, settings.http_port)
+
     def start(self) -> int:
         address = f"{self.settings.host}:{self.settings.port}"
         self.port = self._server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"could not bind {address}")
         self._server.start()
+        http_port = self.http.start() if self.http is not None else None
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.settings.metrics_port:
@@ -91,6 +105,7 @@ class FaceDBServer:
                 "workers": self.settings.worker_count,
                 "ort_threads": self.settings.ort_threads,
                 "metrics_port": self.settings.metrics_port or None,
+                "http_address": f"{self.settings.host}:{http_port}" if http_port else None,
             },
         )
         return self.port
@@ -104,6 +119,8 @@ class FaceDBServer:
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
+        if self.http is not None:
+            self.http.stop(grace)
         self._server.stop(grace).wait()
         if self._metrics is not None:
             stop_metrics_server(*self._metrics)
