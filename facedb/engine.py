@@ -27,16 +27,16 @@ import cv2
 import numpy as np
 
 from facedb.calibration import Calibration, load_calibration
-from facedb.catalog import Catalog
 from facedb.config import Settings
-from facedb.store.errors import (
+from facedb.storage.catalog import Catalog
+from facedb.storage.errors import (
     AlreadyExistsError,
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
     StoreError,
 )
-from facedb.store.records import (
+from facedb.storage.records import (
     GalleryConfig,
     GalleryInfo,
     GallerySettings,

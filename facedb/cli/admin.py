@@ -59,7 +59,7 @@ def _settings(args: argparse.Namespace):
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from facedb.store.db import current_revision_for_url, migrate
+    from facedb.storage.db import current_revision_for_url, migrate
 
     url = _settings(args).resolved_database_url
     migrate(url, args.revision)
@@ -68,7 +68,7 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def run_reindex(args: argparse.Namespace) -> int:
-    from facedb.catalog import Catalog
+    from facedb.storage.catalog import Catalog
 
     settings = _settings(args)
     catalog = Catalog.open(
@@ -111,7 +111,7 @@ def _embedder(spec: str) -> tuple[object, Callable[[list[bytes]], np.ndarray]]:
     """The new model's identity and a function from stored crops (PNG bytes) to vectors."""
     import cv2
 
-    from facedb.store.records import ModelInfo
+    from facedb.storage.records import ModelInfo
     from facedb.vision.embed import load_embedder
 
     embedder = load_embedder(spec)

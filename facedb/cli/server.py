@@ -10,7 +10,7 @@ from facedb.engine import open_engine
 from facedb.models.store import ModelUnavailableError
 from facedb.service.logs import configure_json_logging
 from facedb.service.server import FaceDBServer, run_until_signalled
-from facedb.store.errors import StoreError
+from facedb.storage.errors import StoreError
 
 log = logging.getLogger(__name__)
 

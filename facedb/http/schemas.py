@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from facedb import engine as eng
-from facedb.store.records import IdentityInfo, ModelInfo
+from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.vision.gates import Rejection
 
 

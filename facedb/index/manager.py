@@ -1,7 +1,7 @@
 """A gallery's live index: load the snapshot, replay the SQL change log, or rebuild.
 
-The SQL side is reached through `IndexSource` (implemented by facedb.catalog over the
-store), so this package knows no SQL and no images.
+The SQL side is reached through `IndexSource` (implemented by facedb.storage.catalog),
+so this package knows no SQL and no images.
 """
 
 from __future__ import annotations

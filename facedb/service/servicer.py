@@ -18,7 +18,7 @@ from facedb import engine as eng
 from facedb.service.auth import current_principal
 from facedb.service.errors import status_for, translated
 from facedb.service.limits import ConcurrencyLimiter
-from facedb.store.records import IdentityInfo, ModelInfo
+from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.v1 import facedb_pb2 as pb
 from facedb.v1 import facedb_pb2_grpc as pb_grpc
 from facedb.vision.gates import Rejection

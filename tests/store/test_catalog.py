@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facedb.catalog import Catalog, GalleryConfig, GallerySettings, NewFace
-from facedb.store.errors import (
+from facedb.storage.catalog import Catalog, GalleryConfig, GallerySettings, NewFace
+from facedb.storage.errors import (
     AlreadyExistsError,
     ConflictError,
     InvalidArgumentError,

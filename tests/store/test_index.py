@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facedb.catalog import Catalog, NewFace
 from facedb.index.snapshot import read_snapshot, write_snapshot
 from facedb.index.vector_index import IndexKind, IndexParams, VectorIndex, choose_kind
+from facedb.storage.catalog import Catalog, NewFace
 from tests.store.conftest import make_gallery, unit_vectors
 
 

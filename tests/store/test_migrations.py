@@ -7,11 +7,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from facedb.catalog import Catalog
 from facedb.cli import main as facedb_main
-from facedb.store.db import create_engine, current_revision, head_revision, migrate
-from facedb.store.errors import SchemaError
-from facedb.store.models import Base
+from facedb.storage.catalog import Catalog
+from facedb.storage.db import create_engine, current_revision, head_revision, migrate
+from facedb.storage.errors import SchemaError
+from facedb.storage.tables import Base
 from tests.store.conftest import DatabaseFactory
 
 TABLES = {"galleries", "identities", "faces", "changes"}

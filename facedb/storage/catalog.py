@@ -23,11 +23,10 @@ import numpy as np
 
 from facedb.index.manager import GalleryIndex, GalleryRef, Replay, build, open_index, replay
 from facedb.index.vector_index import AUTO, IndexKind, IndexParams, VectorIndex, choose_kind
-from facedb.store import repository as repo
-from facedb.store.db import Database, check_schema, is_sqlite, migrate
-from facedb.store.errors import ConflictError, InvalidArgumentError
-from facedb.store.models import OP_REMOVED, Gallery
-from facedb.store.records import (
+from facedb.storage import repository as repo
+from facedb.storage.db import Database, check_schema, is_sqlite, migrate
+from facedb.storage.errors import ConflictError, InvalidArgumentError
+from facedb.storage.records import (
     FaceInfo,
     GalleryConfig,
     GalleryInfo,
@@ -37,6 +36,7 @@ from facedb.store.records import (
     ModelInfo,
     NewFace,
 )
+from facedb.storage.tables import OP_REMOVED, Gallery
 
 __all__ = [
     "Catalog",

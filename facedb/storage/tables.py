@@ -1,4 +1,4 @@
-"""SQL model: the source of truth. Indexes are rebuilt from these tables.
+"""SQL tables: the source of truth. Indexes are rebuilt from these tables.
 
 Every table keeps its own primary keys monotonic (SQLite AUTOINCREMENT, PostgreSQL
 sequences) so that an id is never reused: a face id deleted from an index must not come

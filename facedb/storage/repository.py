@@ -16,9 +16,8 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from facedb.store.errors import AlreadyExistsError, NotFoundError
-from facedb.store.models import OP_ADDED, OP_REMOVED, Change, Face, Gallery, Identity, utcnow
-from facedb.store.records import (
+from facedb.storage.errors import AlreadyExistsError, NotFoundError
+from facedb.storage.records import (
     FaceInfo,
     GalleryConfig,
     GalleryInfo,
@@ -26,6 +25,7 @@ from facedb.store.records import (
     IdentityInfo,
     NewFace,
 )
+from facedb.storage.tables import OP_ADDED, OP_REMOVED, Change, Face, Gallery, Identity, utcnow
 
 EMBEDDING_DTYPE = np.dtype("<f4")
 
