@@ -27,6 +27,29 @@ DEFAULT_TIMEOUT_S = 60.0
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
+def _channel(
+    target: str,
+    tls: bool,
+    ca: str | Path | None,
+    client_cert: str | Path | None,
+    client_key: str | Path | None,
+) -> grpc.Channel:
+    options = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if not (tls or ca or client_cert):
+        return grpc.insecure_channel(target, options=options)
+    if bool(client_cert) != bool(client_key):
+        raise ValueError("a client certificate needs its key (client_cert and client_key)")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes() if ca else None,
+        private_key=Path(client_key).read_bytes() if client_key else None,
+        certificate_chain=Path(client_cert).read_bytes() if client_cert else None,
+    )
+    return grpc.secure_channel(target, credentials, options=options)
+
+
 def image_bytes(image: ImageInput) -> bytes:
     return image if isinstance(image, bytes) else Path(image).read_bytes()
 
@@ -39,14 +62,14 @@ class FaceDBClient:
         api_key: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT_S,
         channel: grpc.Channel | None = None,
+        tls: bool = False,
+        ca: str | Path | None = None,
+        client_cert: str | Path | None = None,
+        client_key: str | Path | None = None,
     ):
-        self.channel = channel or grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        """`tls` (implied by `ca`): verify the server against `ca`, else the system roots;
+        `client_cert` + `client_key`: present a client certificate (mutual TLS)."""
+        self.channel = channel or _channel(target, tls, ca, client_cert, client_key)
         self.stub = pb_grpc.FaceDBStub(self.channel)
         self.timeout = timeout
         self._metadata = (("x-api-key", api_key),) if api_key else ()

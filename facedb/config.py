@@ -97,6 +97,13 @@ class Settings:
     metrics_port: int = field(default_factory=lambda: _env_int("metrics_port", 0))  # 0: off
     # HTTP/JSON API and console beside gRPC; None: off, 0: a free port.
     http_port: int | None = field(default_factory=lambda: _env_optional_int("http_port"))
+    # TLS for gRPC and HTTP: PEM certificate and key; with a client CA, clients must present
+    # a certificate it signed (mutual TLS). Without TLS only loopback addresses are bound,
+    # unless insecure_plaintext says otherwise.
+    tls_cert: str | None = field(default_factory=lambda: _env("tls_cert"))
+    tls_key: str | None = field(default_factory=lambda: _env("tls_key"))
+    tls_client_ca: str | None = field(default_factory=lambda: _env("tls_client_ca"))
+    insecure_plaintext: bool = field(default_factory=lambda: _env_bool("insecure_plaintext"))
     api_keys: dict[str, dict[str, Any]] = field(default_factory=_env_keys)
     insecure_no_auth: bool = field(default_factory=lambda: _env_bool("insecure_no_auth"))
 

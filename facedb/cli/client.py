@@ -1,7 +1,8 @@
 """Client commands against a running server: gallery, enroll, identify, verify, stats.
 
 Every command takes `--server HOST:PORT` and `--api-key KEY` (or FACEDB_SERVER /
-FACEDB_API_KEY). Errors print the server's status code and message and exit with 1.
+FACEDB_API_KEY), and for TLS `--tls` or `--ca FILE`, plus `--client-cert` / `--client-key`
+for mutual TLS. Errors print the server's status code and message and exit with 1.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--server", default=os.environ.get("FACEDB_SERVER", "127.0.0.1:50051"))
     common.add_argument("--api-key", default=os.environ.get("FACEDB_API_KEY"))
     common.add_argument("--timeout", type=float, default=60.0, help="seconds per call")
+    common.add_argument("--tls", action="store_true", help="connect over TLS (system CAs)")
+    common.add_argument("--ca", default=os.environ.get("FACEDB_CA"), help="PEM CA (implies --tls)")
+    common.add_argument("--client-cert", default=os.environ.get("FACEDB_CLIENT_CERT"))
+    common.add_argument("--client-key", default=os.environ.get("FACEDB_CLIENT_KEY"))
     _gallery_commands(subparsers, common)
     _enroll_command(subparsers, common)
     _identify_command(subparsers, common)
@@ -99,7 +104,20 @@ def _handled(command: Callable[[FaceDBClient, argparse.Namespace], int]) -> Call
     """Open a client for the command; print RPC errors as `CODE: message`."""
 
     def run(args: argparse.Namespace) -> int:
-        with FaceDBClient(args.server, api_key=args.api_key, timeout=args.timeout) as client:
+        try:
+            client = FaceDBClient(
+                args.server,
+                api_key=args.api_key,
+                timeout=args.timeout,
+                tls=args.tls,
+                ca=args.ca,
+                client_cert=args.client_cert,
+                client_key=args.client_key,
+            )
+        except (OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        with client:
             try:
                 return command(client, args)
             except grpc.RpcError as error:

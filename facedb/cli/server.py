@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from facedb.config import load_settings
+from facedb.config import ConfigError, load_settings
 from facedb.engine import open_engine
 from facedb.models.store import ModelUnavailableError
 from facedb.service.logs import configure_json_logging
 from facedb.service.server import FaceDBServer, run_until_signalled
+from facedb.service.tls import check_transport_security
 from facedb.storage.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="accept calls without an API key (local development only)",
     )
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC and HTTP over TLS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca", help="PEM CA: clients must present a certificate it signed (mTLS)"
+    )
+    parser.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback --host without TLS (TLS ends in front of this server)",
+    )
     parser.add_argument("--text-logs", action="store_true", help="plain text logs, not JSON")
     parser.set_defaults(handler=serve)
 
@@ -74,12 +86,21 @@ def serve(args: argparse.Namespace) -> int:
         max_image_bytes=args.max_image_bytes,
         max_message_bytes=args.max_message_bytes,
         insecure_no_auth=args.insecure_no_auth,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        insecure_plaintext=args.insecure_plaintext,
     )
     if not settings.insecure_no_auth and not settings.api_keys:
         log.error(
             "no API keys configured: set FACEDB_API_KEYS (JSON) or api_keys in --config, "
             "or pass --insecure-no-auth for local development"
         )
+        return 2
+    try:
+        check_transport_security(settings)  # before the models load: fail fast
+    except ConfigError as error:
+        log.error("cannot start: %s", error)
         return 2
     try:
         engine = open_engine(settings)

@@ -11,22 +11,13 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
+from facedb.service.tls import TlsFiles
+
 START_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files: the server's certificate and key, and the CA that signs client
-    certificates when clients must present one (mutual TLS)."""
-
-    cert: str
-    key: str
-    client_ca: str | None = None
 
 
 class HttpServer:

@@ -27,6 +27,7 @@ from facedb.service.metrics import (
     stop_metrics_server,
 )
 from facedb.service.servicer import FaceDBServicer
+from facedb.service.tls import check_transport_security, grpc_server_credentials
 from facedb.v1 import facedb_pb2 as pb
 from facedb.v1 import facedb_pb2_grpc as pb_grpc
 
@@ -51,6 +52,7 @@ class FaceDBServer:
         keys = None if settings.insecure_no_auth else KeyRing(settings.api_keys)
         log_auth_mode(keys)
         self.authorizer = Authorizer(keys)
+        self.tls = check_transport_security(settings)
         self._server = self._build()
         self.http = self._build_http()
         self._metrics: tuple[Any, Any] | None = None
@@ -82,11 +84,14 @@ class FaceDBServer:
         if settings.http_port is None:
             return None
         app = create_app(self.engine, self.authorizer, self.limiter, settings)
-        return HttpServer(app, settings.host, settings.http_port)
+        return HttpServer(app, settings.host, settings.http_port, self.tls)
 
     def start(self) -> int:
         address = f"{self.settings.host}:{self.settings.port}"
-        self.port = self._server.add_insecure_port(address)
+        if self.tls is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, grpc_server_credentials(self.tls))
         if self.port == 0:
             raise OSError(f"could not bind {address}")
         self._server.start()
@@ -106,6 +111,7 @@ class FaceDBServer:
                 "ort_threads": self.settings.ort_threads,
                 "metrics_port": self.settings.metrics_port or None,
                 "http_address": f"{self.settings.host}:{http_port}" if http_port else None,
+                "tls": "off" if self.tls is None else "mutual" if self.tls.client_ca else "on",
             },
         )
         return self.port
