@@ -734,6 +734,17 @@ class Engine:
         with self._write_lock(gallery), _store_errors():
             self.catalog.delete_face(gallery, face_id)
 
+    def face_crop(self, gallery: str, face_id: int) -> bytes:
+        """The stored aligned crop of one face (PNG, 112x112); NOT_FOUND when none is kept."""
+        _require(gallery, "gallery")
+        if face_id <= 0:
+            raise InvalidRequestError("face_id must be a positive face id")
+        with _store_errors():
+            crop = self.catalog.get_crop(gallery, face_id)
+        if crop is None:
+            raise NotFoundEngineError(f"face {face_id} has no stored crop (store_crops is off)")
+        return crop
+
     def stats(self) -> list[GalleryStats]:
         with _store_errors():
             return [

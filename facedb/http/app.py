@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from facedb import engine as eng
 from facedb.config import Settings
 from facedb.http import schemas as s
+from facedb.http.console import mount_console
 from facedb.http.errors import (
     detail_for,
     expected_error,
@@ -109,6 +110,8 @@ def create_app(
     app.include_router(_search_routes(api))
     app.include_router(_identity_routes(api))
 
+    mount_console(app)
+
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> dict[str, Any]:
         return document(app)
@@ -172,6 +175,17 @@ def _gallery_routes(api: HttpApi) -> APIRouter:
         api.caller(request, "DeleteGallery", gallery)
         api.engine.delete_gallery(gallery)
         return Response(status_code=204)
+
+    @router.get("/me", response_model=s.Caller, tags=["galleries"])
+    def me(request: Request) -> s.Caller:
+        """The calling key's role, galleries and permissions."""
+        principal = api.caller(request, "GetCaller")
+        return s.Caller(
+            key_id=principal.key_id,
+            role=principal.role,
+            galleries=sorted(principal.galleries),
+            view_crops=principal.view_crops,
+        )
 
     @router.get("/stats", response_model=s.Stats, tags=["galleries"])
     def stats(request: Request) -> s.Stats:
@@ -367,6 +381,18 @@ def _identity_routes(api: HttpApi) -> APIRouter:
         api.caller(request, "DeleteIdentity", gallery)
         removed = api.engine.delete_identity(gallery, external_id)
         return s.DeleteIdentityResponse(faces_removed=removed)
+
+    @router.get(
+        "/galleries/{gallery}/faces/{face_id}/crop",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}, "description": "the aligned face crop"}},
+        tags=["identities"],
+    )
+    def face_crop(request: Request, gallery: str, face_id: int) -> Response:
+        """The stored aligned crop of one face (PNG); needs the view_crops permission."""
+        api.caller(request, "GetFaceCrop", gallery)
+        crop = api.engine.face_crop(gallery, face_id)
+        return Response(crop, media_type="image/png", headers={"cache-control": "no-store"})
 
     @router.delete("/galleries/{gallery}/faces/{face_id}", status_code=204, tags=["identities"])
     def delete_face(request: Request, gallery: str, face_id: int) -> Response:

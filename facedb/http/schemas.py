@@ -259,6 +259,15 @@ class Stats(BaseModel):
     loaded_model: EmbeddingModel
 
 
+class Caller(BaseModel):
+    """The calling key's grants (never the key): what the console may offer."""
+
+    key_id: str
+    role: str
+    galleries: list[str]
+    view_crops: bool
+
+
 class Health(BaseModel):
     status: str
 

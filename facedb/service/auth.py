@@ -50,7 +50,8 @@ METHOD_ROLE = {
     "GetIdentity": "search",
     "ListIdentities": "search",
     "GetStats": "search",
-    "GetFaceCrop": "search",  # plus the view_crops permission
+    "GetFaceCrop": "search",  # plus the view_crops permission (HTTP only)
+    "GetCaller": "search",  # the key's own grants (HTTP only; the console reads it)
 }
 
 # Methods that return face images: they need `Principal.view_crops` besides the role.

@@ -84,7 +84,12 @@ def test_openapi_document_has_a_route_for_every_rpc(spec: OpenAPI, served: tuple
     document = requests.get(served[1] + "/openapi.json", timeout=30).json()
     served_routes = {(method, path) for path, item in document["paths"].items() for method in item}
     assert set(ROUTES.values()) <= served_routes
-    assert served_routes - set(ROUTES.values()) == {("get", "/healthz")}
+    console_routes = {
+        ("get", "/healthz"),
+        ("get", "/v1/me"),
+        ("get", "/v1/galleries/{gallery}/faces/{face_id}/crop"),
+    }
+    assert served_routes - set(ROUTES.values()) == console_routes
     identify = document["paths"]["/v1/galleries/{gallery}/identify"]["post"]["requestBody"]
     assert set(identify["content"]) == {"application/json", "multipart/form-data"}
     multipart = identify["content"]["multipart/form-data"]["schema"]["properties"]
@@ -293,3 +298,26 @@ def test_overload_is_429(admin: Api) -> None:
 def test_unknown_route_is_a_json_404(admin: Api, served: tuple) -> None:
     response = requests.get(served[1] + "/v1/nothing", timeout=30)
     assert response.status_code == 404 and response.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_face_crops_need_the_view_crops_permission(
+    served: tuple, spec: OpenAPI, admin: Api
+) -> None:
+    face_id = admin.get("/v1/galleries/a/identities/alice").json()["face_ids"][0]
+    path = f"/v1/galleries/a/faces/{face_id}/crop"
+    crop = admin.get(path)
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/png"
+    assert crop.content.startswith(b"\x89PNG")
+    code, status, message = error_of(as_key(served, spec, "search-a").get(path))
+    assert (code, status) == (403, "PERMISSION_DENIED") and "view_crops" in message
+    assert as_key(served, spec, "search-crops-a").get(path).content == crop.content
+    assert error_of(admin.get("/v1/galleries/a/faces/999999/crop"))[:2] == (404, "NOT_FOUND")
+    me = as_key(served, spec, "search-a").get("/v1/me").json()
+    assert me == {"key_id": me["key_id"], "role": "search", "galleries": ["a"], "view_crops": False}
+
+
+def test_console_page_is_served_with_a_strict_policy(served: tuple) -> None:
+    page = requests.get(served[1] + "/", timeout=30)
+    assert page.status_code == 200 and "<title>facedb console</title>" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert requests.get(served[1] + "/console/console.js", timeout=30).status_code == 200
