@@ -249,6 +249,40 @@ class FaceDBClient:
     def stats(self) -> pb.Stats:
         return self._call(self.stub.GetStats, pb.GetStatsRequest())
 
+    # ---------------------------------------------------------------- API keys
+
+    def create_api_key(
+        self,
+        role: str,
+        galleries: Sequence[str] = ("*",),
+        *,
+        name: str = "",
+        view_crops: bool | None = None,
+        rate_limit: float = 0.0,
+        expires_in_seconds: int = 0,
+    ) -> pb.IssuedApiKey:
+        """A new key; its secret (`.key`) is in this reply only."""
+        request = pb.CreateApiKeyRequest(
+            name=name,
+            role=role,
+            galleries=list(galleries),
+            rate_limit=rate_limit,
+            expires_in_seconds=expires_in_seconds,
+        )
+        if view_crops is not None:
+            request.view_crops = view_crops
+        return self._call(self.stub.CreateApiKey, request)
+
+    def list_api_keys(self, include_revoked: bool = False) -> list[pb.ApiKey]:
+        request = pb.ListApiKeysRequest(include_revoked=include_revoked)
+        return list(self._call(self.stub.ListApiKeys, request).api_keys)
+
+    def revoke_api_key(self, key_id: str) -> pb.ApiKey:
+        return self._call(self.stub.RevokeApiKey, pb.RevokeApiKeyRequest(key_id=key_id))
+
+    def rotate_api_key(self, key_id: str) -> pb.IssuedApiKey:
+        return self._call(self.stub.RotateApiKey, pb.RotateApiKeyRequest(key_id=key_id))
+
     def health(self, service: str = "") -> str:
         """SERVING, NOT_SERVING, … from the standard health service (needs no key)."""
         stub = health_pb2_grpc.HealthStub(self.channel)

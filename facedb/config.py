@@ -49,6 +49,11 @@ def _env_optional_int(name: str) -> int | None:
     return int(value) if value else None
 
 
+def _env_optional_path(name: str) -> Path | None:
+    value = _env(name)
+    return Path(value).expanduser() if value else None
+
+
 def _env_bool(name: str) -> bool:
     return (_env(name) or "").lower() in ("1", "true", "yes", "on")
 
@@ -60,7 +65,8 @@ def _env_keys() -> dict[str, dict[str, Any]]:
 
 def parse_api_keys(text: str) -> dict[str, dict[str, Any]]:
     """`{"key": {"role": "admin|enroll|search", "galleries": ["*"], "view_crops": bool}}`
-    → validated dict (view_crops: may read stored face crops; default off for search keys)."""
+    → validated dict (view_crops: may read stored face crops; default off for search keys;
+    optional "rate_limit": requests per second)."""
     try:
         keys = json.loads(text)
     except json.JSONDecodeError as error:
@@ -77,6 +83,9 @@ def parse_api_keys(text: str) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"API key {key[:4]}…: galleries must be a list of names or ['*']")
         if not isinstance(grant.get("view_crops", False), bool):
             raise ConfigError(f"API key {key[:4]}…: view_crops must be true or false")
+        rate = grant.get("rate_limit", 0)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+            raise ConfigError(f"API key {key[:4]}…: rate_limit must be requests per second >= 0")
     return keys
 
 
@@ -106,6 +115,8 @@ class Settings:
     insecure_plaintext: bool = field(default_factory=lambda: _env_bool("insecure_plaintext"))
     api_keys: dict[str, dict[str, Any]] = field(default_factory=_env_keys)
     insecure_no_auth: bool = field(default_factory=lambda: _env_bool("insecure_no_auth"))
+    # Audit log (JSON lines: who enrolled, deleted, searched what); None: the process log.
+    audit_log: Path | None = field(default_factory=lambda: _env_optional_path("audit_log"))
 
     # Limits. workers 0: one per core; queue: requests waiting for a worker beyond that.
     workers: int = field(default_factory=lambda: _env_int("workers", 0))

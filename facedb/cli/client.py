@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _enroll_command(subparsers, common)
     _identify_command(subparsers, common)
     _verify_command(subparsers, common)
+    _keys_commands(subparsers, common)
     stats = subparsers.add_parser("stats", parents=[common], help="identities and faces")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(handler=_handled(_stats))
@@ -95,6 +96,31 @@ def _verify_command(subparsers: argparse._SubParsersAction, common: Any) -> None
     verify.add_argument("--threshold", type=float)
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=_handled(_verify))
+
+
+def _keys_commands(subparsers: argparse._SubParsersAction, common: Any) -> None:
+    keys = subparsers.add_parser("keys", help="create, list, revoke or rotate API keys (admin)")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", parents=[common], help="a new key; prints its secret")
+    create.add_argument("--role", required=True, choices=("admin", "enroll", "search"))
+    create.add_argument("--gallery", action="append", dest="galleries", help="repeat; default *")
+    create.add_argument("--name", default="", help="a label, e.g. who holds the key")
+    crops = create.add_mutually_exclusive_group()
+    crops.add_argument("--view-crops", action="store_true", default=None, dest="view_crops")
+    crops.add_argument("--no-view-crops", action="store_false", dest="view_crops")
+    create.add_argument("--rate-limit", type=float, default=0.0, help="requests/s; 0: none")
+    create.add_argument("--expires-in", type=int, default=0, help="seconds; 0: never")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=_handled(_keys_create))
+    listing = actions.add_parser("list", parents=[common], help="managed keys (not bootstrap)")
+    listing.add_argument("--all", action="store_true", help="revoked keys too")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_handled(_keys_list))
+    for action, text in (("revoke", "revoke a key"), ("rotate", "a new secret for a key")):
+        command = actions.add_parser(action, parents=[common], help=text)
+        command.add_argument("key_id")
+        command.add_argument("--json", action="store_true")
+        command.set_defaults(handler=_handled(_keys_revoke if action == "revoke" else _keys_rotate))
 
 
 # ------------------------------------------------------------------------ handlers
@@ -261,4 +287,54 @@ def _stats(client: FaceDBClient, args: argparse.Namespace) -> int:
     for g in stats.galleries:
         print(f"{g.name}\t{g.identities} identities\t{g.faces} faces")
     print(f"total\t{stats.identities} identities\t{stats.faces} faces")
+    return 0
+
+
+def _print_issued(issued: pb.IssuedApiKey, args: argparse.Namespace) -> None:
+    if args.json:
+        _print_json(issued)
+        return
+    k = issued.api_key
+    print(f"key {k.key_id} ({k.role}; galleries {','.join(k.galleries)}): {issued.key}")
+    print("store the secret now: it is not shown again", file=sys.stderr)
+
+
+def _keys_create(client: FaceDBClient, args: argparse.Namespace) -> int:
+    issued = client.create_api_key(
+        args.role,
+        args.galleries or ["*"],
+        name=args.name,
+        view_crops=args.view_crops,
+        rate_limit=args.rate_limit,
+        expires_in_seconds=args.expires_in,
+    )
+    _print_issued(issued, args)
+    return 0
+
+
+def _keys_list(client: FaceDBClient, args: argparse.Namespace) -> int:
+    keys = client.list_api_keys(include_revoked=args.all)
+    if args.json:
+        _print_json(pb.ListApiKeysResponse(api_keys=keys))
+        return 0
+    for k in keys:
+        state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+        print(
+            f"{k.key_id}\t{k.role}\t{','.join(k.galleries)}\t{k.name or '-'}\t{state}"
+            f"\tlast used {k.last_used_at or 'never'}\texpires {k.expires_at or 'never'}"
+        )
+    return 0
+
+
+def _keys_revoke(client: FaceDBClient, args: argparse.Namespace) -> int:
+    key = client.revoke_api_key(args.key_id)
+    if args.json:
+        _print_json(key)
+    else:
+        print(f"revoked {key.key_id} at {key.revoked_at}")
+    return 0
+
+
+def _keys_rotate(client: FaceDBClient, args: argparse.Namespace) -> int:
+    _print_issued(client.rotate_api_key(args.key_id), args)
     return 0

@@ -62,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="allow a non-loopback --host without TLS (TLS ends in front of this server)",
     )
+    parser.add_argument("--audit-log", help="append the audit log (JSON lines) to this file")
     parser.add_argument("--text-logs", action="store_true", help="plain text logs, not JSON")
     parser.set_defaults(handler=serve)
 
@@ -90,13 +91,8 @@ def serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         insecure_plaintext=args.insecure_plaintext,
+        audit_log=args.audit_log,
     )
-    if not settings.insecure_no_auth and not settings.api_keys:
-        log.error(
-            "no API keys configured: set FACEDB_API_KEYS (JSON) or api_keys in --config, "
-            "or pass --insecure-no-auth for local development"
-        )
-        return 2
     try:
         check_transport_security(settings)  # before the models load: fail fast
     except ConfigError as error:
@@ -108,5 +104,14 @@ def serve(args: argparse.Namespace) -> int:
         # A model that is not there, a bad spec, an outdated schema: say what, not a traceback.
         log.error("cannot start: %s", error)
         return 2
-    run_until_signalled(FaceDBServer(engine, settings))
+    server = FaceDBServer(engine, settings)
+    if not settings.insecure_no_auth and not settings.api_keys and not server.managed_keys.list():
+        log.error(
+            "no API keys configured: set FACEDB_API_KEYS (JSON) or api_keys in --config "
+            "(bootstrap keys; then `facedb keys create`), or pass --insecure-no-auth for "
+            "local development"
+        )
+        server.stop(grace=0)
+        return 2
+    run_until_signalled(server)
     return 0

@@ -32,9 +32,11 @@ from facedb.http.errors import (
     invalid_request,
     validation_message,
 )
-from facedb.http.middleware import AccessLog, BodyLimit
+from facedb.http.middleware import AccessLog, AuditTrail, BodyLimit
 from facedb.http.openapi import ERROR_RESPONSES, document, image_body
+from facedb.service.audit import AuditLog
 from facedb.service.auth import AuthError, Authorizer, Principal
+from facedb.service.keys import ManagedKeys
 from facedb.service.limits import ConcurrencyLimiter, OverloadedError, SlotTimeoutError
 
 M = TypeVar("M", bound=BaseModel)
@@ -56,15 +58,21 @@ class HttpApi:
         authorizer: Authorizer,
         limiter: ConcurrencyLimiter,
         settings: Settings,
+        keys: ManagedKeys,
     ):
         self.engine = engine
         self.authorizer = authorizer
         self.limiter = limiter
         self.settings = settings
+        self.keys = keys
 
-    def caller(self, request: Request, method: str, gallery: str = "") -> Principal:
-        """Authorise the call (AuthError otherwise); remembered for the access log."""
+    def caller(
+        self, request: Request, method: str, gallery: str = "", target: object = ""
+    ) -> Principal:
+        """Authorise the call (AuthError otherwise); remembered for the access and audit logs."""
         request.state.method = method
+        request.state.gallery = gallery
+        request.state.target = str(target)
         headers = {k.lower(): v for k, v in request.headers.items()}
         principal = self.authorizer.authorize(headers, method, gallery)
         request.state.principal = principal
@@ -88,8 +96,10 @@ def create_app(
     authorizer: Authorizer,
     limiter: ConcurrencyLimiter,
     settings: Settings,
+    keys: ManagedKeys,
+    audit: AuditLog,
 ) -> FastAPI:
-    api = HttpApi(engine, authorizer, limiter, settings)
+    api = HttpApi(engine, authorizer, limiter, settings, keys)
     app = FastAPI(
         title="facedb",
         version="1",
@@ -100,6 +110,7 @@ def create_app(
     )
     app.state.api = api
     app.add_middleware(BodyLimit, max_bytes=settings.max_message_bytes)
+    app.add_middleware(AuditTrail, audit=audit)
     app.add_middleware(AccessLog)
     for error_type in (eng.EngineError, AuthError, OverloadedError, SlotTimeoutError, Exception):
         app.add_exception_handler(error_type, expected_error)
@@ -109,6 +120,7 @@ def create_app(
     app.include_router(_enroll_routes(api))
     app.include_router(_search_routes(api))
     app.include_router(_identity_routes(api))
+    app.include_router(_key_routes(api))
 
     mount_console(app)
 
@@ -225,6 +237,7 @@ def _enroll_routes(api: HttpApi) -> APIRouter:
         """Enroll one identity (created if new) from one or more photos; one outcome each."""
         api.caller(request, "Enroll", gallery)
         body = await _image_request(request, s.EnrollBody, {"images": True})
+        request.state.target = body.external_id
         item = _enroll_item(gallery, body)
         result = await api.cpu_bound(request, lambda left: api.engine.enroll(item, timeout=left))
         return s.enroll_out(result)
@@ -313,6 +326,7 @@ def _search_routes(api: HttpApi) -> APIRouter:
         body = await _image_request(
             request, s.VerifyBody, {"image": False, "reference_image": False}
         )
+        request.state.gallery, request.state.target = body.gallery, body.external_id
         api.authorizer.check_gallery(principal, body.gallery)
         result = await api.cpu_bound(
             request,
@@ -353,7 +367,7 @@ def _identity_routes(api: HttpApi) -> APIRouter:
     @router.get(base + "/{external_id}", response_model=s.Identity, tags=["identities"])
     def get_identity(request: Request, gallery: str, external_id: str) -> s.Identity:
         """GetIdentity."""
-        api.caller(request, "GetIdentity", gallery)
+        api.caller(request, "GetIdentity", gallery, external_id)
         return s.identity_out(api.engine.get_identity(gallery, external_id))
 
     @router.patch(base + "/{external_id}", response_model=s.Identity, tags=["identities"])
@@ -361,7 +375,7 @@ def _identity_routes(api: HttpApi) -> APIRouter:
         request: Request, gallery: str, external_id: str, body: s.UpdateIdentityBody
     ) -> s.Identity:
         """UpdateIdentity: display name and metadata (merged, or replaced)."""
-        api.caller(request, "UpdateIdentity", gallery)
+        api.caller(request, "UpdateIdentity", gallery, external_id)
         identity = api.engine.update_identity(
             gallery,
             external_id,
@@ -378,7 +392,7 @@ def _identity_routes(api: HttpApi) -> APIRouter:
         request: Request, gallery: str, external_id: str
     ) -> s.DeleteIdentityResponse:
         """DeleteIdentity: the identity, its faces and crops (right to be forgotten)."""
-        api.caller(request, "DeleteIdentity", gallery)
+        api.caller(request, "DeleteIdentity", gallery, external_id)
         removed = api.engine.delete_identity(gallery, external_id)
         return s.DeleteIdentityResponse(faces_removed=removed)
 
@@ -390,16 +404,59 @@ def _identity_routes(api: HttpApi) -> APIRouter:
     )
     def face_crop(request: Request, gallery: str, face_id: int) -> Response:
         """The stored aligned crop of one face (PNG); needs the view_crops permission."""
-        api.caller(request, "GetFaceCrop", gallery)
+        api.caller(request, "GetFaceCrop", gallery, face_id)
         crop = api.engine.face_crop(gallery, face_id)
         return Response(crop, media_type="image/png", headers={"cache-control": "no-store"})
 
     @router.delete("/galleries/{gallery}/faces/{face_id}", status_code=204, tags=["identities"])
     def delete_face(request: Request, gallery: str, face_id: int) -> Response:
         """DeleteFace: one enrolled face."""
-        api.caller(request, "DeleteFace", gallery)
+        api.caller(request, "DeleteFace", gallery, face_id)
         api.engine.delete_face(gallery, face_id)
         return Response(status_code=204)
+
+    return router
+
+
+# ------------------------------------------------------------------------- API keys
+
+
+def _key_routes(api: HttpApi) -> APIRouter:
+    router = _router()
+
+    @router.post("/keys", status_code=201, response_model=s.IssuedApiKey, tags=["keys"])
+    def create_key(request: Request, body: s.CreateApiKeyBody) -> s.IssuedApiKey:
+        """CreateApiKey (admin of all galleries): the secret is in this response only."""
+        api.caller(request, "CreateApiKey")
+        issued = api.keys.create(
+            name=body.name,
+            role=body.role,
+            galleries=body.galleries or ["*"],
+            view_crops=body.view_crops,
+            rate_limit=body.rate_limit or None,
+            expires_in=body.expires_in_seconds or None,
+        )
+        request.state.target = issued.record.key_id
+        return s.issued_out(issued.secret, issued.record)
+
+    @router.get("/keys", response_model=s.ApiKeyList, tags=["keys"])
+    def list_keys(request: Request, include_revoked: bool = False) -> s.ApiKeyList:
+        """ListApiKeys (admin of all galleries); bootstrap keys are not listed."""
+        api.caller(request, "ListApiKeys")
+        return s.ApiKeyList(api_keys=[s.api_key_out(r) for r in api.keys.list(include_revoked)])
+
+    @router.post("/keys/{key_id}/revoke", response_model=s.ApiKey, tags=["keys"])
+    def revoke_key(request: Request, key_id: str) -> s.ApiKey:
+        """RevokeApiKey: refused on every server process within seconds."""
+        api.caller(request, "RevokeApiKey", target=key_id)
+        return s.api_key_out(api.keys.revoke(key_id))
+
+    @router.post("/keys/{key_id}/rotate", response_model=s.IssuedApiKey, tags=["keys"])
+    def rotate_key(request: Request, key_id: str) -> s.IssuedApiKey:
+        """RotateApiKey: a new secret for the same key; the old secret stops working."""
+        api.caller(request, "RotateApiKey", target=key_id)
+        issued = api.keys.rotate(key_id)
+        return s.issued_out(issued.secret, issued.record)
 
     return router
 

@@ -12,6 +12,7 @@ apart from ALREADY_EXISTS, which is 409 too.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import Request
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facedb.http.schemas import ErrorDetail, ErrorResponse
+from facedb.service.auth import AuthError
 from facedb.service.errors import status_name
 from facedb.vision.image import ImageError
 
@@ -76,12 +78,18 @@ async def expected_error(request: Request, error: Exception) -> JSONResponse:
         detail = error_detail(
             "INTERNAL", f"internal error in {request.url.path}; see the server log"
         )
-    return JSONResponse(ErrorResponse(error=detail).model_dump(), status_code=detail.code)
+    request.state.status = detail.status
+    headers = {}
+    if isinstance(error, AuthError) and error.retry_after is not None:
+        headers["retry-after"] = str(math.ceil(error.retry_after))
+    body = ErrorResponse(error=detail).model_dump()
+    return JSONResponse(body, status_code=detail.code, headers=headers)
 
 
 async def invalid_request(request: Request, error: Exception) -> JSONResponse:
     """A body or parameter that does not fit the schema: 400 naming the field."""
     assert isinstance(error, RequestValidationError)
+    request.state.status = "INVALID_ARGUMENT"
     return error_response("INVALID_ARGUMENT", validation_message(error.errors()))
 
 
@@ -96,4 +104,5 @@ def validation_message(errors: Any) -> str:
 async def http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     status = _STATUS_OF_HTTP.get(error.status_code, "INVALID_ARGUMENT")
+    request.state.status = status
     return error_response(status, str(error.detail), http_status=error.status_code)

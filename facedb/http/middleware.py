@@ -1,4 +1,4 @@
-"""ASGI middleware of the HTTP API: a bound on body size, and the access log."""
+"""ASGI middleware of the HTTP API: a bound on body size, the access log, the audit trail."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facedb.service.audit import AUDITED, AuditLog
+from facedb.service.auth import NOBODY
 
 log = logging.getLogger("facedb.access")
 
@@ -79,3 +82,40 @@ class AccessLog:
                 "key": principal.key_id if principal is not None else "-",
             }
             log.info("http", extra=fields)
+
+
+class AuditTrail:
+    """ASGI middleware: one audit record per audited API call, refused ones included.
+
+    The route names the action, gallery and target in the request state (HttpApi.caller);
+    the error handlers name the status; a response below 400 is OK.
+    """
+
+    def __init__(self, app: ASGIApp, audit: AuditLog):
+        self.app = app
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        code = [500]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                code[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            state = scope.get("state") or {}
+            if state.get("method") in AUDITED:
+                self.audit.record(
+                    transport="http",
+                    principal=state.get("principal") or NOBODY,
+                    action=state["method"],
+                    gallery=state.get("gallery") or "",
+                    target=state.get("target") or "",
+                    status="OK" if code[0] < 400 else state.get("status") or "INTERNAL",
+                )

@@ -28,6 +28,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "ALREADY_EXISTS, or FAILED_PRECONDITION (see error.status)"),
         (413, "RESOURCE_EXHAUSTED: the body is larger than max_message_bytes"),
         (429, "RESOURCE_EXHAUSTED: server busy or rate limited; retry later"),
+        (500, "INTERNAL: a bug; the server log has the details"),
         (504, "DEADLINE_EXCEEDED: x-timeout-seconds passed"),
     )
 }

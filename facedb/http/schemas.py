@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from facedb import engine as eng
+from facedb.storage.api_keys import ApiKeyRecord
 from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.vision.gates import Rejection
 
@@ -259,6 +261,37 @@ class Stats(BaseModel):
     loaded_model: EmbeddingModel
 
 
+class CreateApiKeyBody(BaseModel):
+    name: str = ""
+    role: str
+    galleries: list[str] = Field(default_factory=lambda: ["*"])
+    view_crops: bool | None = None  # unset: true for admin and enroll keys, false for search
+    rate_limit: float = 0.0  # requests per second per server process; 0: no limit
+    expires_in_seconds: int = 0  # 0: does not expire
+
+
+class ApiKey(BaseModel):
+    key_id: str
+    name: str
+    role: str
+    galleries: list[str]
+    view_crops: bool
+    rate_limit: float | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyList(BaseModel):
+    api_keys: list[ApiKey]
+
+
+class IssuedApiKey(BaseModel):
+    key: str  # the secret: shown once, stored only as its SHA-256
+    api_key: ApiKey
+
+
 class Caller(BaseModel):
     """The calling key's grants (never the key): what the console may offer."""
 
@@ -391,6 +424,25 @@ def stats_out(galleries: list[eng.GalleryStats], loaded: ModelInfo) -> Stats:
         faces=sum(g.faces for g in galleries),
         loaded_model=model_out(loaded),
     )
+
+
+def api_key_out(record: ApiKeyRecord) -> ApiKey:
+    return ApiKey(
+        key_id=record.key_id,
+        name=record.name,
+        role=record.role,
+        galleries=list(record.galleries),
+        view_crops=record.view_crops,
+        rate_limit=record.rate_limit,
+        created_at=record.created_at,
+        last_used_at=record.last_used_at,
+        expires_at=record.expires_at,
+        revoked_at=record.revoked_at,
+    )
+
+
+def issued_out(secret: str, record: ApiKeyRecord) -> IssuedApiKey:
+    return IssuedApiKey(key=secret, api_key=api_key_out(record))
 
 
 def summary_out(items: list[EnrollItemResult]) -> EnrollSummary:

@@ -20,14 +20,16 @@ import contextvars
 import hashlib
 import hmac
 import logging
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
 from facedb.service.handlers import Behavior, checked_stream, wrap_handler
+from facedb.service.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,14 @@ METHOD_ROLE = {
     "GetStats": "search",
     "GetFaceCrop": "search",  # plus the view_crops permission (HTTP only)
     "GetCaller": "search",  # the key's own grants (HTTP only; the console reads it)
+    "CreateApiKey": "admin",
+    "ListApiKeys": "admin",
+    "RevokeApiKey": "admin",
+    "RotateApiKey": "admin",
 }
+
+# Key management could hand out access beyond the caller's own: only for all-gallery admins.
+KEY_METHODS = frozenset({"CreateApiKey", "ListApiKeys", "RevokeApiKey", "RotateApiKey"})
 
 # Methods that return face images: they need `Principal.view_crops` besides the role.
 CROP_METHODS = frozenset({"GetFaceCrop"})
@@ -70,6 +79,7 @@ class Principal:
     galleries: frozenset[str]
     # May read stored face crops (biometric images): an explicit grant, off for search keys.
     view_crops: bool = False
+    rate_limit: float | None = None  # requests per second (per server process); None: no limit
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -127,7 +137,11 @@ class KeyRing:
     def __init__(self, keys: Mapping[str, Mapping[str, Any]]):
         self._keys = {
             key: Principal(
-                key_fingerprint(key), grant["role"], _galleries(grant), _view_crops(grant)
+                key_fingerprint(key),
+                grant["role"],
+                _galleries(grant),
+                _view_crops(grant),
+                grant.get("rate_limit") or None,
             )
             for key, grant in keys.items()
         }
@@ -145,11 +159,19 @@ class KeyRing:
 
 
 class AuthError(Exception):
-    """A refused call: `status` is the gRPC status code's name, the message says why."""
+    """A refused call: `status` is the gRPC status code's name, the message says why;
+    `retry_after` (seconds) is set when the key's rate limit refused it."""
 
-    def __init__(self, status: str, message: str):
+    def __init__(self, status: str, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+
+class KeySource(Protocol):
+    def __len__(self) -> int: ...
+
+    def lookup(self, key: str) -> Principal | None: ...
 
 
 class Authorizer:
@@ -159,8 +181,9 @@ class Authorizer:
     the call touches; a refusal is an `AuthError` the transport turns into its status.
     """
 
-    def __init__(self, keys: KeyRing | None):
+    def __init__(self, keys: KeySource | None, rates: RateLimiter | None = None):
         self.keys = keys  # None: auth off (local development only)
+        self.rates = rates or RateLimiter()
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller named by the headers (lower-case names); UNAUTHENTICATED otherwise."""
@@ -175,7 +198,20 @@ class Authorizer:
         principal = self.keys.lookup(key)
         if principal is None:
             raise AuthError("UNAUTHENTICATED", "unknown API key")
+        self._check_rate(principal)
         return principal
+
+    def _check_rate(self, principal: Principal) -> None:
+        if not principal.rate_limit:
+            return
+        wait = self.rates.take(principal.key_id, principal.rate_limit)
+        if wait is not None:
+            raise AuthError(
+                "RESOURCE_EXHAUSTED",
+                f"rate limit of {principal.rate_limit:g} requests/s for API key "
+                f"{principal.key_id} exceeded; retry after {wait:.2f} s",
+                retry_after=wait,
+            )
 
     def check_role(self, principal: Principal, method: str) -> None:
         needed = METHOD_ROLE.get(method, "admin")
@@ -183,6 +219,10 @@ class Authorizer:
             raise AuthError(
                 "PERMISSION_DENIED",
                 f"{method} needs the {needed} role; this key has the {principal.role} role",
+            )
+        if method in KEY_METHODS and "*" not in principal.galleries:
+            raise AuthError(
+                "PERMISSION_DENIED", f"{method} needs an admin key for all galleries ('*')"
             )
         if method in CROP_METHODS and not principal.view_crops:
             raise AuthError(
@@ -251,10 +291,12 @@ def _refused_as_abort(context: grpc.ServicerContext, check: Callable[..., Any], 
     try:
         return check(*args)
     except AuthError as error:
+        if error.retry_after is not None:
+            context.set_trailing_metadata((("retry-after", str(math.ceil(error.retry_after))),))
         context.abort(grpc.StatusCode[error.status], str(error))
 
 
-def log_auth_mode(keys: KeyRing | None) -> None:
+def log_auth_mode(keys: KeySource | None) -> None:
     if keys is None:
         log.warning(
             "AUTHENTICATION IS OFF (--insecure-no-auth): every caller is an admin of every "

@@ -18,7 +18,9 @@ from facedb.config import Settings
 from facedb.engine import Engine
 from facedb.http.app import create_app
 from facedb.http.server import HttpServer
+from facedb.service.audit import AuditInterceptor, AuditLog
 from facedb.service.auth import AuthInterceptor, Authorizer, KeyRing, log_auth_mode
+from facedb.service.keys import KeyChain, ManagedKeys
 from facedb.service.limits import ConcurrencyLimiter
 from facedb.service.metrics import (
     MetricsInterceptor,
@@ -28,6 +30,7 @@ from facedb.service.metrics import (
 )
 from facedb.service.servicer import FaceDBServicer
 from facedb.service.tls import check_transport_security, grpc_server_credentials
+from facedb.storage.api_keys import ApiKeyStore
 from facedb.v1 import facedb_pb2 as pb
 from facedb.v1 import facedb_pb2_grpc as pb_grpc
 
@@ -49,9 +52,13 @@ class FaceDBServer:
         engine.observe(PrometheusObserver())
         self.limiter = ConcurrencyLimiter(settings.worker_count, settings.max_queue)
         self.health = health.HealthServicer()
-        keys = None if settings.insecure_no_auth else KeyRing(settings.api_keys)
+        self.key_store = ApiKeyStore.open(settings.resolved_database_url)
+        self.managed_keys = ManagedKeys(self.key_store)
+        bootstrap = KeyRing(settings.api_keys)
+        keys = None if settings.insecure_no_auth else KeyChain(bootstrap, self.managed_keys)
         log_auth_mode(keys)
         self.authorizer = Authorizer(keys)
+        self.audit = AuditLog(settings.audit_log)
         self.tls = check_transport_security(settings)
         self._server = self._build()
         self.http = self._build_http()
@@ -64,7 +71,11 @@ class FaceDBServer:
         threads = settings.worker_count + settings.max_queue + LIGHT_THREADS
         server = grpc.server(
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="facedb-rpc"),
-            interceptors=[MetricsInterceptor(), AuthInterceptor(self.authorizer)],
+            interceptors=[
+                MetricsInterceptor(),
+                AuditInterceptor(self.audit),
+                AuthInterceptor(self.authorizer),
+            ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -73,7 +84,8 @@ class FaceDBServer:
             # without bound in the executor.
             maximum_concurrent_rpcs=threads + settings.max_queue,
         )
-        pb_grpc.add_FaceDBServicer_to_server(FaceDBServicer(self.engine, self.limiter), server)
+        servicer = FaceDBServicer(self.engine, self.limiter, self.managed_keys)
+        pb_grpc.add_FaceDBServicer_to_server(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, server)
@@ -83,7 +95,9 @@ class FaceDBServer:
         settings = self.settings
         if settings.http_port is None:
             return None
-        app = create_app(self.engine, self.authorizer, self.limiter, settings)
+        app = create_app(
+            self.engine, self.authorizer, self.limiter, settings, self.managed_keys, self.audit
+        )
         return HttpServer(app, settings.host, settings.http_port, self.tls)
 
     def start(self) -> int:
@@ -131,6 +145,8 @@ class FaceDBServer:
         if self._metrics is not None:
             stop_metrics_server(*self._metrics)
         self.engine.close()
+        self.key_store.close()
+        self.audit.close()
         log.info("facedb stopped; index snapshots flushed")
 
     def wait(self) -> None:

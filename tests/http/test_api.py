@@ -14,6 +14,7 @@ import pytest
 import requests
 from openapi_core import OpenAPI
 
+from facedb.v1 import facedb_pb2 as pb
 from tests.http.support import Api, error_of, start_http_server
 from tests.paths import EDGE, LFW
 from tests.service.support import ADMIN_KEY, ServerProcess, client
@@ -43,6 +44,10 @@ ROUTES = {
     "DeleteIdentity": ("delete", "/v1/galleries/{gallery}/identities/{external_id}"),
     "DeleteFace": ("delete", "/v1/galleries/{gallery}/faces/{face_id}"),
     "GetStats": ("get", "/v1/stats"),
+    "CreateApiKey": ("post", "/v1/keys"),
+    "ListApiKeys": ("get", "/v1/keys"),
+    "RevokeApiKey": ("post", "/v1/keys/{key_id}/revoke"),
+    "RotateApiKey": ("post", "/v1/keys/{key_id}/rotate"),
 }
 
 
@@ -81,6 +86,8 @@ def b64(path: Path) -> str:
 
 
 def test_openapi_document_has_a_route_for_every_rpc(spec: OpenAPI, served: tuple) -> None:
+    rpcs = set(pb.DESCRIPTOR.services_by_name["FaceDB"].methods_by_name)
+    assert rpcs == set(ROUTES)
     document = requests.get(served[1] + "/openapi.json", timeout=30).json()
     served_routes = {(method, path) for path, item in document["paths"].items() for method in item}
     assert set(ROUTES.values()) <= served_routes

@@ -14,7 +14,7 @@ from facedb.storage.errors import SchemaError
 from facedb.storage.tables import Base
 from tests.store.conftest import DatabaseFactory
 
-TABLES = {"galleries", "identities", "faces", "changes"}
+TABLES = {"galleries", "identities", "faces", "changes", "api_keys"}
 
 
 def schema_diff(url: str) -> list:
