@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the gRPC (and HTTP) server",
-        description="Serve enroll / identify / verify over gRPC. Settings come from flags, "
+        description="Serve enroll / identify / verify over gRPC, and with --http-port over "
+        "HTTP/JSON with the web console. Settings come from flags, "
         "then FACEDB_* environment variables, then --config FILE (JSON).",
     )
     parser.add_argument("--config", help="JSON settings file (keys as in facedb.config)")

@@ -33,7 +33,7 @@ from facedb.http.errors import (
     validation_message,
 )
 from facedb.http.middleware import AccessLog, AuditTrail, BodyLimit
-from facedb.http.openapi import ERROR_RESPONSES, document, image_body
+from facedb.http.openapi import ERROR_RESPONSES, document, image_body, json_body
 from facedb.service.audit import AuditLog
 from facedb.service.auth import AuthError, Authorizer, Principal
 from facedb.service.keys import ManagedKeys
@@ -246,12 +246,13 @@ def _enroll_routes(api: HttpApi) -> APIRouter:
         "/galleries/{gallery}/enroll/batch",
         response_model=s.EnrollBatchResponse,
         tags=["enrollment"],
+        openapi_extra=json_body(s.EnrollBatchBody),
     )
-    async def enroll_batch(
-        request: Request, gallery: str, body: s.EnrollBatchBody
-    ) -> s.EnrollBatchResponse:
-        """EnrollStream: many identities in one request; an item's failure is reported."""
-        api.caller(request, "EnrollStream", gallery)
+    async def enroll_batch(request: Request, gallery: str) -> s.EnrollBatchResponse:
+        """EnrollStream: many identities in one JSON request (images base64); an item's
+        failure is reported in its result, not raised."""
+        api.caller(request, "EnrollStream", gallery)  # the key before the body is read
+        body = await _image_request(request, s.EnrollBatchBody, {}, multipart=False)
         items = [
             await _batch_item(api, request, gallery, index, item)
             for index, item in enumerate(body.items)
@@ -477,23 +478,27 @@ def _timeout(request: Request) -> float | None:
     return seconds
 
 
-async def _image_request(request: Request, model: type[M], images: dict[str, bool]) -> M:
+async def _image_request(
+    request: Request, model: type[M], images: dict[str, bool], *, multipart: bool = True
+) -> M:
     """The body as `model`, from JSON (base64 images) or multipart (file parts).
 
     `images` names the image fields, True for lists of images.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
+    if content_type == "multipart/form-data" and multipart:
         values = await _form_values(request, images)
     elif content_type == "application/json":
         try:
             values = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise eng.InvalidRequestError(f"body is not valid JSON: {error}") from None
-    else:
+    elif multipart:
         raise eng.InvalidRequestError(
             "send the image as multipart/form-data, or base64 in an application/json body"
         )
+    else:
+        raise eng.InvalidRequestError("send an application/json body (images base64)")
     try:
         return model.model_validate(values)
     except ValidationError as error:

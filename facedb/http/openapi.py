@@ -52,6 +52,13 @@ def image_body(model: type[BaseModel], images: dict[str, bool]) -> dict[str, Any
     }
 
 
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads `model` from JSON itself (after the key check)."""
+    _BODY_MODELS[model.__name__] = model
+    content = {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 def _multipart_schema(model: type[BaseModel], images: dict[str, bool]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template=REF)
     binary = {"type": "string", "format": "binary"}

@@ -155,6 +155,8 @@ def test_batch_enroll_reports_each_item(admin: Api) -> None:
     ]
     response = admin.post("/v1/galleries/b/enroll/batch", json={"items": items})
     assert response.status_code == 200, response.text
+    empty = admin.post("/v1/galleries/b/enroll/batch", json={"items": []})
+    assert error_of(empty)[:2] == (400, "INVALID_ARGUMENT")
     result = response.json()
     assert [i["error"] is None for i in result["items"]] == [True, False, True]
     assert result["items"][1]["error"]["status"] == "INVALID_ARGUMENT"
@@ -328,3 +330,30 @@ def test_console_page_is_served_with_a_strict_policy(served: tuple) -> None:
     assert page.status_code == 200 and "<title>facedb console</title>" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert requests.get(served[1] + "/console/console.js", timeout=30).status_code == 200
+
+
+def test_keys_over_http(admin: Api, served: tuple, spec: OpenAPI) -> None:
+    created = admin.post(
+        "/v1/keys",
+        json={"role": "search", "galleries": ["a"], "name": "kiosk", "rate_limit": 50},
+    )
+    assert created.status_code == 201, created.text
+    secret, key_id = created.json()["key"], created.json()["api_key"]["key_id"]
+    kiosk = as_key(served, spec, secret)
+    assert [g["name"] for g in kiosk.get("/v1/galleries").json()["galleries"]] == ["a"]
+    listed = admin.get("/v1/keys").json()["api_keys"]
+    assert [k["key_id"] for k in listed] == [key_id] and listed[0]["last_used_at"]
+    rotated = admin.post(f"/v1/keys/{key_id}/rotate").json()
+    assert rotated["api_key"]["key_id"] == key_id and rotated["key"] != secret
+    assert error_of(kiosk.get("/v1/galleries"))[:2] == (401, "UNAUTHENTICATED")
+    revoked = admin.post(f"/v1/keys/{key_id}/revoke").json()
+    assert revoked["revoked_at"] is not None
+    assert admin.get("/v1/keys").json()["api_keys"] == []
+    assert len(admin.get("/v1/keys", params={"include_revoked": True}).json()["api_keys"]) == 1
+    bad = admin.post("/v1/keys", json={"role": "root"})
+    assert error_of(bad)[:2] == (400, "INVALID_ARGUMENT")
+    assert error_of(admin.post("/v1/keys/nope/revoke"))[:2] == (404, "NOT_FOUND")
+
+
+def test_health_needs_no_key(served: tuple, spec: OpenAPI) -> None:
+    assert as_key(served, spec, None).get("/healthz").json() == {"status": "SERVING"}
