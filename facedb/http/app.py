@@ -74,8 +74,10 @@ class HttpApi:
         request.state.gallery = gallery
         request.state.target = str(target)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        principal = self.authorizer.authorize(headers, method, gallery)
-        request.state.principal = principal
+        principal = self.authorizer.authenticate(headers)
+        request.state.principal = principal  # known from here on, refused or not
+        self.authorizer.check_role(principal, method)
+        self.authorizer.check_gallery(principal, gallery)
         return principal
 
     async def cpu_bound(self, request: Request, work: Callable[[float | None], T]) -> T:

@@ -235,13 +235,6 @@ class Authorizer:
                 "PERMISSION_DENIED", f"this API key has no access to gallery {gallery!r}"
             )
 
-    def authorize(self, headers: Mapping[str, str], method: str, gallery: str = "") -> Principal:
-        """Authenticate, then check the method's role and the gallery; the caller on success."""
-        principal = self.authenticate(headers)
-        self.check_role(principal, method)
-        self.check_gallery(principal, gallery)
-        return principal
-
 
 class AuthInterceptor(grpc.ServerInterceptor):
     """Authenticates every FaceDB call and authorises its role and gallery."""
@@ -263,8 +256,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def _guard(self, name: str, inner: Behavior, metadata: dict[str, str]) -> Behavior:
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-            principal = _refused_as_abort(context, self._caller, metadata, name)
-            _principal.set(principal)
+            principal = _refused_as_abort(context, self.authorizer.authenticate, metadata)
+            _principal.set(principal)  # known from here on, refused or not (access/audit logs)
+            _refused_as_abort(context, self.authorizer.check_role, principal, name)
             if isinstance(request, Iterator):
                 check = partial(self._check_gallery, name, principal=principal, context=context)
                 request = checked_stream(request, check)
@@ -274,11 +268,6 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
         return behavior
 
-    def _caller(self, metadata: dict[str, str], name: str) -> Principal:
-        principal = self.authorizer.authenticate(metadata)
-        self.authorizer.check_role(principal, name)
-        return principal
-
     def _check_gallery(
         self, name: str, request: Any, *, principal: Principal, context: grpc.ServicerContext
     ) -> None:
@@ -287,7 +276,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
 
 def _refused_as_abort(context: grpc.ServicerContext, check: Callable[..., Any], *args: Any) -> Any:
-    """`check(*args)`, with an AuthError ending the call with its status (never returns)."""
+    """`check(*args)`'s result; an AuthError ends the call with its status instead."""
     try:
         return check(*args)
     except AuthError as error:

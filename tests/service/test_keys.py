@@ -227,6 +227,8 @@ def test_audit_log_says_who_did_what_without_keys_or_images(
     assert ("grpc", "DeleteIdentity", "OK") in actions
     assert ("grpc", "CreateGallery", "PERMISSION_DENIED") in actions  # refusals too
     assert ("grpc", "RevokeApiKey", "OK") in actions
+    denied = next(e for e in lines if e["status"] == "PERMISSION_DENIED")
+    assert denied["role"] == "enroll" and denied["key_id"] != "-"  # who was refused
     enroll = next(e for e in lines if e["action"] == "Enroll" and e["status"] == "OK")
     assert enroll["gallery"] == "people" and enroll["target"] == "alice"
     assert enroll["role"] == "enroll" and len(enroll["key_id"]) == 12
