@@ -95,6 +95,12 @@ def request_target(request: Any) -> str:
     return ""
 
 
+def _created_key(response: Any) -> str:
+    """CreateApiKey names its target only in the reply: the new key's id."""
+    api_key = getattr(response, "api_key", None)
+    return str(getattr(api_key, "key_id", "") or "")
+
+
 class AuditInterceptor(grpc.ServerInterceptor):
     """Audits FaceDB calls; installed before the auth interceptor so refusals are audited."""
 
@@ -114,7 +120,7 @@ class AuditInterceptor(grpc.ServerInterceptor):
 
     def _audited(self, name: str, inner: Behavior) -> Behavior:
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-            status = "INTERNAL"
+            status, response = "INTERNAL", None
             try:
                 response = inner(request, context)
                 status = "OK"
@@ -129,7 +135,7 @@ class AuditInterceptor(grpc.ServerInterceptor):
                     principal=current_principal(),
                     action=name,
                     gallery=str(getattr(request, GALLERY_FIELD.get(name, "gallery"), "") or ""),
-                    target=request_target(request),
+                    target=request_target(request) or _created_key(response),
                     status=status,
                 )
 
