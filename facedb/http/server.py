@@ -68,4 +68,9 @@ class HttpServer:
         if self._server is None or self._thread is None:
             return
         self._server.should_exit = True
-        self._thread.join(grace + 5.0)
+        self._thread.join(grace)
+        if self._thread.is_alive():
+            # Connections still open after the grace period (idle keep-alives, stalled TLS
+            # handshakes): close them rather than leave the thread serving a closed engine.
+            self._server.force_exit = True
+            self._thread.join(5.0)
