@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facedb.service.audit import AUDITED, AuditLog
 from facedb.service.auth import NOBODY
+from facedb.service.metrics import REQUEST_SECONDS, REQUESTS
 
 log = logging.getLogger("facedb.access")
 
@@ -52,7 +53,9 @@ class BodyLimit:
 
 
 class AccessLog:
-    """ASGI middleware: one access-log line per API call (method, status, ms, key id)."""
+    """ASGI middleware: one access-log line per request (method, status, ms, key id), and
+    for API calls the same Prometheus counters as gRPC (`facedb_requests_total{method,
+    code}` with the status name, `facedb_request_seconds{method}`)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -82,6 +85,10 @@ class AccessLog:
                 "key": principal.key_id if principal is not None else "-",
             }
             log.info("http", extra=fields)
+            if state.get("method"):  # an API route: bounded label values
+                code = "OK" if status[0] < 400 else state.get("status") or "INTERNAL"
+                REQUESTS.labels(state["method"], code).inc()
+                REQUEST_SECONDS.labels(state["method"]).observe(time.perf_counter() - start)
 
 
 class AuditTrail:

@@ -5,6 +5,7 @@ server's own /openapi.json."""
 from __future__ import annotations
 
 import base64
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +58,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
     data_dir = tmp_path_factory.mktemp("http-data")
     log = data_dir / "server.log"
     options = ("--workers", "1", "--max-queue", "0", "--max-message-bytes", str(MAX_BODY))
+    options += ("--metrics-port", str(_free_port()))
     server, base = start_http_server(data_dir, log, *options)
     try:
         yield server, base
@@ -75,6 +77,12 @@ def admin(served: tuple[ServerProcess, str], spec: OpenAPI) -> Api:
     assert api.post("/v1/galleries", json={"name": "a"}).status_code == 201
     assert api.post("/v1/galleries", json={"name": "b"}).status_code == 201
     return api
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def as_key(served: tuple[ServerProcess, str], spec: OpenAPI, key: str | None) -> Api:
@@ -357,3 +365,11 @@ def test_keys_over_http(admin: Api, served: tuple, spec: OpenAPI) -> None:
 
 def test_health_needs_no_key(served: tuple, spec: OpenAPI) -> None:
     assert as_key(served, spec, None).get("/healthz").json() == {"status": "SERVING"}
+
+
+def test_http_calls_are_counted_in_the_metrics(admin: Api, served: tuple) -> None:
+    admin.get("/v1/galleries/missing")
+    port = next(e for e in served[0].log_lines() if e.get("msg") == "facedb serving")
+    metrics = requests.get(f"http://127.0.0.1:{port['metrics_port']}/metrics", timeout=30).text
+    assert 'facedb_requests_total{code="NOT_FOUND",method="GetGallery"}' in metrics
+    assert 'facedb_request_seconds_count{method="Identify"}' in metrics
