@@ -83,6 +83,10 @@ async function signIn(key) {
   $("#sign-out").hidden = false;
   $("#login-error").textContent = "";
   for (const tab of document.querySelectorAll(".needs-enroll")) tab.hidden = !canEnroll();
+  const allGalleries = c.galleries.includes("*");
+  for (const part of document.querySelectorAll(".needs-admin")) {
+    part.hidden = !(c.role === "admin" && allGalleries);
+  }
   await loadGalleries();
 }
 
@@ -109,6 +113,16 @@ async function loadGalleries() {
     list.append(el("li", {}, button));
   }
   if (!galleries.length) list.append(el("li", { class: "muted" }, "no galleries for this key"));
+}
+
+async function createGallery() {
+  const name = $("#new-gallery").value.trim();
+  if (!name) throw new Error("enter the new gallery's name");
+  await api("POST", "/v1/galleries", { name });
+  $("#new-gallery").value = "";
+  say(`created gallery ${name}`);
+  await loadGalleries();
+  await openGallery(name);
 }
 
 async function openGallery(name) {
@@ -339,6 +353,10 @@ function wire() {
     signIn($("#api-key").value.trim());
   });
   $("#sign-out").addEventListener("click", signOut);
+  $("#create-gallery").addEventListener("submit", (event) => {
+    event.preventDefault();
+    guarded(createGallery)();
+  });
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
   $("#more-identities").addEventListener("click", guarded(() => loadIdentities(false)));
   const zone = $("#drop-zone");
