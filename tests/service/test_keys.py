@@ -18,7 +18,7 @@ import requests
 from facedb.cli import main
 from facedb.storage.db import migrate
 from tests.http.support import start_http_server
-from tests.paths import LFW, REPO
+from tests.paths import ARCFACE, LFW, REPO, SCRFD
 from tests.service.support import ADMIN_KEY, ServerProcess, client
 from tests.store.conftest import DatabaseFactory
 
@@ -248,3 +248,13 @@ def test_audit_log_says_who_did_what_without_keys_or_images(
     text = a.audit.read_text() + b.audit.read_text()
     assert ADMIN_KEY not in text and "fdb_" not in text
     assert "/9j/" not in text  # no base64 JPEG data
+
+
+def test_serve_without_any_key_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No bootstrap key and no managed key in the database: nobody could ever call it."""
+    monkeypatch.delenv("FACEDB_API_KEYS", raising=False)
+    command = ["serve", "--text-logs", "--data-dir", str(tmp_path), "--port", "0"]
+    assert main([*command, "--detector", SCRFD, "--recognizer", ARCFACE]) == 2
+    assert any("no API keys configured" in r.getMessage() for r in caplog.records)
