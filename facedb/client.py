@@ -12,7 +12,8 @@ server's status code and message (`error.code()`, `error.details()`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,12 @@ def _channel(
 
 def image_bytes(image: ImageInput) -> bytes:
     return image if isinstance(image, bytes) else Path(image).read_bytes()
+
+
+def image_names(images: Sequence[ImageInput]) -> list[str]:
+    """File names for the images read from files ("" for raw bytes); [] when none is."""
+    names = ["" if isinstance(i, bytes) else Path(i).name for i in images]
+    return names if any(names) else []
 
 
 class FaceDBClient:
@@ -132,7 +139,9 @@ class FaceDBClient:
         metadata: Mapping[str, str] | None = None,
         allow_multiple_faces: bool = False,
         allow_duplicate: bool = False,
+        request_id: str = "",
     ) -> pb.EnrollResponse:
+        """Enroll `images` for one identity; a `request_id` makes a retry add nothing twice."""
         request = enroll_request(
             gallery,
             external_id,
@@ -141,6 +150,7 @@ class FaceDBClient:
             metadata=metadata,
             allow_multiple_faces=allow_multiple_faces,
             allow_duplicate=allow_duplicate,
+            request_id=request_id,
         )
         return self._call(self.stub.Enroll, request)
 
@@ -152,6 +162,30 @@ class FaceDBClient:
         `timeout` bounds the whole stream (None: no deadline).
         """
         return self.stub.EnrollStream(iter(requests), timeout=timeout, metadata=self._metadata)
+
+    def enroll_each(
+        self, requests: Iterable[pb.EnrollRequest], *, in_flight: int = 2
+    ) -> Generator[pb.EnrollResponse | grpc.RpcError, None, None]:
+        """One Enroll call per request, `in_flight` at a time; outcomes in request order.
+
+        Each outcome arrives once the server has processed that request, so a caller can
+        report progress truthfully and stop early: closing the iterator cancels the calls
+        still running. A failed call is yielded as its `grpc.RpcError`, not raised.
+        """
+        pending: deque[grpc.Future] = deque()
+        try:
+            for request in requests:
+                pending.append(self._future(self.stub.Enroll, request))
+                if len(pending) >= max(1, in_flight):
+                    yield _outcome(pending.popleft())
+            while pending:
+                yield _outcome(pending.popleft())
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def _future(self, method: Any, request: Any) -> grpc.Future:
+        return method.future(request, timeout=self.timeout, metadata=self._metadata)
 
     # ------------------------------------------------------------------ search
 
@@ -290,6 +324,14 @@ class FaceDBClient:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
+def _outcome(future: grpc.Future) -> Any:
+    """The call's response, or its error as a value."""
+    try:
+        return future.result()
+    except grpc.RpcError as error:
+        return error
+
+
 def enroll_request(
     gallery: str,
     external_id: str,
@@ -299,6 +341,7 @@ def enroll_request(
     metadata: Mapping[str, str] | None = None,
     allow_multiple_faces: bool = False,
     allow_duplicate: bool = False,
+    request_id: str = "",
 ) -> pb.EnrollRequest:
     return pb.EnrollRequest(
         gallery=gallery,
@@ -306,6 +349,8 @@ def enroll_request(
         display_name=display_name,
         metadata=dict(metadata or {}),
         images=[image_bytes(i) for i in images],
+        image_names=image_names(images),
         allow_multiple_faces=allow_multiple_faces,
         allow_duplicate=allow_duplicate,
+        request_id=request_id,
     )

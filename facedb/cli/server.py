@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from facedb.cli.errors import describe
 from facedb.config import ConfigError, load_settings
-from facedb.engine import open_engine
-from facedb.models.store import ModelUnavailableError
-from facedb.service.logs import configure_json_logging
-from facedb.service.server import FaceDBServer, run_until_signalled
-from facedb.service.tls import check_transport_security
-from facedb.storage.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="HTTP/JSON API and web console port (0 picks one; default off)",
     )
+    parser.add_argument(
+        "--metrics-host", help="address /metrics binds (default 127.0.0.1: it has no auth)"
+    )
+    parser.add_argument(
+        "--metrics-gallery-labels",
+        action="store_true",
+        default=None,
+        help="label gallery sizes in /metrics by gallery name (off: totals only)",
+    )
     parser.add_argument("--detector", help="detector spec (FACEDB_DETECTOR)")
     parser.add_argument("--recognizer", help="recognizer spec (FACEDB_RECOGNIZER)")
     parser.add_argument("--liveness", help="liveness model spec; empty: off (FACEDB_LIVENESS)")
@@ -46,6 +50,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-image-pixels", type=int, help="larger images are refused")
     parser.add_argument("--max-image-bytes", type=int, help="larger image files are refused")
     parser.add_argument("--max-message-bytes", type=int, help="largest request accepted")
+    parser.add_argument(
+        "--max-images-per-request", type=int, help="images one Enroll may carry (default 32)"
+    )
+    parser.add_argument(
+        "--max-request-pixels",
+        type=int,
+        help="decoded pixels one Enroll may spend over all its images (default 100,000,000)",
+    )
     parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -69,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # Imported here: every other command starts without loading the engine and its models.
+    from facedb.engine import open_engine
+    from facedb.service.logs import configure_json_logging
+    from facedb.service.server import FaceDBServer, run_until_signalled
+    from facedb.service.tls import check_transport_security
+
     if not args.text_logs:
         configure_json_logging(logging.DEBUG if args.verbose else logging.INFO)
     settings = load_settings(
@@ -79,6 +97,8 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port,
         metrics_port=args.metrics_port,
         http_port=args.http_port,
+        metrics_host=args.metrics_host,
+        metrics_gallery_labels=args.metrics_gallery_labels,
         detector=args.detector,
         recognizer=args.recognizer,
         liveness=args.liveness,
@@ -87,6 +107,8 @@ def serve(args: argparse.Namespace) -> int:
         max_image_pixels=args.max_image_pixels,
         max_image_bytes=args.max_image_bytes,
         max_message_bytes=args.max_message_bytes,
+        max_images_per_request=args.max_images_per_request,
+        max_request_pixels=args.max_request_pixels,
         insecure_no_auth=args.insecure_no_auth,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
@@ -101,10 +123,14 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     try:
         engine = open_engine(settings)
-    except (ValueError, ModelUnavailableError, StoreError) as error:
-        # A model that is not there, a bad spec, an outdated schema: say what, not a traceback.
-        log.error("cannot start: %s", error)
-        return 2
+    except Exception as error:
+        # A model that is not there, a bad spec, a database that is down or outdated: say
+        # what (one log line), not a traceback. Anything else is a bug: let it show.
+        known = describe(error)
+        if known is None:
+            raise
+        log.error("cannot start: %s", known[0])
+        return known[1]
     server = FaceDBServer(engine, settings)
     if not settings.insecure_no_auth and not settings.api_keys and not server.managed_keys.list():
         log.error(

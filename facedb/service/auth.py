@@ -9,8 +9,11 @@ has a role and a list of galleries (`["*"]` = all):
 
 `Authorizer` holds that logic for both transports (gRPC here, HTTP in facedb.http).
 The interceptor checks both the role a method needs and, by reading the request, the
-gallery it touches, so the servicer never sees a call it must refuse. Calls that name no
-gallery (ListGalleries, GetStats) are filtered by the servicer with `current_principal()`.
+gallery it touches, so the servicer never sees a call it must refuse. Two kinds of call are
+left to the servicer, with `current_principal()`: calls that name no gallery (ListGalleries,
+GetStats) are filtered, and the items of a client stream (EnrollStream) are checked one by
+one, so that a refused item gets its own error result instead of failing a stream whose
+earlier items were already written.
 Health checking and reflection stay open: they reveal nothing about the data.
 """
 
@@ -23,12 +26,11 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
 import grpc
 
-from facedb.service.handlers import Behavior, checked_stream, wrap_handler
+from facedb.service.handlers import Behavior, wrap_handler
 from facedb.service.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,13 @@ class KeyRing:
         return found
 
 
+def gallery_denied(principal: Principal, gallery: str) -> str | None:
+    """Why `principal` may not touch `gallery`, or None when it may."""
+    if gallery and not principal.can_access(gallery):
+        return f"this API key has no access to gallery {gallery!r}"
+    return None
+
+
 class AuthError(Exception):
     """A refused call: `status` is the gRPC status code's name, the message says why;
     `retry_after` (seconds) is set when the key's rate limit refused it."""
@@ -230,10 +239,9 @@ class Authorizer:
             )
 
     def check_gallery(self, principal: Principal, gallery: str) -> None:
-        if gallery and not principal.can_access(gallery):
-            raise AuthError(
-                "PERMISSION_DENIED", f"this API key has no access to gallery {gallery!r}"
-            )
+        denied = gallery_denied(principal, gallery)
+        if denied:
+            raise AuthError("PERMISSION_DENIED", denied)
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
@@ -259,10 +267,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
             principal = _refused_as_abort(context, self.authorizer.authenticate, metadata)
             _principal.set(principal)  # known from here on, refused or not (access/audit logs)
             _refused_as_abort(context, self.authorizer.check_role, principal, name)
-            if isinstance(request, Iterator):
-                check = partial(self._check_gallery, name, principal=principal, context=context)
-                request = checked_stream(request, check)
-            else:
+            if not isinstance(request, Iterator):  # stream items: see the module docstring
                 self._check_gallery(name, request, principal=principal, context=context)
             return inner(request, context)
 

@@ -1,6 +1,6 @@
-"""The server: gRPC (FaceDB + health + reflection, interceptors) and, with an HTTP port, the
-HTTP/JSON API beside it in the same process, sharing one engine, authorizer and limiter;
-graceful shutdown of both."""
+"""The server: gRPC (FaceDB + health + reflection v1 and v1alpha, interceptors, limits) and,
+with an HTTP port, the HTTP/JSON API beside it in the same process, sharing one engine,
+authorizer and limiter; graceful shutdown of both."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from facedb.config import Settings
 from facedb.engine import Engine
@@ -28,6 +27,7 @@ from facedb.service.metrics import (
     start_metrics_server,
     stop_metrics_server,
 )
+from facedb.service.reflection import enable_reflection
 from facedb.service.servicer import FaceDBServicer
 from facedb.service.tls import check_transport_security, grpc_server_credentials
 from facedb.storage.api_keys import ApiKeyStore
@@ -87,8 +87,7 @@ class FaceDBServer:
         servicer = FaceDBServicer(self.engine, self.limiter, self.managed_keys)
         pb_grpc.add_FaceDBServicer_to_server(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server)
+        enable_reflection((SERVICE_NAME, health.SERVICE_NAME), server)  # v1alpha and v1
         return server
 
     def _build_http(self) -> HttpServer | None:
@@ -114,7 +113,10 @@ class FaceDBServer:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.settings.metrics_port:
             self._metrics = start_metrics_server(
-                self.settings.metrics_port, self.settings.host, self._gallery_sizes
+                self.settings.metrics_port,
+                self.settings.metrics_host,
+                self._gallery_sizes,
+                per_gallery=self.settings.metrics_gallery_labels,
             )
         log.info(
             "facedb serving",
@@ -123,7 +125,9 @@ class FaceDBServer:
                 "model": self.engine.model.name,
                 "workers": self.settings.worker_count,
                 "ort_threads": self.settings.ort_threads,
-                "metrics_port": self.settings.metrics_port or None,
+                "metrics": f"{self.settings.metrics_host}:{self.settings.metrics_port}"
+                if self.settings.metrics_port
+                else None,
                 "http_address": f"{self.settings.host}:{http_port}" if http_port else None,
                 "tls": "off" if self.tls is None else "mutual" if self.tls.client_ca else "on",
             },
