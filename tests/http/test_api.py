@@ -158,8 +158,8 @@ def test_enroll_identify_verify_multipart_and_base64(admin: Api) -> None:
 def test_batch_enroll_reports_each_item(admin: Api) -> None:
     items = [
         {"external_id": "carol", "images": [b64(CAROL)], "allow_multiple_faces": True},
-        {"external_id": "broken", "images": [b64(BROKEN)]},
-        {"external_id": "cup", "images": [b64(NO_FACE)]},
+        {"external_id": "", "images": [b64(CAROL)]},  # the whole item is refused
+        {"external_id": "cup", "images": [b64(NO_FACE), b64(BROKEN)]},
     ]
     response = admin.post("/v1/galleries/b/enroll/batch", json={"items": items})
     assert response.status_code == 200, response.text
@@ -172,9 +172,9 @@ def test_batch_enroll_reports_each_item(admin: Api) -> None:
         "items": 3,
         "identities_created": 1,
         "images_accepted": 1,
-        "images_rejected": 1,
+        "images_rejected": 2,
         "items_failed": 1,
-        "rejections_by_reason": {"NO_FACE": 1},
+        "rejections_by_reason": {"NO_FACE": 1, "INVALID_IMAGE": 1},
     }
 
 
@@ -256,14 +256,16 @@ def test_keys_roles_and_galleries(served: tuple, spec: OpenAPI, admin: Api) -> N
 
 def test_bad_input_is_400_and_changes_nothing(admin: Api) -> None:
     before = admin.get("/v1/galleries/a").json()
-    code, status, message = error_of(
-        admin.post(
-            "/v1/galleries/a/enroll",
-            files={"images": BROKEN.read_bytes()},
-            data={"external_id": "z"},
-        )
+    broken = admin.post(
+        "/v1/galleries/a/enroll", files={"images": BROKEN.read_bytes()}, data={"external_id": "z"}
     )
-    assert (code, status) == (400, "INVALID_ARGUMENT") and "image 0" in message
+    assert broken.json()["outcomes"][0]["rejection"]["reason"] == "INVALID_IMAGE"
+    assert error_of(admin.get("/v1/galleries/a/identities/z"))[0] == 404  # nothing written
+    with BROKEN.open("rb") as photo:
+        code, status, message = error_of(
+            admin.post("/v1/galleries/a/identify", files={"image": photo})
+        )
+    assert (code, status) == (400, "INVALID_ARGUMENT") and message
     assert error_of(admin.post("/v1/galleries/a/identify", json={"image": "not base64!"}))[0] == 400
     bad_json = admin.post(
         "/v1/galleries/a/identify", data=b"{", headers={"content-type": "application/json"}
@@ -369,7 +371,7 @@ def test_health_needs_no_key(served: tuple, spec: OpenAPI) -> None:
 
 def test_http_calls_are_counted_in_the_metrics(admin: Api, served: tuple) -> None:
     admin.get("/v1/galleries/missing")
-    port = next(e for e in served[0].log_lines() if e.get("msg") == "facedb serving")
-    metrics = requests.get(f"http://127.0.0.1:{port['metrics_port']}/metrics", timeout=30).text
+    started = next(e for e in served[0].log_lines() if e.get("msg") == "facedb serving")
+    metrics = requests.get(f"http://{started['metrics']}/metrics", timeout=30).text
     assert 'facedb_requests_total{code="NOT_FOUND",method="GetGallery"}' in metrics
     assert 'facedb_request_seconds_count{method="Identify"}' in metrics
