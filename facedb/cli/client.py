@@ -61,7 +61,12 @@ def connection_options() -> argparse.ArgumentParser:
         metavar="PEM",
         help="client certificate for mutual TLS (with --client-key)",
     )
-    common.add_argument("--client-key", default=os.environ.get("FACEDB_CLIENT_KEY"), metavar="PEM")
+    common.add_argument(
+        "--client-key",
+        default=os.environ.get("FACEDB_CLIENT_KEY"),
+        metavar="PEM",
+        help="private key of --client-cert",
+    )
     return common
 
 
@@ -175,12 +180,22 @@ def _keys_commands(subparsers: argparse._SubParsersAction, common: Any) -> None:
     keys = subparsers.add_parser("keys", help="create, list, revoke or rotate API keys (admin)")
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser("create", parents=[common], help="a new key; prints its secret")
-    create.add_argument("--role", required=True, choices=("admin", "enroll", "search"))
+    create.add_argument(
+        "--role", required=True, choices=("admin", "enroll", "search"), help="what the key may do"
+    )
     create.add_argument("--gallery", action="append", dest="galleries", help="repeat; default *")
     create.add_argument("--name", default="", help="a label, e.g. who holds the key")
     crops = create.add_mutually_exclusive_group()
-    crops.add_argument("--view-crops", action="store_true", default=None, dest="view_crops")
-    crops.add_argument("--no-view-crops", action="store_false", dest="view_crops")
+    crops.add_argument(
+        "--view-crops",
+        action="store_true",
+        default=None,
+        dest="view_crops",
+        help="may see stored face crops (default: admin and enroll keys)",
+    )
+    crops.add_argument(
+        "--no-view-crops", action="store_false", dest="view_crops", help="may not see crops"
+    )
     create.add_argument("--rate-limit", type=float, default=0.0, help="requests/s; 0: none")
     create.add_argument("--expires-in", type=int, default=0, help="seconds; 0: never")
     add_json_option(create)
@@ -191,7 +206,7 @@ def _keys_commands(subparsers: argparse._SubParsersAction, common: Any) -> None:
     listing.set_defaults(handler=handled(_keys_list))
     for action, text in (("revoke", "revoke a key"), ("rotate", "a new secret for a key")):
         command = actions.add_parser(action, parents=[common], help=text)
-        command.add_argument("key_id")
+        command.add_argument("key_id", help="the key's id (facedb keys list)")
         add_json_option(command)
         command.set_defaults(handler=handled(_keys_revoke if action == "revoke" else _keys_rotate))
 
