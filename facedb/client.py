@@ -12,6 +12,7 @@ server's status code and message (`error.code()`, `error.details()`).
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -53,6 +54,16 @@ def _channel(
 
 def image_bytes(image: ImageInput) -> bytes:
     return image if isinstance(image, bytes) else Path(image).read_bytes()
+
+
+def content_request_id(gallery: str, external_id: str, images: Sequence[bytes]) -> str:
+    """A request id that names what is sent: enrolling the same photos for the same identity
+    again (a re-run after a crash, a retry) is then answered from the first call's receipt
+    instead of adding the faces twice."""
+    digest = hashlib.sha256(f"{gallery}\0{external_id}".encode())
+    for image in images:
+        digest.update(hashlib.sha256(image).digest())
+    return "sha256:" + digest.hexdigest()[:48]
 
 
 def image_names(images: Sequence[ImageInput]) -> list[str]:

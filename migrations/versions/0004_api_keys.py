@@ -1,7 +1,7 @@
 """API keys managed at run time (hashed secrets, role, galleries, use and expiry times).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"  # was "0001" on the http branch; main has 0002
+revision: str = "0004"
+down_revision: str | None = "0003"  # after main's 0003_enroll_receipts
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
