@@ -277,6 +277,10 @@ class Engine:
     def delete_face(self, gallery: str, face_id: int) -> None:
         self._identities.delete_face(gallery, face_id)
 
+    def face_crop(self, gallery: str, face_id: int) -> bytes:
+        """The stored aligned crop of one face (PNG); NOT_FOUND when none is kept."""
+        return self._identities.face_crop(gallery, face_id)
+
     def close(self) -> None:
         """Flush index snapshots and close the database."""
         self.catalog.close()

@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -19,7 +20,9 @@ import grpc
 from facedb import engine as eng
 from facedb.service.auth import current_principal, gallery_denied
 from facedb.service.errors import status_for, translated
+from facedb.service.keys import ManagedKeys
 from facedb.service.limits import ConcurrencyLimiter
+from facedb.storage.api_keys import ApiKeyRecord
 from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.v1 import facedb_pb2 as pb
 from facedb.v1 import facedb_pb2_grpc as pb_grpc
@@ -32,9 +35,10 @@ PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
 
 
 class FaceDBServicer(pb_grpc.FaceDBServicer):
-    def __init__(self, engine: eng.Engine, limiter: ConcurrencyLimiter):
+    def __init__(self, engine: eng.Engine, limiter: ConcurrencyLimiter, keys: ManagedKeys):
         self.engine = engine
         self.limiter = limiter
+        self.keys = keys
 
     # -------------------------------------------------------------- galleries
 
@@ -267,8 +271,55 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
         ]
         return pb.ClusterFacesResponse(clusters=clusters, threshold=result.threshold)
 
+    # ---------------------------------------------------------------- API keys
+
+    @translated
+    def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: Any) -> pb.IssuedApiKey:
+        issued = self.keys.create(
+            name=request.name,
+            role=request.role,
+            galleries=list(request.galleries) or ["*"],
+            view_crops=request.view_crops if request.HasField("view_crops") else None,
+            rate_limit=request.rate_limit or None,
+            expires_in=request.expires_in_seconds or None,
+        )
+        return pb.IssuedApiKey(key=issued.secret, api_key=api_key_message(issued.record))
+
+    @translated
+    def ListApiKeys(self, request: pb.ListApiKeysRequest, context: Any) -> Any:
+        records = self.keys.list(request.include_revoked)
+        return pb.ListApiKeysResponse(api_keys=[api_key_message(r) for r in records])
+
+    @translated
+    def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: Any) -> pb.ApiKey:
+        return api_key_message(self.keys.revoke(request.key_id))
+
+    @translated
+    def RotateApiKey(self, request: pb.RotateApiKeyRequest, context: Any) -> pb.IssuedApiKey:
+        issued = self.keys.rotate(request.key_id)
+        return pb.IssuedApiKey(key=issued.secret, api_key=api_key_message(issued.record))
+
 
 # ------------------------------------------------------------------ conversions
+
+
+def _time(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def api_key_message(record: ApiKeyRecord) -> pb.ApiKey:
+    return pb.ApiKey(
+        key_id=record.key_id,
+        name=record.name,
+        role=record.role,
+        galleries=list(record.galleries),
+        view_crops=record.view_crops,
+        rate_limit=record.rate_limit or 0.0,
+        created_at=_time(record.created_at),
+        last_used_at=_time(record.last_used_at),
+        expires_at=_time(record.expires_at),
+        revoked_at=_time(record.revoked_at),
+    )
 
 
 def _thresholds(message: pb.Thresholds) -> eng.Thresholds:

@@ -154,3 +154,23 @@ class Change(Base):
     face_id: Mapped[int] = mapped_column(BigInteger)  # no FK: the face row is gone on removal
     op: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key managed at run time. Only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)  # public, for logs and revoking
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256 of the secret
+    name: Mapped[str] = mapped_column(String(128), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    galleries: Mapped[list[str]] = mapped_column(JSON)
+    view_crops: Mapped[bool] = mapped_column(Boolean, default=False)
+    rate_limit: Mapped[float | None] = mapped_column(Float)  # requests per second; None: no limit
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
