@@ -1,12 +1,15 @@
-"""`facedb models`: list the registry, download into the cache, re-verify cached files."""
+"""`facedb models`: list the registry, download into the cache, re-verify cached files,
+rewrite a dynamic-int8 recognizer as a batchable float32 graph."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
+from facedb.models.optimize import GraphRewriteError, optimize_model
 from facedb.models.registry import REGISTRY, RegistryEntry, lookup
 from facedb.models.spec import ModelSpecError
 from facedb.models.store import (
@@ -35,6 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     verify = commands.add_parser("verify", help="re-hash every cached model file")
     verify.set_defaults(handler=run_verify)
+
+    optimize = commands.add_parser(
+        "optimize",
+        help="dynamic-int8 graph -> float32 graph with the same (dequantized) weights",
+        description="Write DST: SRC's ConvInteger / MatMulInteger nodes as float Conv / MatMul "
+        "with the exact dequantized weights, so faces can be embedded in batches.",
+    )
+    optimize.add_argument("source", type=Path, metavar="SRC", help="dynamic-int8 .onnx file")
+    optimize.add_argument("destination", type=Path, metavar="DST", help="float32 .onnx to write")
+    optimize.set_defaults(handler=run_optimize)
 
 
 def _cache_state(entry: RegistryEntry, *, rehash: bool) -> str:
@@ -115,3 +128,16 @@ def run_verify(args: argparse.Namespace) -> int:
         bad += state == "BAD"
         print(f"{name:<26} {state}")
     return 1 if bad else 0
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    try:
+        report = optimize_model(args.source, args.destination)
+    except (GraphRewriteError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{report.destination}: {report.rewritten} integer nodes rewritten as float32, "
+        f"{report.nodes_before} -> {report.nodes_after} nodes"
+    )
+    return 0
