@@ -155,12 +155,12 @@ def _timed_search(index, queries, query_owners, owners, truth, singles) -> tuple
 
 
 def _describe(kind: IndexKind, index: VectorIndex, params: IndexParams) -> str:
+    nlist = index.nlist or 0
     if kind is IndexKind.IVF_PQ:
-        nprobe = ivf_nprobe(index.nlist, params, kind)
+        nprobe = ivf_nprobe(nlist, params, kind)
         refine = params.pq_refine_factor
-        return f"PQx4fs nlist={index.nlist} nprobe={nprobe} rerank {refine}k exact"
+        return f"PQx4fs nlist={nlist} nprobe={nprobe} rerank {refine}k exact"
     if kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
-        nlist = index.index.nlist
         return f"nlist={nlist} nprobe={ivf_nprobe(nlist, params)}"
     if kind is IndexKind.HNSW:
         return f"M={params.hnsw_m} efC={params.hnsw_ef_construction} efS={params.hnsw_ef_search}"
