@@ -62,6 +62,9 @@ AUTO_FLAT_MAX = 20_000
 # IVF-Flat stays under ~5 ms per query up to here (it scans ~7.6k vectors at 100k).
 AUTO_IVF_MAX = 100_000
 MIN_IVF_SIZE = 1_000  # below this an IVF index has too few points to train its lists
+# Vectors handed to FAISS per add call: bounds the temporaries FAISS allocates per call
+# (coarse assignments, codes) at a million vectors without slowing the add.
+ADD_BATCH = 65_536
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,9 @@ class VectorIndex:
             return
         if self.tombstones.intersection(ids.tolist()):
             raise ValueError(f"{self.kind} cannot re-add a removed id; rebuild the index")
-        self.index.add_with_ids(vectors, ids)
+        for start in range(0, len(ids), ADD_BATCH):
+            stop = start + ADD_BATCH
+            self.index.add_with_ids(vectors[start:stop], ids[start:stop])
         self._live.update(ids.tolist())
 
     def remove(self, ids: np.ndarray) -> int:
