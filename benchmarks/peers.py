@@ -15,6 +15,8 @@ Rows per setting (recognizer file x uniface's detector canvas):
 - facedb: `decode_image` + `FacePipeline.analyze` (native-scale canvas, never upscaled);
 - uniface: `cv2.imdecode` + `SCRFD.detect` at its canvas + one `get_normalized_embedding`
   per face (uniface's default canvas is 640x640; `native` gives it facedb's canvas);
+`--threads 0` compares the libraries as shipped instead: facedb's own sessions (every core,
+no spinning) and uniface's (onnxruntime's defaults).
 - floor: the same two graphs in bare onnxruntime on tensors prepared beforehand (facedb's
   canvas and crops), one run for the detector and one per face, or one per photo when the
   recognizer batches safely: what is left is model time only.
@@ -45,6 +47,7 @@ import onnxruntime as ort
 from benchmarks.lfw_pairs import read_pairs
 from benchmarks.paths import shared_dir, shared_model
 from benchmarks.sessions import float32_recognizer, ort_session
+from facedb.models.session import default_threads
 from facedb.vision.align import align_faces
 from facedb.vision.detect.base import to_blob
 from facedb.vision.embed.base import quantizes_per_batch
@@ -73,7 +76,7 @@ class Facedb:
     def __init__(self, photos: list[bytes], recognizer: Path, threads: int) -> None:
         self.photos = photos
         self.pipeline = FacePipeline.from_specs(
-            f"scrfd:{shared_model(SCRFD_FILE)}", f"arcface:{recognizer}", threads=threads
+            f"scrfd:{shared_model(SCRFD_FILE)}", f"arcface:{recognizer}", threads=threads or None
         )
 
     def __call__(self, i: int) -> int:
@@ -102,9 +105,9 @@ class Uniface:
         self.photos = photos
         self.detector = SCRFD(model_name=SCRFDWeights.SCRFD_500M_KPS, input_size=canvas)
         self.recognizer = FileArcFace(str(recognizer))
-        # Same file, same session options and threads as facedb's.
-        self.detector.session = ort_session(shared_model(SCRFD_FILE), threads)
-        self.recognizer.session = ort_session(recognizer, threads)
+        if threads:  # same file, same session options and threads as facedb's
+            self.detector.session = ort_session(shared_model(SCRFD_FILE), threads)
+            self.recognizer.session = ort_session(recognizer, threads)
 
     def __call__(self, i: int) -> int:
         image = cv2.imdecode(np.frombuffer(self.photos[i], np.uint8), cv2.IMREAD_COLOR)
@@ -122,8 +125,9 @@ class Floor:
 
     def __init__(self, prepared_by: Facedb, recognizer: Path, threads: int) -> None:
         detector, embedder = prepared_by.pipeline.detector, prepared_by.pipeline.embedder
-        self.detector = ort_session(shared_model(SCRFD_FILE), threads)
-        self.recognizer = ort_session(recognizer, threads)
+        threads = threads or default_threads()  # as facedb's own sessions, spinning off
+        self.detector = ort_session(shared_model(SCRFD_FILE), threads, spinning=False)
+        self.recognizer = ort_session(recognizer, threads, spinning=False)
         self.det_input = self.detector.get_inputs()[0].name
         self.rec_input = self.recognizer.get_inputs()[0].name
         self.batched = not quantizes_per_batch(recognizer)
@@ -241,7 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=200, help="LFW photos")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="onnxruntime intra-op threads for both; 0: each library's own default sessions",
+    )
     parser.add_argument(
         "--recognizers", nargs="+", choices=("int8", "float32"), default=["int8", "float32"]
     )
