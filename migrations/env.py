@@ -1,8 +1,8 @@
 """Alembic environment: runs revisions against the facedb database.
 
-The URL is, in order: config.attributes["database_url"] (set by facedb.store.db.migrate),
+The URL is, in order: config.attributes["database_url"] (set by facedb.storage.db.migrate),
 the `sqlalchemy.url` option, then facedb's settings (FACEDB_DATABASE_URL or the embedded
-SQLite file). The engine comes from facedb.store.db so SQLite gets the same pragmas.
+SQLite file). The engine comes from facedb.storage.db so SQLite gets the same pragmas.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from alembic import context
 
 from facedb.config import Settings
-from facedb.store.db import create_engine, is_sqlite
-from facedb.store.models import Base
+from facedb.storage.db import create_engine, is_sqlite
+from facedb.storage.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -21,8 +21,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from facedb.catalog import Catalog, GalleryConfig
-from facedb.store.db import migrate
+from facedb.storage.catalog import Catalog, GalleryConfig
+from facedb.storage.db import migrate
 from tests.paths import REPO
 
 # The 2 test cores are shared with other jobs: OpenMP threads that spin-wait for a busy

@@ -8,7 +8,7 @@ from multiprocessing.connection import Connection
 import faiss
 import numpy as np
 
-from facedb.catalog import Catalog, NewFace
+from facedb.storage.catalog import Catalog, NewFace
 
 DIM = 512
 

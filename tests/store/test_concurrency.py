@@ -13,7 +13,7 @@ from collections import deque
 
 import numpy as np
 
-from facedb.catalog import Catalog, NewFace
+from facedb.storage.catalog import Catalog, NewFace
 from tests.store.conftest import make_gallery, unit_vectors
 
 DURATION_S = 10.0

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from facedb.catalog import Catalog, GalleryConfig
+from facedb.storage.catalog import Catalog, GalleryConfig
 from tests.store.conftest import gallery_name
 from tests.store.crash_child import DIM, enroll_forever, vector_for
 

@@ -13,8 +13,8 @@ import logging
 import numpy as np
 import pytest
 
-from facedb.catalog import Catalog, ModelInfo, NewFace
-from facedb.store.errors import ConflictError, InvalidArgumentError
+from facedb.storage.catalog import Catalog, ModelInfo, NewFace
+from facedb.storage.errors import ConflictError, InvalidArgumentError
 from tests.store.conftest import make_gallery, unit_vectors
 
 PIXELS = 16 * 16 * 3

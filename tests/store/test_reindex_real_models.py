@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facedb.catalog import Catalog, GalleryConfig, NewFace
 from facedb.cli import main as facedb_main
+from facedb.storage.catalog import Catalog, GalleryConfig, NewFace
 from facedb.vision.align import align_face
 from facedb.vision.detect import load_detector
 from facedb.vision.embed import load_embedder

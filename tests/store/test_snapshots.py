@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from facedb.catalog import Catalog, NewFace
 from facedb.index.snapshot import MANIFEST
+from facedb.storage.catalog import Catalog, NewFace
 from tests.store.conftest import make_gallery, unit_vectors
 
 VECTORS = unit_vectors(30, seed=11)

@@ -1,4 +1,4 @@
-"""SQL model: the source of truth. Indexes are rebuilt from these tables.
+"""SQL tables: the source of truth. Indexes are rebuilt from these tables.
 
 Every table keeps its own primary keys monotonic (SQLite AUTOINCREMENT, PostgreSQL
 sequences) so that an id is never reused: a face id deleted from an index must not come
@@ -55,6 +55,7 @@ class Gallery(Base):
     dim: Mapped[int] = mapped_column(Integer)
     match_threshold: Mapped[float | None] = mapped_column(Float)
     duplicate_threshold: Mapped[float | None] = mapped_column(Float)
+    verify_threshold: Mapped[float | None] = mapped_column(Float)
     gate_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     store_crops: Mapped[bool] = mapped_column(Boolean, default=True)
     index_kind: Mapped[str | None] = mapped_column(String(16))  # None: the catalog's default

@@ -1,6 +1,7 @@
-"""SQL storage: the source of truth (SQLAlchemy 2 models, sessions, repository, errors)."""
+"""Storage: the SQL source of truth (tables, sessions, repository, errors) and the catalog
+that writes SQL and the FAISS index together (facedb.storage.catalog)."""
 
-from facedb.store.errors import (
+from facedb.storage.errors import (
     AlreadyExistsError,
     ConflictError,
     InvalidArgumentError,
@@ -8,7 +9,7 @@ from facedb.store.errors import (
     SchemaError,
     StoreError,
 )
-from facedb.store.records import (
+from facedb.storage.records import (
     FaceInfo,
     GalleryConfig,
     GalleryInfo,

@@ -1,0 +1,782 @@
+"""The durable face catalog: SQL store + one FAISS index per gallery.
+
+This is the only place that writes both, and every write takes the same path (`_writing`):
+
+1. this process's lock of the gallery (orders its threads; also guards loading, deletion),
+2. one SQL write transaction that takes the gallery's write lock (PostgreSQL: an advisory
+   lock per gallery; SQLite: BEGIN IMMEDIATE, the single writer) and reads the gallery row,
+3. the index caught up with the change log: faces other processes committed after its
+   watermark are applied, so the checks that follow (model, duplicates) see every face,
+4. those checks and the SQL writes, then COMMIT,
+5. the same change applied to this process's index.
+
+A crash between 4 and 5 is repaired on the next open, which replays the change log after
+the snapshot's watermark. Searches run concurrently with each other and see an index state
+either before or after a write; a search first catches up when SQL holds changes another
+process made (`_current`: one query when there are none).
+
+A removal also deletes the gallery's snapshot file at once (it still holds the removed
+embedding); the next flush (periodic, or on close) writes a fresh one. A deleted gallery's
+directory goes at once, and its index never writes a snapshot again.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from facedb.index.manager import GalleryIndex, GalleryRef, Replay, build, open_index, replay
+from facedb.index.vector_index import AUTO, IndexKind, IndexParams, VectorIndex, choose_kind
+from facedb.storage import repository as repo
+from facedb.storage.db import Database, check_schema, is_sqlite, migrate
+from facedb.storage.errors import ConflictError, InvalidArgumentError, NotFoundError
+from facedb.storage.page_tokens import decode_page_token, encode_page_token
+from facedb.storage.records import (
+    DuplicateOf,
+    EnrollOutcome,
+    EnrollRequest,
+    FaceInfo,
+    GalleryConfig,
+    GalleryInfo,
+    GallerySettings,
+    Hit,
+    IdentityInfo,
+    ModelInfo,
+    NewFace,
+)
+from facedb.storage.tables import OP_REMOVED, Gallery
+
+__all__ = [
+    "Catalog",
+    "DuplicateOf",
+    "EnrollOutcome",
+    "EnrollRequest",
+    "FaceInfo",
+    "GalleryConfig",
+    "GalleryInfo",
+    "GallerySettings",
+    "Hit",
+    "IdentityInfo",
+    "ModelInfo",
+    "NewFace",
+]
+
+log = logging.getLogger(__name__)
+
+EmbedCrops = Callable[[list[bytes]], np.ndarray]
+Progress = Callable[[int, int], None]  # (done, total)
+INDEX_KINDS = (AUTO, *(kind.value for kind in IndexKind))
+
+
+@dataclass
+class _Gallery:
+    """One gallery name in this process: the lock that orders its loading, writers and
+    deletion, and its index once loaded. A slot lives while it holds an index or a thread
+    uses it, so that every thread working on one name takes the same lock, and names that
+    were never a gallery leave nothing behind."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    index: GalleryIndex | None = None
+    users: int = 0
+
+
+@dataclass
+class _Write:
+    """One write transaction on a gallery: the session, the locked gallery row, the index
+    (caught up), and the change to apply to the index once SQL has committed."""
+
+    session: Session
+    row: Gallery
+    index: GalleryIndex
+    seq: int | None = None
+    added_ids: np.ndarray | None = None
+    added_vectors: np.ndarray | None = None
+    removed: np.ndarray | None = None
+    new_ref: GalleryRef | None = None
+    replacement: tuple[GalleryRef, VectorIndex, int] | None = None
+
+    def add(self, seq: int | None, ids: Sequence[int], vectors: np.ndarray) -> None:
+        self.seq, self.added_ids, self.added_vectors = seq, np.asarray(ids, np.int64), vectors
+
+    def remove(self, seq: int | None, ids: Sequence[int]) -> None:
+        self.seq, self.removed = seq, np.asarray(ids, dtype=np.int64)
+
+    def apply(self) -> None:
+        """Called after the commit, still under the gallery's lock."""
+        if self.replacement is not None:
+            self.index.replace(*self.replacement)
+        if self.new_ref is not None:
+            self.index.ref = self.new_ref
+        if self.seq is not None:
+            self.index.apply(self.seq, self.added_ids, self.added_vectors, self.removed)
+        if self.removed is not None and len(self.removed):
+            self.index.discard_snapshot()  # the old snapshot still holds these embeddings
+
+
+MAX_PAGE_SIZE = 1000  # identities per listing page: bounds one response
+
+
+class Catalog:
+    def __init__(
+        self,
+        db: Database,
+        index_dir: Path,
+        index_kind: str = AUTO,
+        params: IndexParams | None = None,
+        snapshot_interval: float | None = 60.0,
+    ) -> None:
+        if index_kind not in INDEX_KINDS:
+            raise InvalidArgumentError(f"index kind must be one of {INDEX_KINDS}")
+        self._db = db
+        self._index_dir = Path(index_dir)
+        self._index_kind = index_kind
+        self._params = params or IndexParams()
+        self._source = _SqlIndexSource(db)
+        self._galleries: dict[str, _Gallery] = {}
+        self._rebuilds: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()  # guards the two dicts above
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if snapshot_interval:
+            self._flusher = threading.Thread(
+                target=self._flush_periodically, args=(snapshot_interval,), daemon=True
+            )
+            self._flusher.start()
+
+    @classmethod
+    def open(
+        cls,
+        database_url: str,
+        index_dir: str | Path,
+        index_kind: str = AUTO,
+        *,
+        migrate: bool | None = None,
+        params: IndexParams | None = None,
+        snapshot_interval: float | None = 60.0,
+    ) -> Catalog:
+        """Open the catalog. `migrate`: True upgrades the schema first, False refuses an
+        outdated schema, None (default) upgrades only the embedded SQLite database."""
+        if migrate or (migrate is None and is_sqlite(database_url)):
+            _migrate(database_url)
+        db = Database(database_url)
+        try:
+            check_schema(db.engine)
+        except Exception:
+            db.dispose()
+            raise
+        return cls(db, Path(index_dir), index_kind, params, snapshot_interval)
+
+    def close(self) -> None:
+        """Stop background work and write every changed snapshot."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        self.wait_for_maintenance()
+        self.flush()
+        self._db.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Write the snapshot of every gallery whose index changed."""
+        for index in self._loaded():
+            try:
+                index.snapshot()
+            except OSError:
+                log.exception("gallery %r: snapshot failed", index.ref.name)
+
+    # ---- galleries ------------------------------------------------------------------------
+
+    def create_gallery(self, config: GalleryConfig) -> GalleryInfo:
+        if config.dim <= 0:
+            raise InvalidArgumentError(f"dimension must be positive, got {config.dim}")
+        if config.index_kind not in (None, *INDEX_KINDS):
+            raise InvalidArgumentError(f"index kind must be one of {INDEX_KINDS}")
+        with self._db.write() as session:
+            return repo.gallery_info(repo.create_gallery(session, config))
+
+    def get_gallery(self, name: str) -> GalleryInfo:
+        with self._db.read() as session:
+            row = repo.get_gallery(session, name)
+            return repo.gallery_info(row, *repo.gallery_counts(session, row.id))
+
+    def list_galleries(self) -> list[GalleryInfo]:
+        with self._db.read() as session:
+            return [
+                repo.gallery_info(row, *repo.gallery_counts(session, row.id))
+                for row in repo.list_galleries(session)
+            ]
+
+    def delete_gallery(self, name: str) -> None:
+        """Delete the gallery, its identities, faces, crops, index and snapshots."""
+        with self._locked(name) as slot:
+            with self._db.write() as session:
+                row = repo.lock_gallery(session, name)
+                uid = row.uid
+                repo.delete_gallery(session, row)
+            self._forget(slot)
+            shutil.rmtree(self._index_dir / uid, ignore_errors=True)
+        self._db.checkpoint_after_erasure()
+
+    # ---- identities -----------------------------------------------------------------------
+
+    def get_identity(self, gallery: str, external_id: str) -> IdentityInfo:
+        with self._db.read() as session:
+            row = repo.get_gallery(session, gallery)
+            return repo.identity_info(session, repo.get_identity(session, row.id, external_id))
+
+    def identity_embeddings(self, gallery: str, external_id: str) -> np.ndarray:
+        """(n, d) float32 embeddings of the identity's stored faces, in face id order (the
+        order of `IdentityInfo.face_ids`); n is 0 for an identity with no face left."""
+        with self._db.read() as session:
+            row = repo.get_gallery(session, gallery)
+            identity = repo.get_identity(session, row.id, external_id)
+            return repo.identity_embeddings(session, identity.id, row.dim)
+
+    def list_identities(
+        self, gallery: str, page_size: int = 100, page_token: str = ""
+    ) -> tuple[list[IdentityInfo], str]:
+        """A page of identities in creation order, and the token of the next page ("" at
+        the end)."""
+        if not 0 < page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgumentError(f"page size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
+        with self._db.read() as session:
+            row = repo.get_gallery(session, gallery)
+            after = decode_page_token(page_token, row.id)
+            page = repo.list_identities(session, row.id, page_size, after)
+        next_token = encode_page_token(row.id, page[-1][0]) if len(page) == page_size else ""
+        return [info for _, info in page], next_token
+
+    def update_identity(
+        self,
+        gallery: str,
+        external_id: str,
+        display_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> IdentityInfo:
+        """Replace the display name and/or metadata (None leaves a field unchanged)."""
+        with self._db.write() as session:
+            row = repo.get_gallery(session, gallery)
+            identity = repo.get_identity(session, row.id, external_id)
+            repo.update_identity(identity, display_name, metadata)
+            session.flush()
+            return repo.identity_info(session, identity)
+
+    def delete_identity(self, gallery: str, external_id: str) -> int:
+        """Delete an identity and all its faces; returns how many faces were removed."""
+        with self._writing(gallery) as write:
+            identity = repo.get_identity(write.session, write.row.id, external_id)
+            face_ids, seq = repo.delete_identity(write.session, identity)
+            write.remove(seq, face_ids)
+        self._db.checkpoint_after_erasure()
+        return len(face_ids)
+
+    # ---- faces ----------------------------------------------------------------------------
+
+    def enroll(self, gallery: str, request: EnrollRequest) -> EnrollOutcome:
+        """Write the request's faces for its identity (created if new), in one SQL
+        transaction under the gallery's write lock: identity lookup, model check, duplicate
+        search (with `duplicate_threshold`: a face whose nearest face of another identity
+        scores at least that is refused, not written), insert, then the index. The faces
+        not refused are written all or nothing; nothing is written if all are refused."""
+        if not request.external_id:
+            raise InvalidArgumentError("an identity needs an external id")
+        if request.duplicate_k <= 0:
+            raise InvalidArgumentError("duplicate_k must be positive")
+        if not request.faces:
+            return EnrollOutcome(
+                self._find_identity(gallery, request.external_id), False, [], [], None
+            )
+        with self._writing(gallery) as write:
+            row = write.row
+            vectors = _unit_rows([face.embedding for face in request.faces], row.dim, "embedding")
+            _check_models(request.faces, row)
+            duplicates = self._duplicates(write, vectors, request)
+            keep = [number for number, found in enumerate(duplicates) if found is None]
+            if not keep:
+                existing = repo.find_identity(write.session, row.id, request.external_id)
+                info = None if existing is None else repo.identity_info(write.session, existing)
+                return EnrollOutcome(info, False, [None] * len(duplicates), duplicates, None)
+            identity, created = repo.enroll_identity(
+                write.session, row.id, request.external_id, request.display_name, request.metadata
+            )
+            faces = [request.faces[number] for number in keep]
+            ids, seq = repo.insert_faces(write.session, row, identity, faces, vectors[keep])
+            write.add(seq, ids, vectors[keep])
+            info = repo.identity_info(write.session, identity)
+        face_ids: list[int | None] = [None] * len(duplicates)
+        for number, face_id in zip(keep, ids, strict=True):
+            face_ids[number] = face_id
+        return EnrollOutcome(info, created, face_ids, duplicates, seq)
+
+    def add_faces(
+        self,
+        gallery: str,
+        external_id: str,
+        faces: Sequence[NewFace],
+        display_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """Enroll faces for an identity (created if new) with no duplicate check; all or
+        nothing. Returns face ids."""
+        if not faces:
+            raise InvalidArgumentError("no faces to add")
+        request = EnrollRequest(external_id, faces, display_name, metadata)
+        return [face_id for face_id in self.enroll(gallery, request).face_ids if face_id]
+
+    def delete_face(self, gallery: str, face_id: int) -> None:
+        with self._writing(gallery) as write:
+            seq = repo.delete_face(write.session, write.row.id, int(face_id))
+            write.remove(seq, [int(face_id)])
+        self._db.checkpoint_after_erasure()
+
+    def get_face(self, gallery: str, face_id: int) -> FaceInfo:
+        with self._db.read() as session:
+            return repo.face_info(session, repo.get_gallery(session, gallery).id, face_id)
+
+    def get_crop(self, gallery: str, face_id: int) -> bytes | None:
+        with self._db.read() as session:
+            return repo.face_crop(session, repo.get_gallery(session, gallery).id, face_id)
+
+    def face_ids(self, gallery: str) -> list[int]:
+        """Every face id SQL holds for the gallery (the source of truth)."""
+        with self._db.read() as session:
+            return repo.face_ids(session, repo.get_gallery(session, gallery).id)
+
+    def index_ids(self, gallery: str) -> np.ndarray:
+        """Every face id the live index holds for the gallery."""
+        return self._index(gallery).ids()
+
+    def search(
+        self, gallery: str, embeddings: np.ndarray, k: int = 10, threshold: float | None = None
+    ) -> list[list[Hit]]:
+        """Top-k faces per query row, best first, scores >= threshold (cosine)."""
+        if k <= 0:
+            raise InvalidArgumentError("k must be positive")
+        index = self._index(gallery)
+        with self._db.read() as session:
+            index = self._current(session, gallery, index)
+            ref = index.ref
+            queries = _unit_rows(embeddings, ref.dim, "query")
+            scores, ids = index.search(queries, k, threshold)
+            # A face removed after the index answered is gone from SQL: it is dropped here.
+            return _labelled_hits(session, ref.id, scores, ids)
+
+    def stats(self) -> dict[str, Any]:
+        galleries = []
+        for info in self.list_galleries():
+            slot = self._galleries.get(info.name)
+            index = slot.index if slot is not None else None
+            entry: dict[str, Any] = {
+                "name": info.name,
+                "model": info.model_name,
+                "dim": info.dim,
+                "identities": info.identity_count,
+                "faces": info.face_count,
+            }
+            if index is not None:
+                entry.update(
+                    index_kind=index.kind.value,
+                    index_size=index.count,
+                    watermark=index.watermark,
+                    snapshot_stale=index.dirty,
+                )
+            galleries.append(entry)
+        return {
+            "galleries": galleries,
+            "faces": sum(entry["faces"] for entry in galleries),
+            "identities": sum(entry["identities"] for entry in galleries),
+        }
+
+    # ---- reindex --------------------------------------------------------------------------
+
+    def reindex(
+        self,
+        gallery: str,
+        kind: str | None = None,
+        model: ModelInfo | None = None,
+        embed_crops: EmbedCrops | None = None,
+        batch_size: int = 64,
+        progress: Progress | None = None,
+    ) -> GalleryInfo:
+        """Rebuild the index from SQL (optionally as another kind, remembered for the
+        gallery), or with `model` + `embed_crops`: re-embed every stored crop and switch the
+        gallery to that model atomically. The old index serves searches until the switch."""
+        if kind is not None and kind not in INDEX_KINDS:
+            raise InvalidArgumentError(f"index kind must be one of {INDEX_KINDS}")
+        if kind is not None:
+            self._remember_kind(gallery, kind)
+        if model is None:
+            self._rebuild(gallery)
+        else:
+            if embed_crops is None:
+                raise InvalidArgumentError("re-embedding needs an embed_crops function")
+            self._reembed(gallery, model, embed_crops, batch_size, progress)
+        return self.get_gallery(gallery)
+
+    def _remember_kind(self, gallery: str, kind: str) -> None:
+        with self._writing(gallery) as write:
+            repo.set_index_kind(write.row, None if kind == AUTO else kind)
+            write.new_ref = replace(write.index.ref, kind=kind)
+
+    def _rebuild(self, gallery: str) -> None:
+        """Build a new index from SQL while the old one serves, then swap it in."""
+        index = self._index(gallery)
+        ref = index.ref
+        built, watermark = build(self._source, ref, self._params)
+        with self._locked(gallery) as slot:  # no write can slip between the replay and the swap
+            if slot.index is not index or index.ref != ref:
+                return  # deleted, reloaded or re-embedded meanwhile: this build is stale
+            watermark = replay(self._source, ref, built, watermark)
+            index.replace(ref, built, watermark)
+        index.snapshot()
+
+    def _reembed(
+        self,
+        gallery: str,
+        model: ModelInfo,
+        embed_crops: EmbedCrops,
+        batch_size: int,
+        progress: Progress | None,
+    ) -> None:
+        ref = self._index(gallery).ref
+        with self._db.read() as session:
+            _require_crops(session, ref.id)
+            ids = repo.face_ids(session, ref.id)
+        # The slow part, with no lock held: enrollment and search carry on meanwhile.
+        vectors = self._embed(ref.id, ids, model, embed_crops, batch_size, progress, None)
+        with self._writing(gallery) as write:
+            row = write.row
+            if row.uid != ref.uid:
+                raise ConflictError(f"gallery {gallery!r} was deleted while being re-embedded")
+            current = repo.face_ids(write.session, row.id)
+            late = [face_id for face_id in current if face_id not in vectors]
+            if late:  # enrolled while we were embedding (with the old model)
+                _require_crops(write.session, row.id)
+                vectors |= self._embed(
+                    row.id, late, model, embed_crops, batch_size, None, write.session
+                )
+            vectors = {face_id: vectors[face_id] for face_id in current}
+            repo.set_embeddings(write.session, row.id, vectors, model.name, model.sha256)
+            repo.set_model(row, model.name, model.sha256, model.dim)
+            watermark = repo.latest_seq(write.session, row.id)
+            new_ref = replace(write.index.ref, model_sha256=model.sha256, dim=model.dim)
+            write.replacement = (new_ref, _index_of(new_ref, vectors, self._params), watermark)
+        self._index(gallery).snapshot()
+        log.info("gallery %r: re-embedded %d faces with %s", gallery, len(vectors), model.name)
+
+    def _embed(
+        self,
+        gallery_id: int,
+        ids: list[int],
+        model: ModelInfo,
+        embed_crops: EmbedCrops,
+        batch_size: int,
+        progress: Progress | None,
+        session: Session | None,
+    ) -> dict[int, np.ndarray]:
+        vectors: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start : start + batch_size]
+            if session is None:
+                with self._db.read() as reader:
+                    stored = repo.crops(reader, gallery_id, chunk)
+            else:
+                stored = repo.crops(session, gallery_id, chunk)
+            rows = [(face_id, crop) for face_id, crop in stored if crop is not None]
+            embedded = _unit_rows(
+                embed_crops([crop for _, crop in rows]), model.dim, "re-embedded vector"
+            )
+            if len(embedded) != len(rows):
+                raise ValueError(f"embed_crops returned {len(embedded)} rows for {len(rows)}")
+            vectors.update(zip((face_id for face_id, _ in rows), embedded, strict=True))
+            if progress is not None:
+                progress(min(start + batch_size, len(ids)), len(ids))
+        return vectors
+
+    # ---- the write path -------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, gallery: str) -> Iterator[_Write]:
+        """A write on the gallery (see the module docstring): the body runs inside the SQL
+        transaction; what it records on the `_Write` reaches the index after the commit."""
+        with self._locked(gallery) as slot:
+            self._load(slot, gallery)
+            with self._db.write() as session:
+                try:
+                    row = repo.lock_gallery(session, gallery)
+                except NotFoundError:
+                    self._forget(slot)  # deleted by another process: drop what we hold of it
+                    raise
+                write = _Write(session, row, self._caught_up(session, slot, row))
+                yield write
+            write.apply()
+        self._maintain(gallery, write.index)
+
+    def _current(self, session: Session, gallery: str, index: GalleryIndex) -> GalleryIndex:
+        """The index a search should use: caught up first when another process changed the
+        gallery since this one last looked (else one cheap query, and no lock)."""
+        row, latest = repo.gallery_with_latest_seq(session, gallery)
+        ref = index.ref
+        if latest <= index.watermark and (ref.uid, ref.model_sha256, ref.dim) == (
+            row.uid,
+            row.model_sha256,
+            row.dim,
+        ):
+            return index
+        with self._locked(gallery) as slot:  # in order with this process's writers
+            self._load(slot, gallery)
+            # A fresh transaction: what this process's writers did while we waited for the
+            # lock is newer than `session`'s view.
+            with self._db.read() as fresh:
+                return self._caught_up(fresh, slot, repo.get_gallery(fresh, gallery))
+
+    def _caught_up(self, session: Session, slot: _Gallery, row: Gallery) -> GalleryIndex:
+        """The slot's index with every change committed after its watermark applied (this
+        transaction holds the gallery's write lock, so no other writer is in between)."""
+        index = slot.index
+        assert index is not None
+        ref = index.ref
+        if (ref.uid, ref.model_sha256, ref.dim) != (row.uid, row.model_sha256, row.dim):
+            # Created again or re-embedded by another process: this index is of the past.
+            log.info("gallery %r changed in another process: reloading its index", row.name)
+            return self._reloaded(session, slot, row)
+        changes = _replay(session, ref, index.watermark)
+        if changes.watermark > index.watermark:
+            index.apply(
+                changes.watermark, changes.added_ids, changes.added_vectors, changes.removed
+            )
+            if len(changes.removed):
+                index.discard_snapshot()
+        return index
+
+    def _reloaded(self, session: Session, slot: _Gallery, row: Gallery) -> GalleryIndex:
+        ref = self._ref(row)
+        watermark = repo.latest_seq(session, row.id)
+        ids, vectors = repo.all_embeddings(session, row.id, row.dim)
+        kind = choose_kind(len(ids), ref.kind, self._params)
+        built = VectorIndex.build(kind, ref.dim, ids, vectors, self._params)
+        old = slot.index
+        if old is not None and old.ref.uid == ref.uid:
+            old.replace(ref, built, watermark)
+            return old
+        self._forget(slot)
+        slot.index = GalleryIndex(ref, self._index_dir / ref.uid, built, watermark)
+        return slot.index
+
+    def _duplicates(
+        self, write: _Write, vectors: np.ndarray, request: EnrollRequest
+    ) -> list[DuplicateOf | None]:
+        """Per face: the most similar face of another identity at or above the duplicate
+        threshold, or None."""
+        threshold = request.duplicate_threshold
+        if threshold is None or not write.index.count:
+            return [None] * len(vectors)
+        scores, ids = write.index.search(vectors, request.duplicate_k, threshold)
+        found = []
+        for hits in _labelled_hits(write.session, write.row.id, scores, ids):
+            other = next((hit for hit in hits if hit.external_id != request.external_id), None)
+            found.append(None if other is None else DuplicateOf(other.external_id, other.score))
+        return found
+
+    # ---- loaded galleries -----------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, gallery: str) -> Iterator[_Gallery]:
+        """The gallery's slot, with its lock held."""
+        with self._lock:
+            slot = self._galleries.setdefault(gallery, _Gallery())
+            slot.users += 1
+        try:
+            with slot.lock:
+                yield slot
+        finally:
+            with self._lock:
+                slot.users -= 1
+                if not slot.users and slot.index is None:
+                    del self._galleries[gallery]
+
+    def _index(self, gallery: str) -> GalleryIndex:
+        """The gallery's index, loaded on first use (one loader per gallery)."""
+        slot = self._galleries.get(gallery)
+        index = slot.index if slot is not None else None
+        if index is not None:
+            return index
+        with self._locked(gallery) as slot:
+            return self._load(slot, gallery)
+
+    def _load(self, slot: _Gallery, gallery: str) -> GalleryIndex:
+        """The slot's index, opened if not yet (the caller holds the slot's lock)."""
+        if slot.index is None:
+            with self._db.read() as session:
+                ref = self._ref(repo.get_gallery(session, gallery))
+            slot.index = open_index(self._source, ref, self._index_dir, self._params)
+        return slot.index
+
+    def _forget(self, slot: _Gallery) -> None:
+        """The gallery is gone: drop its index and its files (the caller holds the lock)."""
+        index, slot.index = slot.index, None
+        if index is not None:
+            index.delete()
+
+    def _ref(self, row: Gallery) -> GalleryRef:
+        kind = row.index_kind or self._index_kind
+        return GalleryRef(row.id, row.uid, row.name, row.model_sha256, row.dim, kind)
+
+    def _find_identity(self, gallery: str, external_id: str) -> IdentityInfo | None:
+        with self._db.read() as session:
+            row = repo.get_gallery(session, gallery)
+            identity = repo.find_identity(session, row.id, external_id)
+            return None if identity is None else repo.identity_info(session, identity)
+
+    def _loaded(self) -> list[GalleryIndex]:
+        with self._lock:
+            return [slot.index for slot in self._galleries.values() if slot.index is not None]
+
+    def _maintain(self, gallery: str, index: GalleryIndex) -> None:
+        """Start a background rebuild when the index no longer suits the gallery."""
+        reason = index.needs_rebuild()
+        if reason is None or self._closed.is_set():
+            return
+        with self._lock:
+            running = self._rebuilds.get(gallery)
+            if running is not None and running.is_alive():
+                return
+            log.info("gallery %r: rebuilding the index in the background: %s", gallery, reason)
+            thread = threading.Thread(target=self._rebuild_logged, args=(gallery,), daemon=True)
+            self._rebuilds[gallery] = thread
+            thread.start()
+
+    def _rebuild_logged(self, gallery: str) -> None:
+        try:
+            self._rebuild(gallery)
+        except NotFoundError:
+            pass  # deleted meanwhile
+        except Exception:
+            log.exception("gallery %r: background rebuild failed", gallery)
+
+    def wait_for_maintenance(self) -> None:
+        """Wait for background rebuilds to finish (for tools and tests)."""
+        with self._lock:
+            threads = list(self._rebuilds.values())
+        for thread in threads:
+            thread.join()
+
+    def _flush_periodically(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            self.flush()
+
+
+class _SqlIndexSource:
+    """The index's view of SQL: change log, embeddings, counts."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def replay(self, gallery: GalleryRef, since: int) -> Replay:
+        with self._db.snapshot_read() as session:
+            return _replay(session, gallery, since)
+
+    def everything(self, gallery: GalleryRef) -> tuple[int, np.ndarray, np.ndarray]:
+        with self._db.snapshot_read() as session:
+            watermark = repo.latest_seq(session, gallery.id)
+            ids, vectors = repo.all_embeddings(session, gallery.id, gallery.dim)
+        return watermark, ids, vectors
+
+    def count(self, gallery: GalleryRef) -> int:
+        with self._db.read() as session:
+            return repo.count_faces(session, gallery.id)
+
+
+def _replay(session: Session, gallery: GalleryRef, since: int) -> Replay:
+    """The change log after `since`, folded to each face's final state, with the vectors of
+    the faces added (read in the caller's session, so in one consistent view)."""
+    changes = repo.changes_after(session, gallery.id, since)
+    final = {face_id: op for _, face_id, op in changes}
+    added = [face_id for face_id, op in final.items() if op != OP_REMOVED]
+    ids, vectors = repo.embeddings(session, gallery.id, sorted(added), gallery.dim)
+    removed = [face_id for face_id, op in final.items() if op == OP_REMOVED]
+    watermark = changes[-1][0] if changes else since
+    return Replay(watermark, np.asarray(removed, dtype=np.int64), ids, vectors)
+
+
+def _migrate(url: str) -> None:
+    migrate(url, "head")
+
+
+def _unit_rows(vectors: Any, dim: int, what: str) -> np.ndarray:
+    """Validate (Q, dim) finite non-zero rows and scale them to unit length."""
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgumentError(f"{what} is not a numeric array: {error}") from error
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    if matrix.ndim != 2 or matrix.shape[1] != dim:
+        raise InvalidArgumentError(
+            f"{what} has dimension {matrix.shape[-1] if matrix.ndim else 0}, "
+            f"the gallery's model produces {dim}"
+        )
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+        raise InvalidArgumentError(f"{what} has a zero or non-finite row")
+    # Rows already of unit length are kept bit for bit (what the embedder produced).
+    scale = np.where(np.abs(norms - 1.0) > 1e-5, norms, 1.0).astype(np.float32)
+    return np.ascontiguousarray(matrix / scale, dtype=np.float32)
+
+
+def _check_models(faces: Sequence[NewFace], gallery: Gallery) -> None:
+    """Refuse faces embedded by another model than the locked gallery row's (a reindex in
+    another process may have switched it since this process last looked)."""
+    for face in faces:
+        if face.model_sha256 is not None and face.model_sha256 != gallery.model_sha256:
+            raise ConflictError(
+                f"face embedded by model {face.model_sha256[:12]}, but gallery "
+                f"{gallery.name!r} now holds embeddings of {gallery.model_name} "
+                f"({gallery.model_sha256[:12]})"
+            )
+
+
+def _require_crops(session: Session, gallery_id: int) -> None:
+    missing = repo.faces_without_crop(session, gallery_id)
+    if missing:
+        raise ConflictError(f"{missing} faces have no stored crop: cannot re-embed them")
+
+
+def _index_of(ref: GalleryRef, vectors: dict[int, np.ndarray], params: IndexParams) -> VectorIndex:
+    ids = np.fromiter(sorted(vectors), dtype=np.int64, count=len(vectors))
+    matrix = np.stack([vectors[int(i)] for i in ids]) if len(ids) else np.empty((0, ref.dim))
+    kind = choose_kind(len(ids), ref.kind, params)
+    return VectorIndex.build(kind, ref.dim, ids, matrix, params)
+
+
+def _labelled_hits(
+    session: Session, gallery_id: int, scores: np.ndarray, ids: np.ndarray
+) -> list[list[Hit]]:
+    """Index results as hits per query row, labelled from SQL; faces SQL no longer holds
+    (removed after the index answered) are dropped."""
+    labels = repo.face_labels(session, gallery_id, [int(i) for i in ids.ravel() if i >= 0])
+    results = []
+    for row_scores, row_ids in zip(scores, ids, strict=True):
+        hits = []
+        for score, face_id in zip(row_scores, row_ids, strict=True):
+            label = labels.get(int(face_id))
+            if face_id >= 0 and label is not None:
+                hits.append(Hit(int(face_id), label[0], float(score), label[1], label[2]))
+        results.append(hits)
+    return results
