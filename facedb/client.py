@@ -12,7 +12,9 @@ server's status code and message (`error.code()`, `error.details()`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import hashlib
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,16 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 def image_bytes(image: ImageInput) -> bytes:
     return image if isinstance(image, bytes) else Path(image).read_bytes()
+
+
+def content_request_id(gallery: str, external_id: str, images: Sequence[bytes]) -> str:
+    """A request id that names what is sent: enrolling the same photos for the same identity
+    again (a re-run after a crash, a retry) is then answered from the first call's receipt
+    instead of adding the faces twice."""
+    digest = hashlib.sha256(f"{gallery}\0{external_id}".encode())
+    for image in images:
+        digest.update(hashlib.sha256(image).digest())
+    return "sha256:" + digest.hexdigest()[:48]
 
 
 def image_names(images: Sequence[ImageInput]) -> list[str]:
@@ -139,6 +151,30 @@ class FaceDBClient:
         """
         return self.stub.EnrollStream(iter(requests), timeout=timeout, metadata=self._metadata)
 
+    def enroll_each(
+        self, requests: Iterable[pb.EnrollRequest], *, in_flight: int = 2
+    ) -> Generator[pb.EnrollResponse | grpc.RpcError, None, None]:
+        """One Enroll call per request, `in_flight` at a time; outcomes in request order.
+
+        Each outcome arrives once the server has processed that request, so a caller can
+        report progress truthfully and stop early: closing the iterator cancels the calls
+        still running. A failed call is yielded as its `grpc.RpcError`, not raised.
+        """
+        pending: deque[grpc.Future] = deque()
+        try:
+            for request in requests:
+                pending.append(self._future(self.stub.Enroll, request))
+                if len(pending) >= max(1, in_flight):
+                    yield _outcome(pending.popleft())
+            while pending:
+                yield _outcome(pending.popleft())
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def _future(self, method: Any, request: Any) -> grpc.Future:
+        return method.future(request, timeout=self.timeout, metadata=self._metadata)
+
     # ------------------------------------------------------------------ search
 
     def identify(
@@ -240,6 +276,14 @@ class FaceDBClient:
         stub = health_pb2_grpc.HealthStub(self.channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def _outcome(future: grpc.Future) -> Any:
+    """The call's response, or its error as a value."""
+    try:
+        return future.result()
+    except grpc.RpcError as error:
+        return error
 
 
 def enroll_request(

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from facedb.cli.errors import describe
 from facedb.config import load_settings
-from facedb.engine import open_engine
-from facedb.models.store import ModelUnavailableError
-from facedb.service.logs import configure_json_logging
-from facedb.service.server import FaceDBServer, run_until_signalled
-from facedb.storage.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # Imported here: every other command starts without loading the engine and its models.
+    from facedb.engine import open_engine
+    from facedb.service.logs import configure_json_logging
+    from facedb.service.server import FaceDBServer, run_until_signalled
+
     if not args.text_logs:
         configure_json_logging(logging.DEBUG if args.verbose else logging.INFO)
     settings = load_settings(
@@ -98,9 +99,13 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     try:
         engine = open_engine(settings)
-    except (ValueError, ModelUnavailableError, StoreError) as error:
-        # A model that is not there, a bad spec, an outdated schema: say what, not a traceback.
-        log.error("cannot start: %s", error)
-        return 2
+    except Exception as error:
+        # A model that is not there, a bad spec, a database that is down or outdated: say
+        # what (one log line), not a traceback. Anything else is a bug: let it show.
+        known = describe(error)
+        if known is None:
+            raise
+        log.error("cannot start: %s", known[0])
+        return known[1]
     run_until_signalled(FaceDBServer(engine, settings))
     return 0

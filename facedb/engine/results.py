@@ -111,6 +111,7 @@ class EnrollResult:
     created: bool
     identity: IdentityInfo | None  # None when a new identity got no accepted face
     outcomes: list[ImageOutcome]
+    replayed: bool = False  # a retry of a request id: the first call's outcomes
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The gRPC server: FaceDB + health + reflection, interceptors, limits, graceful shutdown."""
+"""The gRPC server: FaceDB + health + reflection (v1, v1alpha), interceptors, limits, shutdown."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from facedb.config import Settings
 from facedb.engine import Engine
@@ -22,6 +21,7 @@ from facedb.service.metrics import (
     start_metrics_server,
     stop_metrics_server,
 )
+from facedb.service.reflection import enable_reflection
 from facedb.service.servicer import FaceDBServicer
 from facedb.v1 import facedb_pb2 as pb
 from facedb.v1 import facedb_pb2_grpc as pb_grpc
@@ -67,8 +67,7 @@ class FaceDBServer:
         )
         pb_grpc.add_FaceDBServicer_to_server(FaceDBServicer(self.engine, self.limiter), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server)
+        enable_reflection((SERVICE_NAME, health.SERVICE_NAME), server)  # v1alpha and v1
         return server
 
     def start(self) -> int:

@@ -74,6 +74,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             identity=_identity(result.identity) if result.identity else None,
             created=result.created,
             outcomes=[_outcome(o) for o in result.outcomes],
+            replayed=result.replayed,
         )
 
     @translated
@@ -115,6 +116,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             external_id=request.external_id,
             created=result.created,
             outcomes=[_outcome(o) for o in result.outcomes],
+            replayed=result.replayed,
         )
 
     # ------------------------------------------------------------------ search

@@ -118,6 +118,27 @@ class Face(Base):
     identity: Mapped[Identity] = relationship(back_populates="faces", lazy="raise")
 
 
+class EnrollReceipt(Base):
+    """What an Enroll with a client request id answered, so that a retry writes nothing
+    and gets the same answer. The receipt is the engine's (opaque here); it names face ids
+    and the external id, never biometric data."""
+
+    __tablename__ = "enroll_receipts"
+    __table_args__ = (
+        UniqueConstraint("gallery_id", "request_id", name="uq_enroll_receipts_request"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("galleries.id", ondelete="CASCADE"), index=True
+    )
+    request_id: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str] = mapped_column(String(256))
+    receipt: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Change(Base):
     """The index change log: replayed after a snapshot's watermark on open."""
 

@@ -233,20 +233,22 @@ class EnrollResponse(_message.Message):
     def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class EnrollItemResult(_message.Message):
-    __slots__ = ("index", "external_id", "created", "outcomes", "error_code", "error_message")
+    __slots__ = ("index", "external_id", "created", "outcomes", "error_code", "error_message", "replayed")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     OUTCOMES_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     index: int
     external_id: str
     created: bool
     outcomes: _containers.RepeatedCompositeFieldContainer[ImageOutcome]
     error_code: int
     error_message: str
-    def __init__(self, index: _Optional[int] = ..., external_id: _Optional[str] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, index: _Optional[int] = ..., external_id: _Optional[str] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class EnrollSummary(_message.Message):
     __slots__ = ("items", "identities_created", "images_accepted", "images_rejected", "items_failed", "rejections_by_reason")
