@@ -44,8 +44,14 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def _env_bool(name: str) -> bool:
-    return (_env(name) or "").lower() in ("1", "true", "yes", "on")
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = _env(name)
+    return default if not value else value.lower() in ("1", "true", "yes", "on")
+
+
+def _env_float(name: str, default: float) -> float:
+    value = _env(name)
+    return float(value) if value else default
 
 
 def _env_keys() -> dict[str, dict[str, Any]]:
@@ -115,6 +121,11 @@ class Settings:
     max_request_pixels: int = field(
         default_factory=lambda: _env_int("max_request_pixels", 100_000_000)
     )
+
+    # Micro-batching (facedb.vision.batching): concurrent requests' faces share recognizer
+    # runs, for graphs that batch safely; a run waits at most batch_wait_ms for more faces.
+    micro_batching: bool = field(default_factory=lambda: _env_bool("micro_batching", True))
+    batch_wait_ms: float = field(default_factory=lambda: _env_float("batch_wait_ms", 2.0))
 
     # Thresholds used when a gallery does not set its own and no calibration is available.
     identify_threshold: float = DEFAULT_IDENTIFY_THRESHOLD

@@ -33,6 +33,7 @@ from facedb.engine.search import Identification, Verification
 from facedb.engine.telemetry import Observer, Telemetry
 from facedb.storage.catalog import Catalog
 from facedb.storage.records import IdentityInfo, ModelInfo
+from facedb.vision.batching import EmbeddingBatcher
 from facedb.vision.gates import GatePolicy
 from facedb.vision.pipeline import FacePipeline
 
@@ -54,6 +55,7 @@ class Engine:
         search_policy: GatePolicy | None = None,
         calibration: Callable[[str], Calibration | None] = load_calibration,
         observer: Observer | None = None,
+        batcher: EmbeddingBatcher | None = None,
     ):
         settings = settings or Settings()
         self._telemetry = Telemetry(observer)
@@ -73,6 +75,8 @@ class Engine:
         self.model: ModelInfo = self._core.model
         self.enrollment_policy = enrollment_policy
         self.search_policy = search_policy
+        # The micro-batcher the pipeline embeds through, if any: the engine stops it on close.
+        self.batcher = batcher
 
     @property
     def observer(self) -> Observer:
@@ -225,5 +229,7 @@ class Engine:
         self._identities.delete_face(gallery, face_id)
 
     def close(self) -> None:
-        """Flush index snapshots and close the database."""
+        """Stop the embedding batcher, flush index snapshots and close the database."""
+        if self.batcher is not None:
+            self.batcher.close()
         self.catalog.close()
