@@ -1,13 +1,17 @@
-"""Service throughput and latency: `facedb serve` over gRPC vs the engine in-process.
+"""Service throughput and latency at 1-8 clients, micro-batching off and on, one run.
 
-    python -m benchmarks.service                       # 100 identities, 200 probes, 4 clients
-    python -m benchmarks.service --identities 50 --probes 100 --clients 2
+    python -m benchmarks.service                          # clients 1,2,4,8; batching off,on
+    python -m benchmarks.service --clients 2,8 --probes 80 --rounds 3 --batch-wait-ms 1
 
-A real server runs as a subprocess on a loopback port (SQLite + FAISS in a temp dir,
-SCRFD-500M + ArcFace int8 from ../shared/models). N client threads enroll the LFW gallery
-images of the first identities (one Enroll call each), then identify their probes. The same
-two workloads then run against an in-process engine with the same concurrency bound (the
-server's workers), so the ratio column is what gRPC, protobuf and the interceptors cost.
+Real servers run as subprocesses on loopback ports (SQLite + FAISS in temp dirs, SCRFD-500M
++ a batch-safe recognizer: by default the ArcFace int8 fixture rewritten as float32 by
+`facedb models optimize`), one per batching variant, each with the same enrolled gallery
+(the LFW gallery images of the first identities). N client threads then identify the
+probes; the cells (clients x batching) are interleaved round by round so that the load of
+a shared machine falls on every variant alike, and each cell's figures pool its rounds.
+Then the engine runs in-process at one client with a stage observer: the per-stage split
+(decode, detect, align, embed, search; `embed` includes the wait in the batcher) and the
+gRPC / in-process p50 ratio (what gRPC, protobuf and the interceptors cost).
 Figures depend on the machine: they are printed, never asserted.
 """
 
@@ -21,9 +25,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +40,14 @@ from benchmarks.paths import REPO, shared_dir
 from facedb.client import FaceDBClient
 from facedb.config import load_settings
 from facedb.engine import Engine, EnrollItem, open_engine
+from facedb.models.optimize import optimize_model
 from facedb.service.limits import ConcurrencyLimiter
 
 SHARED = shared_dir()
 DETECTOR = f"scrfd:{SHARED / 'models' / 'scrfd_500m_kps.onnx'}"
-RECOGNIZER = f"arcface:{SHARED / 'models' / 'arcface_w600k_mbf_int8.onnx'}"
+INT8_ARCFACE = SHARED / "models" / "arcface_w600k_mbf_int8.onnx"
 KEY = "benchmark-key"
+VARIANTS = ("off", "on")
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,10 @@ class Figures:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q) * 1000)
+
+    def __add__(self, other: Figures) -> Figures:
+        latencies = np.concatenate([self.latencies, other.latencies])
+        return Figures(self.calls + other.calls, self.seconds + other.seconds, latencies)
 
 
 def workload(identities: int, probes: int) -> tuple[list[Photo], list[Photo]]:
@@ -95,73 +108,153 @@ def measure(call: Callable[[Photo], object], photos: Sequence[Photo], clients: i
 # ------------------------------------------------------------------------- gRPC
 
 
-def start_server(data_dir: Path, workers: int, log_path: Path) -> tuple[subprocess.Popen, str]:
+@dataclass(frozen=True)
+class Setup:
+    recognizer: str
+    workers: int
+    batch_wait_ms: float
+
+
+def launch_server(
+    data_dir: Path, setup: Setup, batching: str, log_path: Path
+) -> tuple[subprocess.Popen, Path]:
     env = {
         **os.environ,
         "FACEDB_API_KEYS": json.dumps({KEY: {"role": "admin", "galleries": ["*"]}}),
+        "FACEDB_MICRO_BATCHING": "1" if batching == "on" else "0",
         "PYTHONPATH": str(REPO),
     }
     command = [sys.executable, "-m", "facedb", "serve", "--data-dir", str(data_dir)]
-    command += ["--port", "0", "--detector", DETECTOR, "--recognizer", RECOGNIZER]
-    command += ["--workers", str(workers), "--max-queue", "64"]
+    command += ["--port", "0", "--detector", DETECTOR, "--recognizer", setup.recognizer]
+    command += ["--workers", str(setup.workers), "--max-queue", "64"]
+    command += ["--batch-wait-ms", str(setup.batch_wait_ms)]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stderr=log, stdout=log, env=env)
+    return process, log_path
+
+
+def server_address(process: subprocess.Popen, log_path: Path) -> str:
     while process.poll() is None:
         for line in log_path.read_text().splitlines():
             entry = json.loads(line) if line.startswith("{") else {}
             if entry.get("msg") == "facedb serving":
-                return process, entry["address"]
+                return str(entry["address"])
         time.sleep(0.2)
     raise RuntimeError(f"facedb serve exited: {log_path.read_text()[-2000:]}")
 
 
-def grpc_figures(
-    gallery: list[Photo], probes: list[Photo], clients: int, workers: int
-) -> tuple[Figures, Figures]:
-    with tempfile.TemporaryDirectory() as tmp:
-        process, address = start_server(Path(tmp) / "data", workers, Path(tmp) / "serve.log")
-        try:
-            with FaceDBClient(address, api_key=KEY, timeout=300) as db:
-                db.create_gallery("bench")
-                db.identify("bench", probes[0].path)  # warm-up: sessions, index
-                enroll = measure(
-                    lambda p: db.enroll("bench", p.identity, [p.path], allow_multiple_faces=True),
-                    gallery,
-                    clients,
-                )
-                identify = measure(lambda p: db.identify("bench", p.path), probes, clients)
-        finally:
+@contextmanager
+def servers(setup: Setup, tmp: Path) -> Iterator[dict[str, str]]:
+    """One server per batching variant, started together; their addresses by variant."""
+    launched = {
+        variant: launch_server(tmp / variant, setup, variant, tmp / f"{variant}.log")
+        for variant in VARIANTS
+    }
+    try:
+        yield {variant: server_address(*launched[variant]) for variant in VARIANTS}
+    finally:
+        for process, _ in launched.values():
             process.send_signal(signal.SIGTERM)
+        for process, _ in launched.values():
             process.wait(timeout=60)
-    return enroll, identify
+
+
+def prepare(db: FaceDBClient, gallery: list[Photo], probes: list[Photo], clients: int) -> None:
+    """The gallery enrolled, sessions and index warm (a few concurrent identifies)."""
+    db.create_gallery("bench")
+    measure(
+        lambda p: db.enroll("bench", p.identity, [p.path], allow_multiple_faces=True), gallery, 2
+    )
+    measure(lambda p: db.identify("bench", p.path), probes[: 2 * clients], clients)
+
+
+def grpc_grid(
+    setup: Setup, gallery: list[Photo], probes: list[Photo], clients: list[int], rounds: int
+) -> dict[tuple[int, str], Figures]:
+    """Identify figures per (clients, batching), interleaved cell by cell, rounds pooled."""
+    cells: dict[tuple[int, str], Figures] = {}
+    with tempfile.TemporaryDirectory() as tmp, servers(setup, Path(tmp)) as addresses:
+        dbs = {v: FaceDBClient(a, api_key=KEY, timeout=300) for v, a in addresses.items()}
+        try:
+            for db in dbs.values():
+                prepare(db, gallery, probes, max(clients))
+            for round_number in range(rounds):
+                for n in clients:
+                    # Alternate which variant goes first, so neither always runs warmer.
+                    order = VARIANTS if round_number % 2 == 0 else VARIANTS[::-1]
+                    for variant in order:
+                        figures = measure(_identifier(dbs[variant]), probes, n)
+                        key = (n, variant)
+                        cells[key] = cells[key] + figures if key in cells else figures
+        finally:
+            for db in dbs.values():
+                db.close()
+    return cells
+
+
+def _identifier(db: FaceDBClient) -> Callable[[Photo], object]:
+    return lambda photo: db.identify("bench", photo.path)
+
+
+def start_server(data_dir: Path, workers: int, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """A server of the fixture pipeline (ArcFace int8: never batched); other benchmarks use it."""
+    setup = Setup(f"arcface:{INT8_ARCFACE}", workers, 2.0)
+    process, log = launch_server(data_dir, setup, "on", log_path)
+    return process, server_address(process, log)
 
 
 # ------------------------------------------------------------------- in-process
 
 
-def engine_figures(
-    gallery: list[Photo], probes: list[Photo], clients: int, workers: int
-) -> tuple[Figures, Figures]:
+class StageClock:
+    """An engine observer summing each stage's seconds (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+
+    def stage(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[name] += seconds
+
+    def rejection(self, reason: str) -> None:
+        pass
+
+
+def engine_split(
+    setup: Setup, gallery: list[Photo], probes: list[Photo], batching: str
+) -> tuple[Figures, dict[str, float]]:
+    """In-process identify at one client: its figures and the mean ms per call per stage."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
-            None, data_dir=Path(tmp), detector=DETECTOR, recognizer=RECOGNIZER, workers=workers
+            None,
+            data_dir=Path(tmp),
+            detector=DETECTOR,
+            recognizer=setup.recognizer,
+            workers=setup.workers,
+            micro_batching=batching == "on",
+            batch_wait_ms=setup.batch_wait_ms,
         )
         engine = open_engine(settings)
         # The server's bound on CPU-bound work, so both sides run the same concurrency.
         limiter = ConcurrencyLimiter(settings.worker_count, max_queue=1024)
         try:
             engine.create_gallery("bench")
+            _enroll_all(engine, gallery)
             engine.identify("bench", probes[0].path.read_bytes())
-            enroll = measure(lambda p: _enroll(engine, limiter, p), gallery, clients)
-            identify = measure(lambda p: _identify(engine, limiter, p), probes, clients)
+            clock = StageClock()
+            engine.observe(clock)
+            figures = measure(lambda p: _identify(engine, limiter, p), probes, 1)
         finally:
             engine.close()
-    return enroll, identify
+    return figures, {name: 1000 * s / figures.calls for name, s in clock.seconds.items()}
 
 
-def _enroll(engine: Engine, limiter: ConcurrencyLimiter, photo: Photo) -> None:
-    item = EnrollItem("bench", photo.identity, [photo.path.read_bytes()], allow_multiple_faces=True)
-    with limiter.slot():
+def _enroll_all(engine: Engine, gallery: list[Photo]) -> None:
+    for photo in gallery:
+        item = EnrollItem(
+            "bench", photo.identity, [photo.path.read_bytes()], allow_multiple_faces=True
+        )
         engine.enroll(item)
 
 
@@ -174,45 +267,71 @@ def _identify(engine: Engine, limiter: ConcurrencyLimiter, photo: Photo) -> None
 # ------------------------------------------------------------------------ report
 
 
-def print_table(rows: list[tuple[str, str, Figures]], ratios: dict[str, float]) -> None:
-    header = f"{'operation':<10} {'path':<10} {'calls':>6} {'per s':>8} {'p50 ms':>8} "
-    header += f"{'p95 ms':>8} {'p99 ms':>8}"
+def print_grid(cells: dict[tuple[int, str], Figures], clients: list[int]) -> None:
+    header = f"{'clients':>7} {'batching':>8} {'calls':>6} {'per s':>7} {'p50 ms':>8} "
+    header += f"{'p99 ms':>8} {'speed-up':>8}"
     print(header)
     print("-" * len(header))
-    for operation, path, f in rows:
-        latency = " ".join(f"{f.percentile(q):>8.1f}" for q in (50, 95, 99))
-        print(f"{operation:<10} {path:<10} {f.calls:>6} {f.throughput:>8.1f} {latency}")
-    print()
-    for operation, ratio in ratios.items():
-        print(f"gRPC / in-process p50 latency, {operation}: {ratio:.2f}x")
+    for n in clients:
+        base = cells[(n, "off")].throughput
+        for variant in VARIANTS:
+            f = cells[(n, variant)]
+            print(
+                f"{n:>7} {variant:>8} {f.calls:>6} {f.throughput:>7.1f} "
+                f"{f.percentile(50):>8.1f} {f.percentile(99):>8.1f} {f.throughput / base:>7.2f}x"
+            )
+
+
+def print_split(splits: dict[str, tuple[Figures, dict[str, float]]], grpc_p50: float) -> None:
+    stages = sorted({name for _, split in splits.values() for name in split})
+    print(f"{'in-process, 1 client':<22}" + "".join(f"{s:>9}" for s in stages) + f"{'p50':>9}")
+    for variant, (figures, split) in splits.items():
+        row = "".join(f"{split.get(s, 0.0):>9.2f}" for s in stages)
+        print(f"{'batching ' + variant + ' (ms)':<22}{row}{figures.percentile(50):>9.2f}")
+    local = splits["off"][0].percentile(50)
+    print(f"\ngRPC / in-process p50 latency at 1 client, batching off: {grpc_p50 / local:.2f}x")
+    print(f"(the rest of the gRPC p50: transport, protobuf, response: {grpc_p50 - local:.1f} ms)")
+
+
+def batch_safe_recognizer(tmp: Path) -> str:
+    """The ArcFace int8 fixture rewritten as float32 (exact weights, batch-safe)."""
+    path = tmp / "arcface_w600k_mbf_f32.onnx"
+    optimize_model(INT8_ARCFACE, path)
+    return f"arcface:{path}"
+
+
+def int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--identities", type=int, default=100)
-    parser.add_argument("--probes", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
+    parser.add_argument("--identities", type=int, default=50)
+    parser.add_argument("--probes", type=int, default=96, help="identify calls per cell per round")
+    parser.add_argument("--clients", type=int_list, default=[1, 2, 4, 8], help="e.g. 1,2,4,8")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per cell")
     parser.add_argument("--workers", type=int, default=0, help="server workers (0: cores)")
+    parser.add_argument("--batch-wait-ms", type=float, default=2.0)
+    parser.add_argument(
+        "--recognizer", help="spec of a batch-safe recognizer (default: f32 ArcFace)"
+    )
     args = parser.parse_args(argv)
     gallery, probes = workload(args.identities, args.probes)
-    print(
-        f"{len(gallery)} identities, {len(probes)} probes, {args.clients} clients, "
-        f"workers {args.workers or os.cpu_count()}, {os.cpu_count()} cores\n"
-    )
-    grpc_enroll, grpc_identify = grpc_figures(gallery, probes, args.clients, args.workers)
-    local_enroll, local_identify = engine_figures(gallery, probes, args.clients, args.workers)
-    print_table(
-        [
-            ("enroll", "gRPC", grpc_enroll),
-            ("enroll", "engine", local_enroll),
-            ("identify", "gRPC", grpc_identify),
-            ("identify", "engine", local_identify),
-        ],
-        {
-            "enroll": grpc_enroll.percentile(50) / local_enroll.percentile(50),
-            "identify": grpc_identify.percentile(50) / local_identify.percentile(50),
-        },
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        recognizer = args.recognizer or batch_safe_recognizer(Path(tmp))
+        setup = Setup(recognizer, args.workers or (os.cpu_count() or 1), args.batch_wait_ms)
+        print(
+            f"{len(gallery)} identities, {len(probes)} probes x {args.rounds} rounds per cell, "
+            f"workers {setup.workers}, {os.cpu_count()} cores (shared with other users: "
+            f"cells interleaved), batch wait {setup.batch_wait_ms} ms\n"
+            f"recognizer {Path(recognizer.split(':', 1)[-1]).name}\n"
+        )
+        cells = grpc_grid(setup, gallery, probes, args.clients, args.rounds)
+        print_grid(cells, args.clients)
+        print()
+        splits = {v: engine_split(setup, gallery, probes, v) for v in VARIANTS}
+        grpc_p50 = cells[(min(args.clients), "off")].percentile(50)
+        print_split(splits, grpc_p50)
 
 
 if __name__ == "__main__":
