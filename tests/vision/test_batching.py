@@ -6,9 +6,12 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from facedb.models.optimize import optimize_model
 from facedb.vision.align import align_faces
@@ -134,3 +137,48 @@ def test_a_per_batch_int8_graph_is_passed_straight_through(crops: np.ndarray) ->
     np.testing.assert_array_equal(batcher.embed(crops[:2]), int8.embed(crops[:2]))
     assert batcher.counts.submissions == 0
     batcher.close()
+
+
+def one_face_only_graph(path: Path) -> Path:
+    """A tiny graph declaring a dynamic batch but reshaping to (1, 3): any run of more than
+    one crop fails inside onnxruntime, as a broken model would."""
+    mean = helper.make_node("ReduceMean", ["input"], ["mean"], axes=[2, 3], keepdims=0)
+    shape = numpy_helper.from_array(np.array([1, 3], np.int64), "shape")
+    reshape = helper.make_node("Reshape", ["mean", "shape"], ["embedding"])
+    graph = helper.make_graph(
+        [mean, reshape],
+        "one_face_only",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, 112, 112])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 3])],
+        [shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_failed_run_reaches_its_callers_and_the_worker_goes_on(
+    tmp_path: Path, crops: np.ndarray
+) -> None:
+    graph = one_face_only_graph(tmp_path / "one_face_only.onnx")
+    embedder = load_embedder(f"arcface:{graph}", threads=1)
+    batcher = EmbeddingBatcher(embedder, wait_ms=500)
+    start = threading.Barrier(2)
+
+    def call(index: int) -> BaseException | np.ndarray:
+        start.wait()
+        try:
+            return batcher.embed(crops[index : index + 1])
+        except Exception as error:  # the test looks at what each caller got
+            return error
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            merged = list(pool.map(call, [0, 1]))
+        assert batcher.counts.runs == 1  # both callers were in the one failed run
+        assert all(isinstance(answer, Exception) for answer in merged), merged
+        alone = batcher.embed(crops[2:3])  # a later caller, alone in its run, is served
+        np.testing.assert_allclose(alone, embedder.embed(crops[2:3]))
+    finally:
+        batcher.close()
