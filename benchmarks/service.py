@@ -47,7 +47,6 @@ SHARED = shared_dir()
 DETECTOR = f"scrfd:{SHARED / 'models' / 'scrfd_500m_kps.onnx'}"
 INT8_ARCFACE = SHARED / "models" / "arcface_w600k_mbf_int8.onnx"
 KEY = "benchmark-key"
-VARIANTS = ("off", "on")
 
 
 @dataclass(frozen=True)
@@ -115,19 +114,47 @@ class Setup:
     batch_wait_ms: float
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A server configuration: `off`, `on`, optionally `:wN` (workers), `:tN` (threads of
+    the batcher's runs; default every core), `:mN` (batch wait ms; default --batch-wait-ms),
+    e.g. `on:w4:t1:m0`."""
+
+    name: str
+    batching: bool
+    workers: int | None = None
+    batch_threads: int | None = None
+    wait_ms: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        mode, *options = text.split(":")
+        if mode not in ("off", "on"):
+            raise argparse.ArgumentTypeError(f"a batching variant starts with off or on: {text}")
+        values = {option[0]: int(option[1:]) for option in options}
+        return cls(text, mode == "on", values.get("w"), values.get("t"), values.get("m"))
+
+    def workers_in(self, setup: Setup) -> int:
+        return self.workers or setup.workers
+
+    def wait_in(self, setup: Setup) -> float:
+        return setup.batch_wait_ms if self.wait_ms is None else self.wait_ms
+
+
 def launch_server(
-    data_dir: Path, setup: Setup, batching: str, log_path: Path
+    data_dir: Path, setup: Setup, variant: Variant, log_path: Path
 ) -> tuple[subprocess.Popen, Path]:
     env = {
         **os.environ,
         "FACEDB_API_KEYS": json.dumps({KEY: {"role": "admin", "galleries": ["*"]}}),
-        "FACEDB_MICRO_BATCHING": "1" if batching == "on" else "0",
+        "FACEDB_MICRO_BATCHING": "1" if variant.batching else "0",
+        "FACEDB_BATCH_THREADS": str(variant.batch_threads or 0),
         "PYTHONPATH": str(REPO),
     }
     command = [sys.executable, "-m", "facedb", "serve", "--data-dir", str(data_dir)]
     command += ["--port", "0", "--detector", DETECTOR, "--recognizer", setup.recognizer]
-    command += ["--workers", str(setup.workers), "--max-queue", "64"]
-    command += ["--batch-wait-ms", str(setup.batch_wait_ms)]
+    command += ["--workers", str(variant.workers_in(setup)), "--max-queue", "64"]
+    command += ["--batch-wait-ms", str(variant.wait_in(setup))]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stderr=log, stdout=log, env=env)
     return process, log_path
@@ -144,14 +171,14 @@ def server_address(process: subprocess.Popen, log_path: Path) -> str:
 
 
 @contextmanager
-def servers(setup: Setup, tmp: Path) -> Iterator[dict[str, str]]:
-    """One server per batching variant, started together; their addresses by variant."""
+def servers(setup: Setup, variants: list[Variant], tmp: Path) -> Iterator[dict[str, str]]:
+    """One server per variant, started together; their addresses by variant name."""
     launched = {
-        variant: launch_server(tmp / variant, setup, variant, tmp / f"{variant}.log")
-        for variant in VARIANTS
+        v.name: launch_server(tmp / str(i), setup, v, tmp / f"{i}.log")
+        for i, v in enumerate(variants)
     }
     try:
-        yield {variant: server_address(*launched[variant]) for variant in VARIANTS}
+        yield {name: server_address(*started) for name, started in launched.items()}
     finally:
         for process, _ in launched.values():
             process.send_signal(signal.SIGTERM)
@@ -169,19 +196,25 @@ def prepare(db: FaceDBClient, gallery: list[Photo], probes: list[Photo], clients
 
 
 def grpc_grid(
-    setup: Setup, gallery: list[Photo], probes: list[Photo], clients: list[int], rounds: int
+    setup: Setup,
+    variants: list[Variant],
+    gallery: list[Photo],
+    probes: list[Photo],
+    clients: list[int],
+    rounds: int,
 ) -> dict[tuple[int, str], Figures]:
-    """Identify figures per (clients, batching), interleaved cell by cell, rounds pooled."""
+    """Identify figures per (clients, variant), interleaved cell by cell, rounds pooled."""
     cells: dict[tuple[int, str], Figures] = {}
-    with tempfile.TemporaryDirectory() as tmp, servers(setup, Path(tmp)) as addresses:
+    names = [v.name for v in variants]
+    with tempfile.TemporaryDirectory() as tmp, servers(setup, variants, Path(tmp)) as addresses:
         dbs = {v: FaceDBClient(a, api_key=KEY, timeout=300) for v, a in addresses.items()}
         try:
             for db in dbs.values():
                 prepare(db, gallery, probes, max(clients))
             for round_number in range(rounds):
                 for n in clients:
-                    # Alternate which variant goes first, so neither always runs warmer.
-                    order = VARIANTS if round_number % 2 == 0 else VARIANTS[::-1]
+                    # Alternate which variant goes first, so none always runs warmer.
+                    order = names if round_number % 2 == 0 else names[::-1]
                     for variant in order:
                         figures = measure(_identifier(dbs[variant]), probes, n)
                         key = (n, variant)
@@ -199,7 +232,7 @@ def _identifier(db: FaceDBClient) -> Callable[[Photo], object]:
 def start_server(data_dir: Path, workers: int, log_path: Path) -> tuple[subprocess.Popen, str]:
     """A server of the fixture pipeline (ArcFace int8: never batched); other benchmarks use it."""
     setup = Setup(f"arcface:{INT8_ARCFACE}", workers, 2.0)
-    process, log = launch_server(data_dir, setup, "on", log_path)
+    process, log = launch_server(data_dir, setup, Variant("on", True), log_path)
     return process, server_address(process, log)
 
 
@@ -222,7 +255,7 @@ class StageClock:
 
 
 def engine_split(
-    setup: Setup, gallery: list[Photo], probes: list[Photo], batching: str
+    setup: Setup, gallery: list[Photo], probes: list[Photo], variant: Variant
 ) -> tuple[Figures, dict[str, float]]:
     """In-process identify at one client: its figures and the mean ms per call per stage."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,9 +264,10 @@ def engine_split(
             data_dir=Path(tmp),
             detector=DETECTOR,
             recognizer=setup.recognizer,
-            workers=setup.workers,
-            micro_batching=batching == "on",
-            batch_wait_ms=setup.batch_wait_ms,
+            workers=variant.workers_in(setup),
+            micro_batching=variant.batching,
+            batch_wait_ms=variant.wait_in(setup),
+            batch_threads=variant.batch_threads,
         )
         engine = open_engine(settings)
         # The server's bound on CPU-bound work, so both sides run the same concurrency.
@@ -267,17 +301,17 @@ def _identify(engine: Engine, limiter: ConcurrencyLimiter, photo: Photo) -> None
 # ------------------------------------------------------------------------ report
 
 
-def print_grid(cells: dict[tuple[int, str], Figures], clients: list[int]) -> None:
-    header = f"{'clients':>7} {'batching':>8} {'calls':>6} {'per s':>7} {'p50 ms':>8} "
+def print_grid(cells: dict[tuple[int, str], Figures], clients: list[int], names: list[str]) -> None:
+    header = f"{'clients':>7} {'batching':>10} {'calls':>6} {'per s':>7} {'p50 ms':>8} "
     header += f"{'p99 ms':>8} {'speed-up':>8}"
     print(header)
     print("-" * len(header))
     for n in clients:
-        base = cells[(n, "off")].throughput
-        for variant in VARIANTS:
-            f = cells[(n, variant)]
+        base = cells[(n, names[0])].throughput
+        for name in names:
+            f = cells[(n, name)]
             print(
-                f"{n:>7} {variant:>8} {f.calls:>6} {f.throughput:>7.1f} "
+                f"{n:>7} {name:>10} {f.calls:>6} {f.throughput:>7.1f} "
                 f"{f.percentile(50):>8.1f} {f.percentile(99):>8.1f} {f.throughput / base:>7.2f}x"
             )
 
@@ -287,9 +321,10 @@ def print_split(splits: dict[str, tuple[Figures, dict[str, float]]], grpc_p50: f
     print(f"{'in-process, 1 client':<22}" + "".join(f"{s:>9}" for s in stages) + f"{'p50':>9}")
     for variant, (figures, split) in splits.items():
         row = "".join(f"{split.get(s, 0.0):>9.2f}" for s in stages)
-        print(f"{'batching ' + variant + ' (ms)':<22}{row}{figures.percentile(50):>9.2f}")
-    local = splits["off"][0].percentile(50)
-    print(f"\ngRPC / in-process p50 latency at 1 client, batching off: {grpc_p50 / local:.2f}x")
+        print(f"{variant + ' (ms)':<22}{row}{figures.percentile(50):>9.2f}")
+    first = next(iter(splits))
+    local = splits[first][0].percentile(50)
+    print(f"\ngRPC / in-process p50 latency at 1 client, {first}: {grpc_p50 / local:.2f}x")
     print(f"(the rest of the gRPC p50: transport, protobuf, response: {grpc_p50 - local:.1f} ms)")
 
 
@@ -310,6 +345,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--probes", type=int, default=96, help="identify calls per cell per round")
     parser.add_argument("--clients", type=int_list, default=[1, 2, 4, 8], help="e.g. 1,2,4,8")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per cell")
+    parser.add_argument(
+        "--batching",
+        type=lambda text: [Variant.parse(part) for part in text.split(",")],
+        default=[Variant("off", False), Variant("on", True)],
+        help="server variants, the first is the baseline: off,on[,on:w4,on:t1,...]",
+    )
     parser.add_argument("--workers", type=int, default=0, help="server workers (0: cores)")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
     parser.add_argument(
@@ -326,11 +367,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"cells interleaved), batch wait {setup.batch_wait_ms} ms\n"
             f"recognizer {Path(recognizer.split(':', 1)[-1]).name}\n"
         )
-        cells = grpc_grid(setup, gallery, probes, args.clients, args.rounds)
-        print_grid(cells, args.clients)
+        variants: list[Variant] = args.batching
+        cells = grpc_grid(setup, variants, gallery, probes, args.clients, args.rounds)
+        print_grid(cells, args.clients, [v.name for v in variants])
         print()
-        splits = {v: engine_split(setup, gallery, probes, v) for v in VARIANTS}
-        grpc_p50 = cells[(min(args.clients), "off")].percentile(50)
+        splits = {v.name: engine_split(setup, gallery, probes, v) for v in variants[:2]}
+        grpc_p50 = cells[(min(args.clients), variants[0].name)].percentile(50)
         print_split(splits, grpc_p50)
 
 

@@ -52,8 +52,13 @@ def load_batcher(settings: Settings, embedder: Embedder) -> EmbeddingBatcher | N
         if settings.micro_batching:
             log.info("micro-batching off: %s runs one face at a time", embedder.name)
         return None
+    # Its own session: no spinning, since between runs its threads would steal the cores
+    # the request workers detect on.
+    shared = load_embedder(
+        settings.recognizer, threads=settings.batch_run_threads, allow_spinning=False
+    )
     return EmbeddingBatcher(
-        embedder,
+        shared,
         wait_ms=settings.batch_wait_ms,
         deadline=current_deadline,
         expired=lambda stage: DeadlineExceededError(f"deadline exceeded before the {stage} stage"),
