@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from facedb.cli import main
 from facedb.config import load_settings
 from facedb.engine import open_engine
 from facedb.models.optimize import optimize_model
@@ -63,3 +64,10 @@ def test_micro_batching_can_be_turned_off(tmp_path: Path, arcface_f32: str) -> N
         assert engine.batcher is None
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("wait", ["-1", "soon", "nan"])
+def test_a_bad_batch_wait_is_one_line(wait: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--batch-wait-ms", wait]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "--batch-wait-ms" in lines[0] and "milliseconds >= 0" in lines[0]
