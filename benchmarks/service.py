@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -254,10 +254,18 @@ class StageClock:
         pass
 
 
+@dataclass(frozen=True)
+class Split:
+    figures: Figures  # in-process identify at one client
+    stage_ms: dict[str, float]  # mean ms per call per stage, at one client
+    merges: str  # the batcher's counts at the most clients ("" when not batching)
+
+
 def engine_split(
-    setup: Setup, gallery: list[Photo], probes: list[Photo], variant: Variant
-) -> tuple[Figures, dict[str, float]]:
-    """In-process identify at one client: its figures and the mean ms per call per stage."""
+    setup: Setup, gallery: list[Photo], probes: list[Photo], variant: Variant, clients: int
+) -> Split:
+    """In-process identify at one client (figures, stage split), then at `clients` clients
+    for the batcher's counts: how many calls its runs merged."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
             None,
@@ -279,9 +287,20 @@ def engine_split(
             clock = StageClock()
             engine.observe(clock)
             figures = measure(lambda p: _identify(engine, limiter, p), probes, 1)
+            stage_ms = {name: 1000 * s / figures.calls for name, s in clock.seconds.items()}
+            merges = ""
+            if engine.batcher is not None:
+                before = replace(engine.batcher.counts)
+                measure(lambda p: _identify(engine, limiter, p), probes, clients)
+                after = engine.batcher.counts
+                merges = (
+                    f"{after.submissions - before.submissions} embed calls in "
+                    f"{after.runs - before.runs} runs at {clients} clients "
+                    f"(largest run so far {after.largest_batch} faces)"
+                )
         finally:
             engine.close()
-    return figures, {name: 1000 * s / figures.calls for name, s in clock.seconds.items()}
+    return Split(figures, stage_ms, merges)
 
 
 def _enroll_all(engine: Engine, gallery: list[Photo]) -> None:
@@ -316,14 +335,18 @@ def print_grid(cells: dict[tuple[int, str], Figures], clients: list[int], names:
             )
 
 
-def print_split(splits: dict[str, tuple[Figures, dict[str, float]]], grpc_p50: float) -> None:
-    stages = sorted({name for _, split in splits.values() for name in split})
+def print_split(splits: dict[str, Split], grpc_p50: float) -> None:
+    stages = sorted({name for split in splits.values() for name in split.stage_ms})
     print(f"{'in-process, 1 client':<22}" + "".join(f"{s:>9}" for s in stages) + f"{'p50':>9}")
-    for variant, (figures, split) in splits.items():
-        row = "".join(f"{split.get(s, 0.0):>9.2f}" for s in stages)
-        print(f"{variant + ' (ms)':<22}{row}{figures.percentile(50):>9.2f}")
+    for variant, split in splits.items():
+        row = "".join(f"{split.stage_ms.get(s, 0.0):>9.2f}" for s in stages)
+        print(f"{variant + ' (ms)':<22}{row}{split.figures.percentile(50):>9.2f}")
+    for variant, split in splits.items():
+        if split.merges:
+            print(f"{variant}: {split.merges}")
     first = next(iter(splits))
-    local = splits[first][0].percentile(50)
+    local = splits[first].figures.percentile(50)
+    # Measured after the grid, not interleaved with it: on a shared machine a rough figure.
     print(f"\ngRPC / in-process p50 latency at 1 client, {first}: {grpc_p50 / local:.2f}x")
     print(f"(the rest of the gRPC p50: transport, protobuf, response: {grpc_p50 - local:.1f} ms)")
 
@@ -371,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cells = grpc_grid(setup, variants, gallery, probes, args.clients, args.rounds)
         print_grid(cells, args.clients, [v.name for v in variants])
         print()
-        splits = {v.name: engine_split(setup, gallery, probes, v) for v in variants[:2]}
+        most = max(args.clients)
+        splits = {v.name: engine_split(setup, gallery, probes, v, most) for v in variants}
         grpc_p50 = cells[(min(args.clients), variants[0].name)].percentile(50)
         print_split(splits, grpc_p50)
 
