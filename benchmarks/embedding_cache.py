@@ -37,7 +37,8 @@ from facedb.vision.align import align_faces
 from facedb.vision.detect import DetectorConfig, load_detector
 from facedb.vision.embed import file_sha256
 from facedb.vision.image import decode_image
-from facedb.vision.pipeline import AnalyzedFace, FacePipeline
+from facedb.vision.pipeline import FacePipeline
+from facedb.vision.types import Face
 
 DEFAULT_CACHE = BENCH_OUT / "cache"
 CACHE_VERSION = 2  # 2: one pass through FacePipeline (1 cached landmarks and raw outputs)
@@ -95,15 +96,15 @@ def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
 # ---- choosing the face -----------------------------------------------------------------------
 
 
-def pick_face(faces: Sequence[AnalyzedFace], image_hw: tuple[int, int], choose: Choice) -> int:
+def pick_face(faces: Sequence[Face], image_hw: tuple[int, int], choose: Choice) -> int:
     """Index of the chosen face: the largest, or the one whose box centre is nearest the
     image centre (LFW's subject)."""
     if choose == "largest":
-        return max(range(len(faces)), key=lambda i: faces[i].face.area)
+        return max(range(len(faces)), key=lambda i: faces[i].area)
     centre = np.array([image_hw[1], image_hw[0]], np.float32) / 2
 
     def distance(i: int) -> float:
-        box = faces[i].face.box
+        box = faces[i].box
         return float(np.linalg.norm((box[:2] + box[2:]) / 2 - centre))
 
     return min(range(len(faces)), key=distance)
@@ -149,7 +150,7 @@ def _analyse_all(
         for code, pipeline in ((DETECTED, pipelines[0]), (LOW_THRESHOLD, pipelines[1])):
             faces = pipeline.analyze(image, select="all").accepted
             if faces:
-                chosen = faces[pick_face(faces, image.shape[:2], choose)]
+                chosen = faces[pick_face([f.face for f in faces], image.shape[:2], choose)]
                 run.embeddings[i] = chosen.embedding
                 run.points[i] = chosen.face.landmarks
                 run.fallback[i] = code

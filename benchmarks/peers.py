@@ -16,7 +16,8 @@ Rows per setting (recognizer file x uniface's detector canvas):
 - uniface: `cv2.imdecode` + `SCRFD.detect` at its canvas + one `get_normalized_embedding`
   per face (uniface's default canvas is 640x640; `native` gives it facedb's canvas);
 `--threads 0` compares the libraries as shipped instead: facedb's own sessions (every core,
-no spinning) and uniface's (onnxruntime's defaults).
+its spinning default: FACEDB_ORT_SPINNING) and uniface's (onnxruntime's defaults); the floor
+then uses every core without spinning.
 - floor: the same two graphs in bare onnxruntime on tensors prepared beforehand (facedb's
   canvas and crops), one run for the detector and one per face, or one per photo when the
   recognizer batches safely: what is left is model time only.
@@ -47,10 +48,9 @@ import onnxruntime as ort
 from benchmarks.lfw_pairs import read_pairs
 from benchmarks.paths import shared_dir, shared_model
 from benchmarks.sessions import float32_recognizer, ort_session
+from facedb.models.onnx_model import quantizes_per_batch
 from facedb.models.session import default_threads
 from facedb.vision.align import align_faces
-from facedb.vision.detect.base import to_blob
-from facedb.vision.embed.base import quantizes_per_batch
 from facedb.vision.image import decode_image
 from facedb.vision.pipeline import FacePipeline
 
@@ -136,7 +136,7 @@ class Floor:
         for data in prepared_by.photos:
             image = decode_image(data)
             canvas, _ = detector.prepare(image)
-            self.blobs.append(to_blob(canvas, detector.preprocessing, np.float32))
+            self.blobs.append(detector.to_tensor(canvas))
             faces = detector.detect(image)
             crops = align_faces(image, [f.landmarks for f in faces])
             self.crops.append(embedder.to_tensor(crops))

@@ -9,9 +9,12 @@ Real servers run as subprocesses on loopback ports (SQLite + FAISS in temp dirs,
 (the LFW gallery images of the first identities). N client threads then identify the
 probes; the cells (clients x batching) are interleaved round by round so that the load of
 a shared machine falls on every variant alike, and each cell's figures pool its rounds.
-Then the engine runs in-process at one client with a stage observer: the per-stage split
-(decode, detect, align, embed, search; `embed` includes the wait in the batcher) and the
-gRPC / in-process p50 ratio (what gRPC, protobuf and the interceptors cost).
+The first variant's server also answers the probes over its HTTP/JSON API at the fewest
+clients (multipart uploads, one keep-alive session per client thread), interleaved with
+the rest: HTTP against gRPC is what the HTTP transport costs. Then the engine runs
+in-process at one client with a stage observer: the per-stage split (decode, detect,
+align, embed, search; `embed` includes the wait in the batcher) and the gRPC / in-process
+p50 ratio (what gRPC, protobuf and the interceptors cost).
 Figures depend on the machine: they are printed, never asserted.
 """
 
@@ -35,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import requests
 
 from benchmarks.paths import REPO, shared_dir
 from facedb.client import FaceDBClient
@@ -47,6 +51,7 @@ SHARED = shared_dir()
 DETECTOR = f"scrfd:{SHARED / 'models' / 'scrfd_500m_kps.onnx'}"
 INT8_ARCFACE = SHARED / "models" / "arcface_w600k_mbf_int8.onnx"
 KEY = "benchmark-key"
+HTTP = "HTTP"  # the cell of the first variant's server asked over HTTP
 
 
 @dataclass(frozen=True)
@@ -154,24 +159,27 @@ def launch_server(
     command = [sys.executable, "-m", "facedb", "serve", "--data-dir", str(data_dir)]
     command += ["--port", "0", "--detector", DETECTOR, "--recognizer", setup.recognizer]
     command += ["--workers", str(variant.workers_in(setup)), "--max-queue", "64"]
-    command += ["--batch-wait-ms", str(variant.wait_in(setup))]
+    command += ["--batch-wait-ms", str(variant.wait_in(setup)), "--http-port", "0"]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stderr=log, stdout=log, env=env)
     return process, log_path
 
 
-def server_address(process: subprocess.Popen, log_path: Path) -> str:
+def server_address(process: subprocess.Popen, log_path: Path) -> tuple[str, str]:
+    """(gRPC address, HTTP base URL) once the server says it is serving."""
     while process.poll() is None:
         for line in log_path.read_text().splitlines():
             entry = json.loads(line) if line.startswith("{") else {}
             if entry.get("msg") == "facedb serving":
-                return str(entry["address"])
+                return str(entry["address"]), f"http://{entry['http_address']}"
         time.sleep(0.2)
     raise RuntimeError(f"facedb serve exited: {log_path.read_text()[-2000:]}")
 
 
 @contextmanager
-def servers(setup: Setup, variants: list[Variant], tmp: Path) -> Iterator[dict[str, str]]:
+def servers(
+    setup: Setup, variants: list[Variant], tmp: Path
+) -> Iterator[dict[str, tuple[str, str]]]:
     """One server per variant, started together; their addresses by variant name."""
     launched = {
         v.name: launch_server(tmp / str(i), setup, v, tmp / f"{i}.log")
@@ -207,7 +215,8 @@ def grpc_grid(
     cells: dict[tuple[int, str], Figures] = {}
     names = [v.name for v in variants]
     with tempfile.TemporaryDirectory() as tmp, servers(setup, variants, Path(tmp)) as addresses:
-        dbs = {v: FaceDBClient(a, api_key=KEY, timeout=300) for v, a in addresses.items()}
+        dbs = {v: FaceDBClient(a, api_key=KEY, timeout=300) for v, (a, _) in addresses.items()}
+        over_http = _http_identify(addresses[names[0]][1])
         try:
             for db in dbs.values():
                 prepare(db, gallery, probes, max(clients))
@@ -219,6 +228,10 @@ def grpc_grid(
                         figures = measure(_identifier(dbs[variant]), probes, n)
                         key = (n, variant)
                         cells[key] = cells[key] + figures if key in cells else figures
+                    if n == min(clients):
+                        figures = measure(over_http, probes, n)
+                        key = (n, HTTP)
+                        cells[key] = cells[key] + figures if key in cells else figures
         finally:
             for db in dbs.values():
                 db.close()
@@ -229,11 +242,27 @@ def _identifier(db: FaceDBClient) -> Callable[[Photo], object]:
     return lambda photo: db.identify("bench", photo.path)
 
 
-def start_server(data_dir: Path, workers: int, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """A server of the fixture pipeline (ArcFace int8: never batched); other benchmarks use it."""
+def _http_identify(base: str) -> Callable[[Photo], object]:
+    sessions = threading.local()  # one keep-alive connection per client thread
+
+    def identify(photo: Photo) -> object:
+        if not hasattr(sessions, "session"):
+            sessions.session = requests.Session()
+            sessions.session.headers["x-api-key"] = KEY
+        files = {"image": (photo.path.name, photo.path.read_bytes())}
+        response = sessions.session.post(f"{base}/v1/galleries/bench/identify", files=files)
+        response.raise_for_status()
+        return response.json()
+
+    return identify
+
+
+def start_server(data_dir: Path, workers: int, log_path: Path) -> tuple[subprocess.Popen, str, str]:
+    """A server of the fixture pipeline (ArcFace int8: never batched): (process, gRPC
+    address, HTTP base URL); other benchmarks use it."""
     setup = Setup(f"arcface:{INT8_ARCFACE}", workers, 2.0)
     process, log = launch_server(data_dir, setup, Variant("on", True), log_path)
-    return process, server_address(process, log)
+    return (process, *server_address(process, log))
 
 
 # ------------------------------------------------------------------- in-process
@@ -347,6 +376,7 @@ def print_split(splits: dict[str, Split], grpc_p50: float) -> None:
     first = next(iter(splits))
     local = splits[first].figures.percentile(50)
     # Measured after the grid, not interleaved with it: on a shared machine a rough figure.
+    # The HTTP / gRPC ratio below is interleaved.
     print(f"\ngRPC / in-process p50 latency at 1 client, {first}: {grpc_p50 / local:.2f}x")
     print(f"(the rest of the gRPC p50: transport, protobuf, response: {grpc_p50 - local:.1f} ms)")
 
@@ -396,8 +426,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         print()
         most = max(args.clients)
         splits = {v.name: engine_split(setup, gallery, probes, v, most) for v in variants}
-        grpc_p50 = cells[(min(args.clients), variants[0].name)].percentile(50)
+        fewest = min(args.clients)
+        grpc_p50 = cells[(fewest, variants[0].name)].percentile(50)
         print_split(splits, grpc_p50)
+        http_p50 = cells[(fewest, HTTP)].percentile(50)
+        print(
+            f"HTTP / gRPC identify p50 latency at {fewest} clients, {variants[0].name}: "
+            f"{http_p50 / grpc_p50:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -9,17 +9,17 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from facedb import __version__
-from facedb.cli import admin, client, enroll, eval, identities, models, server, vision
+from facedb.cli import admin, analysis, client, enroll, eval, identities, models, server, vision
 from facedb.cli.errors import EXIT_CODES_HELP, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, describe
 
-COMMAND_GROUPS = (server, client, enroll, identities, vision, models, admin, eval)
+COMMAND_GROUPS = (server, client, enroll, identities, vision, analysis, models, admin, eval)
 
 DESCRIPTION = (
     "facedb: a face-search database. Enroll people from photos, then ask who is in a photo "
     "(identify, 1:N) or whether two faces are the same person (verify, 1:1). `facedb serve` "
     "runs the gRPC service; the client commands (gallery, enroll, identify, verify, identity, "
-    "face, stats) talk to it; detect, compare, models, migrate, reindex and calibrate work "
-    "locally without a server. `facedb COMMAND --help` describes each command."
+    "face, stats) talk to it; detect, compare, analyze, cluster, models, migrate, reindex and "
+    "calibrate work locally without a server. `facedb COMMAND --help` describes each command."
 )
 
 

@@ -1,7 +1,8 @@
-"""Client commands against a running server: gallery, identify, verify, stats.
+"""Client commands against a running server: gallery, identify, verify, stats, keys.
 
 Every command takes `--server HOST:PORT` and `--api-key KEY` (or FACEDB_SERVER /
-FACEDB_API_KEY). A call the server refuses prints `CODE: message` on one line and exits
+FACEDB_API_KEY), and for TLS `--tls` or `--ca FILE`, plus `--client-cert` / `--client-key`
+for mutual TLS. A call the server refuses prints `CODE: message` on one line and exits
 with 2 (4 when the server cannot be reached or is overloaded); see facedb.cli.errors.
 """
 
@@ -22,6 +23,7 @@ from facedb.cli.errors import (
     EXIT_NO_FACE,
     EXIT_NO_MATCH,
     EXIT_OK,
+    EXIT_USAGE,
     UserError,
     rpc_error_message,
 )
@@ -49,6 +51,22 @@ def connection_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="deadline per call"
     )
+    common.add_argument("--tls", action="store_true", help="connect over TLS (system CAs)")
+    common.add_argument(
+        "--ca", default=os.environ.get("FACEDB_CA"), metavar="PEM", help="CA file (implies --tls)"
+    )
+    common.add_argument(
+        "--client-cert",
+        default=os.environ.get("FACEDB_CLIENT_CERT"),
+        metavar="PEM",
+        help="client certificate for mutual TLS (with --client-key)",
+    )
+    common.add_argument(
+        "--client-key",
+        default=os.environ.get("FACEDB_CLIENT_KEY"),
+        metavar="PEM",
+        help="private key of --client-cert",
+    )
     return common
 
 
@@ -58,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _gallery_commands(subparsers, common)
     _identify_command(subparsers, common)
     _verify_command(subparsers, common)
+    _keys_commands(subparsers, common)
     stats = subparsers.add_parser(
         "stats", parents=[common], help="identities and faces per gallery"
     )
@@ -157,6 +176,41 @@ def _verify_command(subparsers: argparse._SubParsersAction, common: Any) -> None
     verify.set_defaults(handler=handled(_verify))
 
 
+def _keys_commands(subparsers: argparse._SubParsersAction, common: Any) -> None:
+    keys = subparsers.add_parser("keys", help="create, list, revoke or rotate API keys (admin)")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", parents=[common], help="a new key; prints its secret")
+    create.add_argument(
+        "--role", required=True, choices=("admin", "enroll", "search"), help="what the key may do"
+    )
+    create.add_argument("--gallery", action="append", dest="galleries", help="repeat; default *")
+    create.add_argument("--name", default="", help="a label, e.g. who holds the key")
+    crops = create.add_mutually_exclusive_group()
+    crops.add_argument(
+        "--view-crops",
+        action="store_true",
+        default=None,
+        dest="view_crops",
+        help="may see stored face crops (default: admin and enroll keys)",
+    )
+    crops.add_argument(
+        "--no-view-crops", action="store_false", dest="view_crops", help="may not see crops"
+    )
+    create.add_argument("--rate-limit", type=float, default=0.0, help="requests/s; 0: none")
+    create.add_argument("--expires-in", type=int, default=0, help="seconds; 0: never")
+    add_json_option(create)
+    create.set_defaults(handler=handled(_keys_create))
+    listing = actions.add_parser("list", parents=[common], help="managed keys (not bootstrap)")
+    listing.add_argument("--all", action="store_true", help="revoked keys too")
+    add_json_option(listing)
+    listing.set_defaults(handler=handled(_keys_list))
+    for action, text in (("revoke", "revoke a key"), ("rotate", "a new secret for a key")):
+        command = actions.add_parser(action, parents=[common], help=text)
+        command.add_argument("key_id", help="the key's id (facedb keys list)")
+        add_json_option(command)
+        command.set_defaults(handler=handled(_keys_revoke if action == "revoke" else _keys_rotate))
+
+
 # ------------------------------------------------------------------------ handlers
 
 
@@ -164,7 +218,20 @@ def handled(command: Command) -> Callable[[argparse.Namespace], int]:
     """Open a client for the command; a refused call is one line `CODE: message`."""
 
     def run(args: argparse.Namespace) -> int:
-        with FaceDBClient(args.server, api_key=args.api_key, timeout=args.timeout) as client:
+        try:
+            client = FaceDBClient(
+                args.server,
+                api_key=args.api_key,
+                timeout=args.timeout,
+                tls=args.tls,
+                ca=args.ca,
+                client_cert=args.client_cert,
+                client_key=args.client_key,
+            )
+        except (OSError, ValueError) as error:
+            print(f"facedb {args.command}: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        with client:
             try:
                 return command(client, args)
             except grpc.RpcError as error:
@@ -304,4 +371,57 @@ def _stats(client: FaceDBClient, args: argparse.Namespace) -> int:
     for g in stats.galleries:
         print(f"{g.name}\t{g.identities} identities\t{g.faces} faces")
     print(f"total\t{stats.identities} identities\t{stats.faces} faces")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ API keys
+
+
+def _print_issued(issued: pb.IssuedApiKey, args: argparse.Namespace) -> None:
+    if args.json:
+        print_json(issued)
+        return
+    k = issued.api_key
+    print(f"key {k.key_id} ({k.role}; galleries {','.join(k.galleries)}): {issued.key}")
+    print("store the secret now: it is not shown again", file=sys.stderr)
+
+
+def _keys_create(client: FaceDBClient, args: argparse.Namespace) -> int:
+    issued = client.create_api_key(
+        args.role,
+        args.galleries or ["*"],
+        name=args.name,
+        view_crops=args.view_crops,
+        rate_limit=args.rate_limit,
+        expires_in_seconds=args.expires_in,
+    )
+    _print_issued(issued, args)
+    return EXIT_OK
+
+
+def _keys_list(client: FaceDBClient, args: argparse.Namespace) -> int:
+    keys = client.list_api_keys(include_revoked=args.all)
+    if args.json:
+        print_json(pb.ListApiKeysResponse(api_keys=keys))
+        return EXIT_OK
+    for k in keys:
+        state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+        print(
+            f"{k.key_id}\t{k.role}\t{','.join(k.galleries)}\t{k.name or '-'}\t{state}"
+            f"\tlast used {k.last_used_at or 'never'}\texpires {k.expires_at or 'never'}"
+        )
+    return EXIT_OK
+
+
+def _keys_revoke(client: FaceDBClient, args: argparse.Namespace) -> int:
+    key = client.revoke_api_key(args.key_id)
+    if args.json:
+        print_json(key)
+    else:
+        print(f"revoked {key.key_id} at {key.revoked_at}")
+    return EXIT_OK
+
+
+def _keys_rotate(client: FaceDBClient, args: argparse.Namespace) -> int:
+    _print_issued(client.rotate_api_key(args.key_id), args)
     return EXIT_OK

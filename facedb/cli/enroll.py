@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from facedb.cli.client import add_json_option, connection_options, handled, print_json
 from facedb.cli.errors import EXIT_NO_MATCH, EXIT_OK, UserError, rpc_error_message
-from facedb.client import FaceDBClient, enroll_request
+from facedb.client import FaceDBClient, content_request_id, enroll_request
 from facedb.v1 import facedb_pb2 as pb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".avif", ".bmp"}
@@ -173,6 +173,8 @@ def _enroll_all(
                 images,
                 allow_multiple_faces=args.allow_multiple_faces,
                 allow_duplicate=args.allow_duplicate,
+                # Re-running enroll on the same folder adds nothing twice.
+                request_id=content_request_id(args.gallery, external_id, images),
             )
 
     results = client.enroll_each(requests(), in_flight=args.in_flight)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from facedb.cli import main
+from facedb.client import FaceDBClient
 from tests.paths import EDGE, LFW
 from tests.service.support import ADMIN_KEY, running_server
 
@@ -80,6 +81,21 @@ def test_enroll_prints_a_line_per_file(
     assert len(accepted) == 6 and all("face " in line for line in accepted)
     assert str(root / "Tony_Blair" / "Tony_Blair_0002.jpg") in "\n".join(accepted)
     assert "4 identities, 3 created; 6 images accepted, 1 rejected" in out
+
+
+def test_enrolling_the_same_folder_again_adds_nothing(
+    address: str, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each identity's request id names its photos: a re-run is answered from receipts."""
+    run(address, capsys, "gallery", "create", "rerun")
+    enroll = ("enroll", str(root), "--gallery", "rerun", "--allow-multiple-faces")
+    first = run(address, capsys, *enroll)[1]
+    code, again, _ = run(address, capsys, *enroll)
+    assert code == 0
+    accepted = sorted(line for line in first.splitlines() if line.startswith("accepted"))
+    assert sorted(line for line in again.splitlines() if line.startswith("accepted")) == accepted
+    with FaceDBClient(address, api_key=ADMIN_KEY) as db:
+        assert db.get_gallery("rerun").face_count == len(accepted)
 
 
 def _no_face(out: str) -> str:

@@ -5,7 +5,7 @@ The blocks run as written, in bash, from a scratch folder laid out like a checko
 photos placed in that folder (the mapping below). The README's `facedb serve` block is
 the server the later blocks talk to; it is stopped before the "Offline tools" block
 (reindex wants the server stopped). The only textual substitutions are the ports (free
-loopback ports instead of 50051 / 9100) and the calibration data (a tiny LFW-shaped folder
+loopback ports instead of 50051 / 8080 / 9100) and the calibration data (a tiny LFW-shaped folder
 instead of five folds of LFW, which takes many minutes).
 
 Commands that cannot run inside a test are skipped only by the explicit allow-list below,
@@ -68,6 +68,11 @@ ALLOW_LIST = {
     "make serve": "installs the package, then runs `facedb serve` (the serve block runs)",
     "make test": "the test suite itself",
     "grpcurl": "grpcurl is not installable here: the same request goes through the client",
+    "docker": "no Docker daemon here: tests/test_docker.py parses the Dockerfile and compose",
+    "facedb serve --host 0.0.0.0": "needs a certificate: tests/service/test_tls.py and "
+    "test_mtls.py serve TLS and mTLS on loopback with a throwaway CA",
+    "facedb stats --server db.example": "a TLS server by name: see tests/service/test_tls.py",
+    "curl --cacert": "a TLS server by name: see tests/service/test_tls.py",
 }
 
 
@@ -219,6 +224,7 @@ def workspace(tmp_path: Path, shared_dir: Path) -> Iterator[Workspace]:
     substitutions = {
         "50051": str(free_port()),
         "9100": str(free_port()),
+        "8080": str(free_port()),
         "--lfw ../shared/data/lfw --folds 1-5": (
             f"--lfw {calibration_data} --folds 1 --detector-input 256x256 --threads 1"
         ),

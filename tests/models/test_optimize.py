@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from facedb.cli import main
+from facedb.models.onnx_model import quantizes_per_batch
 from facedb.models.optimize import is_dynamic_int8
 from facedb.vision.align import align_faces
 from facedb.vision.detect import load_detector
 from facedb.vision.embed import load_embedder
-from facedb.vision.embed.base import quantizes_per_batch
 from facedb.vision.image import decode_image
 from tests.paths import ARCFACE, LFW, MODELS, SCRFD
 
