@@ -54,8 +54,14 @@ def _env_optional_path(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _env_bool(name: str) -> bool:
-    return (_env(name) or "").lower() in ("1", "true", "yes", "on")
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = _env(name)
+    return default if not value else value.lower() in ("1", "true", "yes", "on")
+
+
+def _env_float(name: str, default: float) -> float:
+    value = _env(name)
+    return float(value) if value else default
 
 
 def _env_keys() -> dict[str, dict[str, Any]]:
@@ -144,6 +150,14 @@ class Settings:
         default_factory=lambda: _env_int("max_request_pixels", 100_000_000)
     )
 
+    # Micro-batching (facedb.vision.batching): concurrent requests' faces share recognizer
+    # runs, for graphs that batch safely; a run waits at most batch_wait_ms for more faces.
+    micro_batching: bool = field(default_factory=lambda: _env_bool("micro_batching", True))
+    batch_wait_ms: float = field(default_factory=lambda: _env_float("batch_wait_ms", 2.0))
+    # onnxruntime threads of the shared recognizer runs (0: every core): while a run goes,
+    # the callers whose faces it holds are idle, so it may use their cores.
+    batch_threads: int = field(default_factory=lambda: _env_int("batch_threads", 0))
+
     # Thresholds used when a gallery does not set its own and no calibration is available.
     identify_threshold: float = DEFAULT_IDENTIFY_THRESHOLD
     verify_threshold: float = DEFAULT_VERIFY_THRESHOLD
@@ -167,6 +181,11 @@ class Settings:
         """onnxruntime threads per session: FACEDB_ORT_THREADS, else as many as keep
         workers x threads within the cores (more would only oversubscribe them)."""
         return _env_int("ort_threads", 0) or max(1, (os.cpu_count() or 1) // self.worker_count)
+
+    @property
+    def batch_run_threads(self) -> int:
+        """onnxruntime threads of the micro-batcher's recognizer session (0: every core)."""
+        return self.batch_threads or (os.cpu_count() or 1)
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}

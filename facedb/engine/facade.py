@@ -35,6 +35,7 @@ from facedb.engine.telemetry import Observer, Telemetry
 from facedb.storage.catalog import Catalog
 from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.vision.analysis import FaceAnalyzer
+from facedb.vision.batching import EmbeddingBatcher
 from facedb.vision.gates import GatePolicy
 from facedb.vision.pipeline import FacePipeline
 
@@ -57,6 +58,7 @@ class Engine:
         calibration: Callable[[str], Calibration | None] = load_calibration,
         observer: Observer | None = None,
         analyzer: FaceAnalyzer | None = None,
+        batcher: EmbeddingBatcher | None = None,
     ):
         settings = settings or Settings()
         self._telemetry = Telemetry(observer)
@@ -77,6 +79,8 @@ class Engine:
         self.model: ModelInfo = self._core.model
         self.enrollment_policy = enrollment_policy
         self.search_policy = search_policy
+        # The micro-batcher the pipeline embeds through, if any: the engine stops it on close.
+        self.batcher = batcher
 
     @property
     def observer(self) -> Observer:
@@ -282,5 +286,7 @@ class Engine:
         return self._identities.face_crop(gallery, face_id)
 
     def close(self) -> None:
-        """Flush index snapshots and close the database."""
+        """Stop the embedding batcher, flush index snapshots and close the database."""
+        if self.batcher is not None:
+            self.batcher.close()
         self.catalog.close()

@@ -7,14 +7,16 @@ import os
 from dataclasses import replace
 
 from facedb.config import Settings
+from facedb.engine.errors import DeadlineExceededError
 from facedb.engine.facade import Engine
-from facedb.engine.telemetry import Observer
+from facedb.engine.telemetry import Observer, current_deadline
 from facedb.models import SessionSettings
 from facedb.storage.catalog import Catalog
 from facedb.vision.analysis import FaceAnalyzer
 from facedb.vision.analysis.analyzer import KIND_ENV
+from facedb.vision.batching import EmbeddingBatcher
 from facedb.vision.detect import load_detector
-from facedb.vision.embed import load_embedder
+from facedb.vision.embed import Embedder, load_embedder
 from facedb.vision.gates import FaceGates, GatePolicy
 from facedb.vision.pipeline import FacePipeline
 
@@ -32,18 +34,41 @@ def open_engine(settings: Settings, observer: Observer | None = None) -> Engine:
     detector = load_detector(settings.detector, threads=threads)
     embedder = load_embedder(settings.recognizer, threads=threads)
     gates, enrollment, search = load_gates(settings, threads)
+    batcher = load_batcher(settings, embedder)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     catalog = Catalog.open(settings.resolved_database_url, settings.index_dir)
     # Analysis models (Analyze attributes) come from FACEDB_<KIND>_MODEL; none by default.
     analyzer = FaceAnalyzer.from_env(SessionSettings(threads))
+    embed = None if batcher is None else batcher.embed
     return Engine(
-        FacePipeline(detector, embedder, gates),
+        FacePipeline(detector, embedder, gates, embed=embed),
         catalog,
         settings=settings,
         enrollment_policy=enrollment,
         search_policy=search,
         observer=observer,
         analyzer=analyzer,
+        batcher=batcher,
+    )
+
+
+def load_batcher(settings: Settings, embedder: Embedder) -> EmbeddingBatcher | None:
+    """Concurrent requests' faces embedded in shared runs, when the settings ask for it and
+    the graph batches safely (`batch_limit > 1`: not a per-batch dynamic-int8 graph)."""
+    if not settings.micro_batching or embedder.batch_limit <= 1:
+        if settings.micro_batching:
+            log.info("micro-batching off: %s runs one face at a time", embedder.name)
+        return None
+    # Its own session: no spinning, since between runs its threads would steal the cores
+    # the request workers detect on.
+    shared = load_embedder(
+        settings.recognizer, threads=settings.batch_run_threads, allow_spinning=False
+    )
+    return EmbeddingBatcher(
+        shared,
+        wait_ms=settings.batch_wait_ms,
+        deadline=current_deadline,
+        expired=lambda stage: DeadlineExceededError(f"deadline exceeded before the {stage} stage"),
     )
 
 

@@ -49,6 +49,11 @@ def deadline_scope(timeout: float | None) -> Iterator[None]:
         _deadline.reset(token)
 
 
+def current_deadline() -> float | None:
+    """The `time.monotonic()` by which this thread's request must be answered (None: none)."""
+    return _deadline.get()
+
+
 def check_deadline(stage: str) -> None:
     """Refuse to start an expensive stage once the caller has stopped waiting."""
     expires = _deadline.get()

@@ -27,6 +27,9 @@ from facedb.vision.types import Face
 Selection = Literal["all", "largest", "single"]
 # stage(name) wraps one pipeline step; it may raise to stop the analysis before the step.
 Stage = Callable[[str], AbstractContextManager[None]]
+# (N, 112, 112, 3) crops → (N, dim) embeddings: the embedder's own `embed`, or a
+# micro-batcher's that shares model runs between concurrent callers.
+EmbedCrops = Callable[[np.ndarray], np.ndarray]
 
 
 def no_stage(name: str) -> AbstractContextManager[None]:
@@ -136,15 +139,17 @@ class FacePipeline:
         embedder: Embedder,
         gates: BatchGates | None = None,
         stage: Stage = no_stage,
+        embed: EmbedCrops | None = None,
     ):
         self.detector = detector
         self.embedder = embedder
         self.gates = gates
         self.stage = stage
+        self.embed: EmbedCrops = embed or embedder.embed
 
     def with_stage(self, stage: Stage) -> FacePipeline:
         """The same models and gates, with steps run inside `stage(name)`."""
-        return FacePipeline(self.detector, self.embedder, self.gates, stage)
+        return FacePipeline(self.detector, self.embedder, self.gates, stage, self.embed)
 
     @classmethod
     def from_specs(
@@ -209,7 +214,7 @@ class FacePipeline:
     def embed_aligned(self, crops: np.ndarray) -> np.ndarray:
         """Embeddings of crops aligned elsewhere (e.g. stored crops re-embedded)."""
         with self.stage("embed"):
-            return self.embedder.embed(crops)
+            return self.embed(crops)
 
     def _assess(
         self, image: np.ndarray, faces: list[Face], crops: np.ndarray, policy: Any | None
@@ -231,7 +236,7 @@ class FacePipeline:
         if accepted:
             # One batch for all accepted faces; refused faces never reach the recognizer.
             with self.stage("embed"):
-                vectors = self.embedder.embed(crops[accepted])
+                vectors = self.embed(crops[accepted])
             by_index = {index: vectors[row] for row, index in enumerate(accepted)}
         return [
             AnalyzedFace(face, crops[i], by_index.get(i), assessments[i])
