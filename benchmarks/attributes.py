@@ -30,7 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.embedding_cache import REPO, embed_paths, pick_face, shared_dir
+from benchmarks.embedding_cache import embed_paths, pick_face
+from benchmarks.paths import REPO, shared_dir
 from facedb.calibration import load_calibration
 from facedb.clustering import ClusterConfig, cluster_labels, default_threshold, score_clusters
 from facedb.models import SessionSettings
@@ -75,7 +76,7 @@ def read_image(path: Path) -> np.ndarray:
 
 def main_face(detector: Detector, image: np.ndarray) -> Face | None:
     faces = detector.detect(image)
-    return pick_face(faces, image.shape[:2], "centre") if faces else None
+    return faces[pick_face(faces, image.shape[:2], "centre")] if faces else None
 
 
 # ---- gender and age -----------------------------------------------------------------------

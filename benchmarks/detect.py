@@ -13,19 +13,18 @@ face counts on the `edge/group` photos.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from benchmarks.lfw_pairs import read_pairs
+from benchmarks.paths import shared_dir
 from facedb.vision.detect import Detector, load_detector
 from facedb.vision.detect.base import iou_one_to_many
-
-REPO = Path(__file__).resolve().parents[1]
 
 # name → spec template, the six fixture files of ../shared/models
 FIXTURES: dict[str, str] = {
@@ -38,38 +37,18 @@ FIXTURES: dict[str, str] = {
 }
 
 
-def shared_dir() -> Path:
-    return Path(os.environ.get("FACEDB_SHARED", REPO.parent / "shared")).resolve()
-
-
-def pair_images(pairs_file: Path) -> list[Path]:
-    """Unique image paths named by an LFW pairs file, sorted."""
-    images: set[Path] = set()
-    root = pairs_file.parent / "images"
-    for line in pairs_file.read_text().splitlines()[1:]:
-        fields = line.split()
-        if len(fields) == 3:
-            named = [(fields[0], fields[1]), (fields[0], fields[2])]
-        elif len(fields) == 4:
-            named = [(fields[0], fields[1]), (fields[2], fields[3])]
-        else:
-            continue
-        images.update(root / name / f"{name}_{int(i):04d}.jpg" for name, i in named)
-    return sorted(images)
-
-
 @dataclass
 class Run:
     found: int = 0
     agree: int = 0
     total: int = 0
-    millis: list[float] | None = None
+    millis: list[float] = field(default_factory=list)
 
 
 def run_lfw(
     detector: Detector, images: Sequence[np.ndarray], reference: list[np.ndarray | None]
 ) -> Run:
-    run = Run(millis=[])
+    run = Run()
     for image, ref_box in zip(images, reference, strict=True):
         start = time.perf_counter()
         faces = detector.detect(image)
@@ -96,10 +75,16 @@ def subject_boxes(detector: Detector, images: Iterable[np.ndarray]) -> list[np.n
     return boxes
 
 
+def read_bgr(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    if image is None:
+        raise OSError(f"cannot read {path}")
+    return np.asarray(image)
+
+
 def group_counts(detector: Detector, group_dir: Path) -> dict[str, int]:
     return {
-        path.stem: len(detector.detect(cv2.imread(str(path))))
-        for path in sorted(group_dir.glob("*.jpg"))
+        path.stem: len(detector.detect(read_bgr(path))) for path in sorted(group_dir.glob("*.jpg"))
     }
 
 
@@ -112,9 +97,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     shared = shared_dir()
-    paths = pair_images(shared / "data" / "lfw" / "pairsDevTest.txt")
+    paths = read_pairs(shared / "data" / "lfw" / "pairsDevTest.txt").unique_images()
     paths = paths[: args.limit] if args.limit else paths
-    images = [cv2.imread(str(p)) for p in paths]
+    images = [read_bgr(p) for p in paths]
     specs = {name: FIXTURES[name].format(models=shared / "models") for name in args.detectors}
     reference = subject_boxes(
         load_detector(FIXTURES["scrfd_500m"].format(models=shared / "models")), images

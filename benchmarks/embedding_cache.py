@@ -1,20 +1,20 @@
-"""Embed many photos (one face each) with a detector + recognizer, cached on disk.
+"""Embed many photos (one face each) through the production `FacePipeline`, cached on disk.
 
     from benchmarks.embedding_cache import embed_paths
     result = embed_paths(paths, "scrfd:...onnx", "arcface:...onnx", flip=True)
     result.embeddings  # (N, dim) float32, row i for paths[i]
 
-Two caches under `bench-out/cache/`, both keyed by content (model SHA-256s, settings and
-the list of paths), so a changed model or setting never reuses stale numbers:
-- `landmarks-*.npz`: the chosen face's 5 points per photo for one detector (shared by every
-  recognizer run: detection is done once);
-- `raw-*.npz`: one recognizer's raw outputs on those crops (`raw-*-mirror-*`: on their
-  mirror images, for flip test-time augmentation).
+Each photo is decoded with `decode_image` and analysed by `FacePipeline.analyze` (detect,
+align, embed: what the service runs), and the face nearest the centre (or the largest) is
+kept. The cache file under `bench-out/cache/` is keyed by content (both models' SHA-256s,
+the recognizer's preprocessing and options, flip, the face choice and the list of paths),
+so a changed model or setting never reuses stale numbers.
 
-Every photo gets an embedding. When the detector finds no face at its normal threshold it
-is asked again at a low one; when even that fails the photo gets the mean landmarks of the
-others (scaled to its size), which suits benchmark sets of roughly centred faces such as
-deep-funneled LFW. `fallback` records which photos needed which rescue.
+Every photo gets an embedding. When the detector finds no face at its normal threshold a
+second pipeline with a low threshold is asked; when even that fails the photo gets the mean
+landmarks of the others (scaled to its size), aligned and embedded by the same pipeline,
+which suits benchmark sets of roughly centred faces such as deep-funneled LFW. `fallback`
+records which photos needed which rescue.
 """
 
 from __future__ import annotations
@@ -31,18 +31,18 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from facedb.models import ModelSpec, resolve_model
+from benchmarks.paths import BENCH_OUT
+from facedb.models import resolve_model
 from facedb.vision.align import align_faces
-from facedb.vision.detect import Detector, DetectorConfig, load_detector
-from facedb.vision.embed import Embedder, file_sha256, l2_normalise, load_embedder
+from facedb.vision.detect import DetectorConfig, load_detector
+from facedb.vision.embed import file_sha256
 from facedb.vision.image import decode_image
+from facedb.vision.pipeline import FacePipeline
 from facedb.vision.types import Face
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CACHE = REPO / "bench-out" / "cache"
-CACHE_VERSION = 1
+DEFAULT_CACHE = BENCH_OUT / "cache"
+CACHE_VERSION = 2  # 2: one pass through FacePipeline (1 cached landmarks and raw outputs)
 RESCUE_THRESHOLD = 0.1  # second-chance detector score threshold
-EMBED_CHUNK = 64  # crops aligned and embedded together (the embedder sub-batches)
 
 Choice = Literal["centre", "largest"]
 
@@ -50,25 +50,12 @@ Choice = Literal["centre", "largest"]
 DETECTED, LOW_THRESHOLD, MEAN_LANDMARKS = 0, 1, 2
 
 
-def shared_dir() -> Path:
-    """../shared beside the repository, or FACEDB_SHARED (as tests/paths.py)."""
-    return Path(os.environ.get("FACEDB_SHARED", REPO.parent / "shared")).resolve()
-
-
-@dataclass(frozen=True)
-class Landmarks:
-    points: np.ndarray  # (N, 5, 2) float32, in each photo's pixels
-    fallback: np.ndarray  # (N,) int8: DETECTED, LOW_THRESHOLD or MEAN_LANDMARKS
-    seconds: float  # wall time of decoding + detection when computed
-
-
 @dataclass(frozen=True)
 class EmbeddingSet:
     paths: list[str]
     embeddings: np.ndarray  # (N, dim) float32, unit rows
-    fallback: np.ndarray  # (N,) int8, as in Landmarks
-    detect_seconds: float
-    embed_seconds: float  # decoding + alignment + embedding, when computed
+    fallback: np.ndarray  # (N,) int8: DETECTED, LOW_THRESHOLD or MEAN_LANDMARKS
+    seconds: float  # wall time of decode + pipeline when computed (not when read from cache)
 
     def counts(self) -> dict[str, int]:
         names = {DETECTED: "detected", LOW_THRESHOLD: "low_threshold", MEAN_LANDMARKS: "mean"}
@@ -99,31 +86,28 @@ def _load(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _save(path: Path, **arrays: np.ndarray) -> None:
+def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")  # one per writer
-    np.savez(partial, **arrays)
+    np.savez(partial, allow_pickle=False, **arrays)
     partial.replace(path)  # readers never see half a file
 
 
-# ---- landmarks -------------------------------------------------------------------------------
+# ---- choosing the face -----------------------------------------------------------------------
 
 
-def pick_face(faces: list[Face], image_hw: tuple[int, int], choose: Choice) -> Face:
+def pick_face(faces: Sequence[Face], image_hw: tuple[int, int], choose: Choice) -> int:
+    """Index of the chosen face: the largest, or the one whose box centre is nearest the
+    image centre (LFW's subject)."""
     if choose == "largest":
-        return max(faces, key=lambda f: f.area)
+        return max(range(len(faces)), key=lambda i: faces[i].area)
     centre = np.array([image_hw[1], image_hw[0]], np.float32) / 2
-    return min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
 
+    def distance(i: int) -> float:
+        box = faces[i].box
+        return float(np.linalg.norm((box[:2] + box[2:]) / 2 - centre))
 
-def _detect_one(
-    image: np.ndarray, detectors: tuple[Detector, Detector], choose: Choice
-) -> tuple[np.ndarray | None, int]:
-    for code, detector in ((DETECTED, detectors[0]), (LOW_THRESHOLD, detectors[1])):
-        faces = detector.detect(image)
-        if faces:
-            return pick_face(faces, image.shape[:2], choose).landmarks, code
-    return None, MEAN_LANDMARKS
+    return min(range(len(faces)), key=distance)
 
 
 def _mean_relative_landmarks(
@@ -134,108 +118,53 @@ def _mean_relative_landmarks(
     return relative.mean(axis=0)
 
 
-def detect_landmarks(
-    paths: Sequence[str],
-    detector_spec: str,
-    *,
-    choose: Choice = "centre",
-    threads: int | None = None,
-    cache_dir: Path = DEFAULT_CACHE,
-    progress: bool = True,
-) -> Landmarks:
-    detector = load_detector(detector_spec, threads=threads)
-    key = _key(
-        {
-            "v": CACHE_VERSION,
-            "detector": detector.spec.path.name,
-            "sha256": file_sha256(detector.spec.path),
-            "choose": choose,
-            "rescue": RESCUE_THRESHOLD,
-            "paths": _paths_digest(paths),
-        }
-    )
-    cache = cache_dir / f"landmarks-{detector.spec.name}-{key}.npz"
-    cached = _load(cache)
-    if cached is not None:
-        return Landmarks(cached["points"], cached["fallback"], float(cached["seconds"]))
+@dataclass
+class _Run:
+    """Per-photo results as they are filled in."""
 
-    rescue = load_detector(
-        detector_spec, DetectorConfig(score_threshold=RESCUE_THRESHOLD), threads=threads
-    )
-    points = np.zeros((len(paths), 5, 2), np.float32)
-    sizes = np.zeros((len(paths), 2), np.float32)
-    fallback = np.zeros(len(paths), np.int8)
-    start = time.perf_counter()
-    for i, path in enumerate(tqdm(paths, desc="detect", disable=not progress, leave=False)):
-        image = decode_image(path)
-        sizes[i] = (image.shape[1], image.shape[0])
-        found, fallback[i] = _detect_one(image, (detector, rescue), choose)
-        if found is not None:
-            points[i] = found
-    seconds = time.perf_counter() - start
-    missing = fallback == MEAN_LANDMARKS
-    if missing.any():
-        points[missing] = (
-            _mean_relative_landmarks(points, sizes, ~missing) * sizes[missing][:, None, :]
+    embeddings: list[np.ndarray | None]
+    points: np.ndarray  # (N, 5, 2) chosen face's landmarks
+    sizes: np.ndarray  # (N, 2) width, height
+    fallback: np.ndarray
+
+    @classmethod
+    def empty(cls, count: int) -> _Run:
+        return cls(
+            [None] * count,
+            np.zeros((count, 5, 2), np.float32),
+            np.zeros((count, 2), np.float32),
+            np.full(count, MEAN_LANDMARKS, np.int8),
         )
-    _save(cache, points=points, fallback=fallback, seconds=np.float64(seconds))
-    return Landmarks(points, fallback, seconds)
 
 
-# ---- embeddings ------------------------------------------------------------------------------
+def _analyse_all(
+    paths: Sequence[str],
+    pipelines: tuple[FacePipeline, FacePipeline],
+    choose: Choice,
+    run: _Run,
+    progress: bool,
+) -> None:
+    for i, path in enumerate(tqdm(paths, desc="pipeline", disable=not progress, leave=False)):
+        image = decode_image(path)
+        run.sizes[i] = (image.shape[1], image.shape[0])
+        for code, pipeline in ((DETECTED, pipelines[0]), (LOW_THRESHOLD, pipelines[1])):
+            faces = pipeline.analyze(image, select="all").accepted
+            if faces:
+                chosen = faces[pick_face([f.face for f in faces], image.shape[:2], choose)]
+                run.embeddings[i] = chosen.embedding
+                run.points[i] = chosen.face.landmarks
+                run.fallback[i] = code
+                break
 
 
-def _raw_outputs(
-    paths: Sequence[str], points: np.ndarray, embedder: Embedder, mirror: bool, progress: bool
-) -> np.ndarray:
-    """The recognizer's unnormalised outputs for every photo's aligned crop (or its mirror)."""
-    rows = []
-    desc = f"{embedder.name}{' mirror' if mirror else ''}"
-    bar = tqdm(total=len(paths), desc=desc, disable=not progress, leave=False)
-    for start in range(0, len(paths), EMBED_CHUNK):
-        chunk = range(start, min(start + EMBED_CHUNK, len(paths)))
-        crops = np.concatenate([align_faces(decode_image(paths[i]), [points[i]]) for i in chunk])
-        rows.append(embedder.raw(crops[:, :, ::-1] if mirror else crops))
-        bar.update(len(chunk))
-    bar.close()
-    return np.concatenate(rows)
-
-
-def _cached_raw(
-    names: Sequence[str],
-    marks: Landmarks,
-    spec: ModelSpec,
-    mirror: bool,
-    options: _RunOptions,
-) -> tuple[np.ndarray, float]:
-    key = _key(
-        {
-            "v": CACHE_VERSION,
-            "recognizer": file_sha256(spec.path),
-            "preprocessing": asdict(spec.preprocessing) if spec.preprocessing else None,
-            "options": spec.options,
-            "mirror": mirror,
-            "landmarks": hashlib.sha256(marks.points.tobytes()).hexdigest(),
-            "paths": _paths_digest(names),
-        }
-    )
-    cache = options.cache_dir / f"raw-{spec.name}-{'mirror-' if mirror else ''}{key}.npz"
-    cached = _load(cache)
-    if cached is not None:
-        return cached["raw"], float(cached["seconds"])
-    embedder = load_embedder(spec, threads=options.threads)
-    start = time.perf_counter()
-    raw = _raw_outputs(names, marks.points, embedder, mirror, options.progress)
-    seconds = time.perf_counter() - start
-    _save(cache, raw=raw, seconds=np.float64(seconds))
-    return raw, seconds
-
-
-@dataclass(frozen=True)
-class _RunOptions:
-    threads: int | None
-    cache_dir: Path
-    progress: bool
+def _rescue_missing(paths: Sequence[str], pipeline: FacePipeline, run: _Run) -> None:
+    missing = np.flatnonzero(run.fallback == MEAN_LANDMARKS)
+    if len(missing) == 0:
+        return
+    relative = _mean_relative_landmarks(run.points, run.sizes, run.fallback != MEAN_LANDMARKS)
+    for i in missing.tolist():
+        crops = align_faces(decode_image(paths[i]), [relative * run.sizes[i]])
+        run.embeddings[i] = pipeline.embed_aligned(crops)[0]
 
 
 def embed_paths(
@@ -249,21 +178,43 @@ def embed_paths(
     cache_dir: Path = DEFAULT_CACHE,
     progress: bool = True,
 ) -> EmbeddingSet:
-    """One unit embedding per photo (see the module docstring), from the cache when possible.
-
-    The cache keeps the recognizer's raw outputs for the crops and, when `flip` is asked,
-    for their mirrors; the flip embedding is their normalised sum, exactly what
-    `Embedder(flip=True)` computes, so a flip run after a plain one costs one pass, not two.
-    """
+    """One unit embedding per photo (see the module docstring), from the cache when possible."""
     names = [str(p) for p in paths]
-    options = _RunOptions(threads, cache_dir, progress)
-    marks = detect_landmarks(
-        names, detector_spec, choose=choose, threads=threads, cache_dir=cache_dir, progress=progress
+    pipeline = FacePipeline.from_specs(detector_spec, recognizer_spec, flip=flip, threads=threads)
+    recognizer = resolve_model(recognizer_spec)
+    key = _key(
+        {
+            "v": CACHE_VERSION,
+            "detector": file_sha256(pipeline.detector.spec.path),
+            "recognizer": file_sha256(recognizer.path),
+            "preprocessing": asdict(recognizer.preprocessing) if recognizer.preprocessing else None,
+            "options": recognizer.options,
+            "flip": flip,
+            "choose": choose,
+            "rescue": RESCUE_THRESHOLD,
+            "paths": _paths_digest(names),
+        }
     )
-    spec = resolve_model(recognizer_spec)
-    raw, seconds = _cached_raw(names, marks, spec, False, options)
-    if flip:
-        mirrored, mirror_seconds = _cached_raw(names, marks, spec, True, options)
-        raw, seconds = raw + mirrored, seconds + mirror_seconds
-    embeddings = l2_normalise(raw)
-    return EmbeddingSet(names, embeddings, marks.fallback, marks.seconds, seconds)
+    cache = cache_dir / f"embeddings-{recognizer.name}-{'flip-' if flip else ''}{key}.npz"
+    cached = _load(cache)
+    if cached is not None:
+        return EmbeddingSet(
+            names, cached["embeddings"], cached["fallback"], float(cached["seconds"])
+        )
+    rescue = FacePipeline(
+        load_detector(
+            detector_spec, DetectorConfig(score_threshold=RESCUE_THRESHOLD), threads=threads
+        ),
+        pipeline.embedder,
+    )
+    run = _Run.empty(len(names))
+    start = time.perf_counter()
+    _analyse_all(names, (pipeline, rescue), choose, run, progress)
+    _rescue_missing(names, pipeline, run)
+    seconds = time.perf_counter() - start
+    embeddings = np.stack([e for e in run.embeddings if e is not None]).astype(np.float32)
+    _save(
+        cache,
+        {"embeddings": embeddings, "fallback": run.fallback, "seconds": np.array(seconds)},
+    )
+    return EmbeddingSet(names, embeddings, run.fallback, seconds)

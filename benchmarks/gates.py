@@ -24,23 +24,23 @@ import argparse
 import csv
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.detect import pair_images, shared_dir
+from benchmarks.lfw_pairs import read_pairs
+from benchmarks.paths import BENCH_OUT, shared_dir
 from facedb.vision.align import align_face
 from facedb.vision.detect import Detector, load_detector
 from facedb.vision.gates import FaceAssessment, FaceGates, GatePolicy
 from facedb.vision.image import decode_image
 from facedb.vision.liveness import LivenessChecker
 
-REPO = Path(__file__).resolve().parents[1]
 FULL_FRAME_SOURCES = ("silent_face", "silent_face_history", "doubango")
-SIGNALS = ("inter_ocular", "face_size", "detection_score", "sharpness", "brightness")
-SIGNALS += ("clipped_fraction", "yaw", "pitch", "roll", "learned_quality")
+SIGNALS: tuple[str, ...] = ("inter_ocular", "face_size", "detection_score", "sharpness")
+SIGNALS += ("brightness", "clipped_fraction", "yaw", "pitch", "roll", "learned_quality")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ def print_spoof_table(results: list[tuple[dict[str, str], Judged]]) -> None:
 
 def error_rates(results: Iterable[tuple[dict[str, str], Judged]], threshold: float) -> str:
     """APCER / BPCER of the liveness decision alone (fused P(live) >= threshold = live)."""
-    fakes, lives = [], []
+    fakes: list[float] = []
+    lives: list[float] = []
     for row, judged in results:
         if judged.assessment is None or judged.assessment.liveness is None:
             continue
@@ -142,13 +143,14 @@ def plot_liveness(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(0, 1, 21)
+    bins = [i / 20 for i in range(21)]
     for label, colour in (("live", "tab:green"), ("fake", "tab:red")):
         for full, hatch in ((True, None), (False, "//")):
             scores = [
                 j.assessment.liveness
                 for r, j in results
                 if j.assessment is not None
+                and j.assessment.liveness is not None
                 and r["label"] == label
                 and (r["source"] in FULL_FRAME_SOURCES) == full
             ]
@@ -209,7 +211,7 @@ def signal_percentiles(judged: Sequence[Judged]) -> dict[str, np.ndarray]:
     return table
 
 
-def print_signals(by_set: dict[str, Sequence[Judged]]) -> None:
+def print_signals(by_set: Mapping[str, Sequence[Judged]]) -> None:
     print("\nsignal percentiles (0 / 1 / 50 / 99 / 100; pose as |angle|):")
     for name, judged in by_set.items():
         if not any(j.assessment for j in judged):
@@ -227,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=shared_dir())
     parser.add_argument("--lfw-limit", type=int, default=0, help="first N LFW images (0 = all)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=REPO / "bench-out")
+    parser.add_argument("--out", type=Path, default=BENCH_OUT)
     args = parser.parse_args(argv)
     data, models = args.shared / "data", args.shared / "models"
     bench = build(models, args.threads)
@@ -244,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_liveness(spoof, threshold, plot)
 
     no_liveness = dataclasses.replace(bench.policy, require_liveness=False)
-    lfw = pair_images(data / "lfw" / "pairsDevTest.txt")
+    lfw = read_pairs(data / "lfw" / "pairsDevTest.txt").unique_images()
     lfw = lfw[: args.lfw_limit] if args.lfw_limit else lfw
     by_set = {
         name: [bench.judge(p, no_liveness) for p in paths]
@@ -257,13 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, judged in by_set.items():
         spoofed = would_fail_liveness(judged, threshold)
         print(f"{name:18} {len(judged):6}  {refusals(judged)}  [{spoofed}]")
-    for judged in by_set["blurred"]:
+    for blurred in by_set["blurred"]:
         detail = (
-            judged.assessment.rejection.message
-            if judged.assessment and judged.assessment.rejection
+            blurred.assessment.rejection.message
+            if blurred.assessment and blurred.assessment.rejection
             else ""
         )
-        print(f"  blurred/{judged.path.name}: {judged.outcome} {detail}")
+        print(f"  blurred/{blurred.path.name}: {blurred.outcome} {detail}")
     print_signals(by_set)
     print(f"\nwrote {plot}")
     return 0

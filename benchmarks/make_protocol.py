@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACEDB_SHARED", REPO.parent / "shared")).resolve()
+from benchmarks.paths import BENCH_OUT, shared_dir
+
+SHARED = shared_dir()
 LFW_DIR = SHARED / "data" / "lfw"
-BENCH_OUT = REPO / "bench-out"
 LAYOUT_VERSION = 1
 MAX_TEMPLATE_IMAGES = 3
 

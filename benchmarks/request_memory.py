@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["FACEDB_MAX_REQUEST_PIXELS"] = str(args.images * args.side * args.side)
     image = uniform_png(args.side)
     with tempfile.TemporaryDirectory() as tmp:
-        process, address = start_server(Path(tmp) / "data", 2, Path(tmp) / "serve.log")
+        process, address, _http = start_server(Path(tmp) / "data", 2, Path(tmp) / "serve.log")
         try:
             with FaceDBClient(address, api_key=KEY, timeout=600) as db:
                 db.create_gallery("mem")

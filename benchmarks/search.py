@@ -7,7 +7,8 @@ have a PCA spectrum decaying like i^-0.76 (participation ratio ~185 of 512 dimen
 centres are drawn from a Gaussian with that spectrum in a random basis. `--isotropic` draws
 them uniformly on the sphere instead: the worst case for every approximate index.
 
-For each N and index kind it prints build time, memory (serialised index size), single-query
+For each N and index kind it prints build time, memory (serialised index size, and per
+face), cold start (reading the written snapshot back into a VectorIndex), single-query
 p50/p99 latency (one thread; wall clock, and CPU time, which a busy machine does not
 inflate), batch QPS (all threads), recall@1 and recall@10 against exact
 search (IndexFlatIP) in the same run, and identity@1 (the top hit is the right person).
@@ -22,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -48,6 +51,8 @@ class Row:
     recall1: float
     recall10: float
     identity1: float
+    bytes_per_face: float = 0.0  # serialised index size / N: what stays resident
+    load_s: float = 0.0  # cold start: VectorIndex.read of the written snapshot
 
 
 def parse_size(text: str) -> int:
@@ -103,20 +108,32 @@ def measure(kind, vectors, owners, queries, query_owners, truth, params, singles
     index = VectorIndex.build(kind, vectors.shape[1], ids, vectors, params[0])
     build_s = time.perf_counter() - start
     memory_mb = faiss.serialize_index(index.index).nbytes / 1e6
+    load_s = _cold_start(index, kind, params[0])
     rows = []
     for search_params in _variants(kind, params):
         index.configure_search(search_params)
-        rows.append(
-            Row(
-                len(vectors),
-                kind.value,
-                _describe(kind, index, search_params),
-                build_s,
-                memory_mb,
-                *_timed_search(index, queries, query_owners, owners, truth, singles),
-            )
+        row = Row(
+            len(vectors),
+            kind.value,
+            _describe(kind, index, search_params),
+            build_s,
+            memory_mb,
+            *_timed_search(index, queries, query_owners, owners, truth, singles),
         )
+        row.bytes_per_face = memory_mb * 1e6 / len(vectors)
+        row.load_s = load_s
+        rows.append(row)
     return rows
+
+
+def _cold_start(index: VectorIndex, kind: IndexKind, params: IndexParams) -> float:
+    """Seconds to load the index from a snapshot file, as a restarting server does."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "index.faiss"
+        index.write(path)
+        start = time.perf_counter()
+        VectorIndex.read(path, kind, index.dim, sorted(index.tombstones), params)
+        return time.perf_counter() - start
 
 
 def _variants(kind: IndexKind, params: list[IndexParams]) -> list[IndexParams]:
@@ -155,12 +172,12 @@ def _timed_search(index, queries, query_owners, owners, truth, singles) -> tuple
 
 
 def _describe(kind: IndexKind, index: VectorIndex, params: IndexParams) -> str:
+    nlist = index.nlist or 0
     if kind is IndexKind.IVF_PQ:
-        nprobe = ivf_nprobe(index.nlist, params, kind)
+        nprobe = ivf_nprobe(nlist, params, kind)
         refine = params.pq_refine_factor
-        return f"PQx4fs nlist={index.nlist} nprobe={nprobe} rerank {refine}k exact"
+        return f"PQx4fs nlist={nlist} nprobe={nprobe} rerank {refine}k exact"
     if kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
-        nlist = index.index.nlist
         return f"nlist={nlist} nprobe={ivf_nprobe(nlist, params)}"
     if kind is IndexKind.HNSW:
         return f"M={params.hnsw_m} efC={params.hnsw_ef_construction} efS={params.hnsw_ef_search}"
@@ -170,16 +187,16 @@ def _describe(kind: IndexKind, index: VectorIndex, params: IndexParams) -> str:
 def print_table(rows: list[Row]) -> None:
     header = (
         "| N | index | parameters | build s | memory MB | p50 ms | p99 ms | CPU p50 ms "
-        "| batch QPS | recall@1 | recall@10 | identity@1 |"
+        "| batch QPS | recall@1 | recall@10 | identity@1 | bytes/face | load s |"
     )
     print(header)
-    print("|" + "---|" * 12)
+    print("|" + "---|" * 14)
     for r in rows:
         print(
             f"| {r.n:,} | {r.kind} | {r.params} | {r.build_s:.1f} | {r.memory_mb:,.0f} "
             f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.cpu_p50_ms:.2f} | {r.batch_qps:,.0f} "
             f"| {r.recall1:.4f} "
-            f"| {r.recall10:.4f} | {r.identity1:.4f} |"
+            f"| {r.recall10:.4f} | {r.identity1:.4f} | {r.bytes_per_face:,.0f} | {r.load_s:.2f} |"
         )
     sys.stdout.flush()
 

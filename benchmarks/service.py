@@ -34,13 +34,13 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from benchmarks.paths import REPO, shared_dir
 from facedb.client import FaceDBClient
 from facedb.config import load_settings
 from facedb.engine import Engine, EnrollItem, open_engine
 from facedb.service.limits import ConcurrencyLimiter
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACEDB_SHARED", REPO.parent / "shared")).resolve()
+SHARED = shared_dir()
 DETECTOR = f"scrfd:{SHARED / 'models' / 'scrfd_500m_kps.onnx'}"
 RECOGNIZER = f"arcface:{SHARED / 'models' / 'arcface_w600k_mbf_int8.onnx'}"
 KEY = "benchmark-key"

@@ -16,7 +16,7 @@ from typing import Any
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
 DEFAULT_RECOGNIZER = "ARCFACE_MNET"
 
-# Measured on the fixture ArcFace int8 file with LFW (MODEL_FACTS §13): about 0.36 for 1:N at
+# Measured on the fixture ArcFace int8 file with LFW: about 0.36 for 1:N at
 # FPIR 1% with 1,680 enrolled, about 0.22 for 1:1 verification. The usual 0.4-0.6 quoted for
 # other models would reject most genuine matches here. Used when no calibration file for the
 # model is found (facedb.calibration; FACEDB_CALIBRATION_DIRS).

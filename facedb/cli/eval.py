@@ -34,7 +34,7 @@ from facedb.calibration import build_calibration
 log = logging.getLogger(__name__)
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
 
-# LFW label noise (MODEL_FACTS §13): single-image "distractor" people who are someone enrolled
+# LFW label noise: single-image "distractor" people who are someone enrolled
 # under another spelling of the name (one is the identical photo). A search by them *should*
 # match, so they are no non-mated probes. Found as the distractors scoring highest against
 # the whole gallery (0.52-0.96), kept only where the two names are one person.

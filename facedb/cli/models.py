@@ -1,5 +1,5 @@
 """`facedb models`: list the registry and the models in use, download or import into the
-cache, re-verify cached files."""
+cache, re-verify cached files, rewrite a dynamic-int8 recognizer as a batchable float32 graph."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from facedb.config import ConfigError, Settings, load_settings
 from facedb.models.families import FAMILIES
+from facedb.models.optimize import GraphRewriteError, optimize_model
 from facedb.models.registry import REGISTRY, RegistryEntry, lookup
 from facedb.models.spec import ModelSpecError, parse_local_spec
 from facedb.models.store import (
@@ -71,6 +72,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     verify.add_argument("--config", help="JSON settings file whose models are in use")
     verify.set_defaults(handler=run_verify)
+
+    optimize = commands.add_parser(
+        "optimize",
+        help="dynamic-int8 graph -> float32 graph with the same (dequantized) weights",
+        description="Write DST: SRC's ConvInteger / MatMulInteger nodes as float Conv / MatMul "
+        "with the exact dequantized weights, so faces can be embedded in batches.",
+    )
+    optimize.add_argument("source", type=Path, metavar="SRC", help="dynamic-int8 .onnx file")
+    optimize.add_argument("destination", type=Path, metavar="DST", help="float32 .onnx to write")
+    optimize.set_defaults(handler=run_optimize)
 
 
 def _cache_state(entry: RegistryEntry, *, rehash: bool) -> str:
@@ -320,4 +331,17 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"no registry model in {source} (files are matched by SHA-256)")
         return 1
     print(f"{len(imported)} model(s) in the cache {model_dir()}")
+    return 0
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    try:
+        report = optimize_model(args.source, args.destination)
+    except (GraphRewriteError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{report.destination}: {report.rewritten} integer nodes rewritten as float32, "
+        f"{report.nodes_before} -> {report.nodes_after} nodes"
+    )
     return 0

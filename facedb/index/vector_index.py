@@ -42,6 +42,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -61,6 +62,9 @@ AUTO_FLAT_MAX = 20_000
 # IVF-Flat stays under ~5 ms per query up to here (it scans ~7.6k vectors at 100k).
 AUTO_IVF_MAX = 100_000
 MIN_IVF_SIZE = 1_000  # below this an IVF index has too few points to train its lists
+# Vectors handed to FAISS per add call: bounds the temporaries FAISS allocates per call
+# (coarse assignments, codes) at a million vectors without slowing the add.
+ADD_BATCH = 65_536
 
 
 @dataclass(frozen=True)
@@ -116,10 +120,12 @@ class VectorIndex:
     def __init__(self, kind: IndexKind, dim: int, index: faiss.Index, params: IndexParams):
         self.kind = kind
         self.dim = dim
-        self.index = index
+        # Any: FAISS's SWIG classes grow attributes per subclass (nprobe, id_map, hnsw ...)
+        # that its type stubs do not declare on faiss.Index.
+        self.index: Any = index
         self.params = params
         self.tombstones: set[int] = set()
-        self._selector: faiss.IDSelector | None = None
+        self._selector: Any = None
         self._live: set[int] = set()
         self.configure_search(params)
 
@@ -169,7 +175,8 @@ class VectorIndex:
             # The HNSW walk over the centroids must be wide enough to return nprobe lists.
             quantizer.hnsw.efSearch = max(64, 2 * ivf.nprobe)
         elif self.kind is IndexKind.HNSW:
-            faiss.downcast_index(self.index.index).hnsw.efSearch = self.params.hnsw_ef_search
+            hnsw: Any = faiss.downcast_index(self.index.index)
+            hnsw.hnsw.efSearch = self.params.hnsw_ef_search
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -211,12 +218,15 @@ class VectorIndex:
 
     def _search_params(self) -> faiss.SearchParameters:
         # A new parameter object per call: FAISS rewrites `sel` while searching an IDMap.
-        return faiss.SearchParametersHNSW(sel=self._selector, efSearch=self.params.hnsw_ef_search)
+        params: faiss.SearchParameters = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+            sel=self._selector, efSearch=self.params.hnsw_ef_search
+        )
+        return params
 
     def _stored_ids(self) -> np.ndarray:
         if self.kind in (IndexKind.FLAT, IndexKind.HNSW, IndexKind.IVF_PQ):
             return faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        lists = self.index.invlists
+        lists: Any = self.index.invlists
         parts = [
             faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
             for i in range(lists.nlist)
@@ -237,7 +247,9 @@ class VectorIndex:
             return
         if self.tombstones.intersection(ids.tolist()):
             raise ValueError(f"{self.kind} cannot re-add a removed id; rebuild the index")
-        self.index.add_with_ids(vectors, ids)
+        for start in range(0, len(ids), ADD_BATCH):
+            stop = start + ADD_BATCH
+            self.index.add_with_ids(vectors[start:stop], ids[start:stop])
         self._live.update(ids.tolist())
 
     def remove(self, ids: np.ndarray) -> int:
@@ -257,7 +269,8 @@ class VectorIndex:
     def _bury(self, doomed: list[int]) -> None:
         """HNSW removal: zero the stored vectors and filter the ids out of every search."""
         rows = self._rows_of(doomed)
-        storage = faiss.downcast_index(faiss.downcast_index(self.index.index).storage)
+        hnsw: Any = faiss.downcast_index(self.index.index)
+        storage: Any = faiss.downcast_index(hnsw.storage)
         stored = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dim)
         stored.reshape(storage.ntotal, self.dim)[rows] = 0.0
         self.tombstones.update(doomed)
@@ -269,7 +282,7 @@ class VectorIndex:
         refine, ivf, _ = _pq_parts(self.index)
         ivf.remove_ids(faiss.IDSelectorBatch(rows))
         # IVF labels are row numbers of the refine store, so the row itself must stay.
-        storage = faiss.downcast_index(refine.refine_index)
+        storage: Any = faiss.downcast_index(refine.refine_index)
         stored = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dim)
         stored.reshape(storage.ntotal, self.dim)[rows] = 0.0
         self.tombstones.update(doomed)
@@ -283,8 +296,9 @@ class VectorIndex:
             self._selector = None
             return
         batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
-        self._selector = faiss.IDSelectorNot(batch)
-        self._selector.referenced_batch = batch  # keep the inner selector alive
+        selector: Any = faiss.IDSelectorNot(batch)
+        selector.referenced_batch = batch  # keep the inner selector alive
+        self._selector = selector
 
 
 def _new_faiss_index(
@@ -306,6 +320,7 @@ def _trained_ivf(
 ) -> faiss.Index:
     nlist = ivf_nlist(len(vectors), params)
     quantizer = faiss.IndexFlatIP(dim)
+    index: faiss.Index
     if kind is IndexKind.IVF_SQ8:
         index = faiss.IndexIVFScalarQuantizer(
             quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
@@ -330,7 +345,7 @@ def _trained_ivf_pq(dim: int, vectors: np.ndarray, params: IndexParams) -> faiss
     ivf.cp.niter = params.pq_train_iterations
     refine = faiss.IndexRefineFlat(ivf)
     refine.train(_training_sample(vectors, nlist * params.ivf_train_per_list))
-    ivf.clustering_index = None  # the assigner is freed with this frame; drop the pointer
+    ivf.clustering_index = None  # type: ignore[assignment]  # the assigner is freed with this frame; drop the pointer
     return faiss.IndexIDMap2(refine)
 
 
@@ -339,12 +354,11 @@ def _pq_subquantizers(dim: int) -> int:
     return next(m for m in range(max(1, dim // 8), 0, -1) if dim % m == 0)
 
 
-def _pq_parts(
-    index: faiss.Index,
-) -> tuple[faiss.IndexRefineFlat, faiss.IndexIVFPQFastScan, faiss.IndexHNSWFlat]:
-    """(refine, IVF, HNSW quantizer) of an ivf_pq index, built or read from disk."""
-    refine = faiss.downcast_index(index.index)
-    ivf = faiss.downcast_index(refine.base_index)
+def _pq_parts(index: Any) -> tuple[Any, Any, Any]:
+    """(refine, IVF, HNSW quantizer) of an ivf_pq index, built or read from disk
+    (IndexRefineFlat, IndexIVFPQFastScan, IndexHNSWFlat: Any, as for VectorIndex.index)."""
+    refine: Any = faiss.downcast_index(index.index)
+    ivf: Any = faiss.downcast_index(refine.base_index)
     return refine, ivf, faiss.downcast_index(ivf.quantizer)
 
 

@@ -40,7 +40,7 @@ _ONE = (1.0, 1.0, 1.0)
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 _IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
-# Defaults per MODEL_FACTS §1, §2, §4, §5 (the published conventions of these weights).
+# Defaults: the published input conventions of each family's weights.
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (

@@ -1,6 +1,6 @@
 """Every known model: name → family, task, URL, SHA-256, licence.
 
-URLs, SHA-256 digests and cached filenames are the published ones (MODEL_FACTS.md §7.3), so a
+URLs, SHA-256 digests and cached filenames are the published ones, so a
 file fetched from upstream or from a mirror of it is byte-identical to what was pinned here.
 """
 

@@ -1,4 +1,4 @@
-"""Registry rows of the analysis half of the model zoo (MODEL_FACTS.md §7.3).
+"""Registry rows of the analysis half of the model zoo.
 
 Kept apart from `registry.py` so the two halves can change independently; `registry.py`
 appends these rows to its table. The row format is the same: name, family, variant, cached

@@ -31,11 +31,14 @@ def default_threads() -> int:
 
 
 def default_allow_spinning() -> bool | None:
-    """FACEDB_ORT_SPINNING (1/0, true/false, on/off), else None: onnxruntime's own default
-    (idle intra-op threads spin before they sleep)."""
+    """FACEDB_ORT_SPINNING (1/0, true/false, on/off), else False: idle intra-op threads
+    sleep instead of spinning. The detector and recognizer sessions take turns, and a
+    spinning idle session takes the core the busy one needs: measured with
+    `python -m benchmarks.pipeline --grid`, 1 worker x 2 threads ran at 0.62x of 1 x 1 with
+    spinning and 1.42x without (docs/DESIGN.md, "Threads and sessions")."""
     text = os.environ.get("FACEDB_ORT_SPINNING", "").strip().lower()
     if not text:
-        return None
+        return False
     if text not in _SPINNING_VALUES:
         raise ValueError(f"FACEDB_ORT_SPINNING must be 1 or 0, got {text!r}")
     return _SPINNING_VALUES[text]

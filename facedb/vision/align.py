@@ -1,4 +1,4 @@
-"""5-point similarity alignment to the ArcFace template (MODEL_FACTS.md §3).
+"""5-point similarity alignment to the ArcFace template.
 
 Every recognizer here was trained on crops made this way, so the template, the transform
 (uniform scale + rotation + translation, never a mirror) and the black border all matter

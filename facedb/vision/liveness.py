@@ -1,4 +1,4 @@
-"""Passive liveness (presentation-attack detection) with MiniFASNet V2 / V1SE (MODEL_FACTS §5).
+"""Passive liveness (presentation-attack detection) with MiniFASNet V2 / V1SE.
 
 Each model sees the face box enlarged about its centre by its own crop scale (V2 2.7,
 V1SE 4.0), so it judges the face *with its surroundings*: screen bezels, paper edges and

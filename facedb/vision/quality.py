@@ -37,7 +37,7 @@ import numpy as np
 from facedb.models.onnx_model import OnnxModel
 from facedb.vision.types import Face
 
-# Template (MODEL_FACTS §3.1) geometry: eyes at y≈51.6, nose 71.7, mouth 92.3 in a 112 crop.
+# ArcFace template geometry: eyes at y≈51.6, nose 71.7, mouth 92.3 in a 112 crop.
 FRONTAL_NOSE_RATIO = (71.7366 - 51.5989) / (92.2848 - 51.5989)  # ≈ 0.495
 NOSE_DEPTH = 0.5  # nose tip in front of the eye/mouth plane, in inter-ocular distances
 EYE_TO_MOUTH = (92.2848 - 51.5989) / (73.5318 - 38.2946)  # ≈ 1.155 inter-ocular distances

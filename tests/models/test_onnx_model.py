@@ -92,10 +92,10 @@ def test_spinning_and_threads_reach_the_session(tmp_path: Path, monkeypatch) -> 
     assert quiet.get_session_options().get_session_config_entry(SPINNING) == "0"
     assert spinning.get_session_options().get_session_config_entry(SPINNING) == "1"
     assert default.get_session_options().intra_op_num_threads == 1
-    with pytest.raises(RuntimeError, match=SPINNING):  # unset: onnxruntime's default applies
-        default.get_session_options().get_session_config_entry(SPINNING)
+    # Unset: no spinning (measured faster when sessions take turns on the cores).
+    assert default.get_session_options().get_session_config_entry(SPINNING) == "0"
     assert session_for(path, SessionSettings(1, False)) is quiet  # one per file and settings
-    assert len({id(quiet), id(spinning), id(default)}) == 3
+    assert default is quiet and spinning is not quiet
 
 
 def test_spinning_default_comes_from_the_environment(tmp_path: Path, monkeypatch) -> None:

@@ -1,7 +1,7 @@
 """XSeg face masks (DeepFaceLab XSeg, yakhyo/face-segmentation): where the face is visible.
 
 - Crop: the 5-point ArcFace-template warp at 256 x 256 (template scaled by 2 and shifted
-  16 px right, MODEL_FACTS §3.3), black outside the image.
+  16 px right), black outside the image.
 - Input: NHWC [N, 256, 256, 3], BGR (no channel swap), x / 255.
 - Output [N, 256, 256, 1] (or [N, 1, 256, 256]): P(face) per pixel, clipped to [0, 1].
   Occluders (hands, masks, hair, microphones) read as low values inside the face.

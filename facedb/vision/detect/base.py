@@ -36,7 +36,7 @@ class DetectorConfig:
     its own size. Scores at or above `score_threshold` are kept; NMS drops a box whose IoU
     with a better one is above `nms_threshold`. `upscale=False` never enlarges a small
     image: it is pasted at native scale (upscaling small faces makes light detectors miss
-    them, MODEL_FACTS §13).
+    them).
     """
 
     score_threshold: float = 0.5

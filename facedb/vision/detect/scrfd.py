@@ -1,4 +1,4 @@
-"""SCRFD (insightface): anchor-point detector with distance regression (MODEL_FACTS §2.2).
+"""SCRFD (insightface): anchor-point detector with distance regression.
 
 Outputs come in three groups by position — scores, box distances, keypoint offsets — one
 tensor per FPN level each. The count tells the layout (as insightface does): 6 or 9 outputs
