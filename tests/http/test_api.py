@@ -122,6 +122,8 @@ def test_openapi_document_has_a_route_for_every_rpc(spec: OpenAPI, served: tuple
     assert set(identify["content"]) == {"application/json", "multipart/form-data"}
     multipart = identify["content"]["multipart/form-data"]["schema"]["properties"]
     assert multipart["image"] == {"type": "string", "format": "binary"}
+    analyze = document["paths"]["/v1/analyze"]["post"]["requestBody"]["content"]
+    assert analyze["multipart/form-data"]["schema"]["required"] == ["image"]
 
 
 def test_enroll_identify_verify_multipart_and_base64(admin: Api) -> None:
@@ -412,6 +414,15 @@ def test_analyze_multipart_and_base64(admin: Api, served: tuple, spec: OpenAPI) 
         "/v1/galleries/a/identify", json={"image": b64(BOB_AGAIN), "attributes": ["gender"]}
     ).json()["faces"][0]
     assert with_attributes["attributes"]["gender"] == "male"
+    with BOB_AGAIN.open("rb") as photo:  # repeated parts, one name each
+        repeated = admin.post(
+            "/v1/galleries/a/identify",
+            files={"image": photo},
+            data={"attributes": ["age", "gender"]},
+        ).json()["faces"][0]["attributes"]
+    assert repeated["gender"] == "male" and repeated["age"] is not None
+    plain = admin.post("/v1/galleries/a/identify", json={"image": b64(BOB_AGAIN)}).json()
+    assert plain["faces"][0]["attributes"] is None
 
     code, status, message = error_of(
         admin.post("/v1/analyze", json={"image": b64(BOB), "attributes": ["shoe_size"]})
