@@ -1,4 +1,6 @@
-"""The HTTP/JSON API: one route per facedb.v1 RPC, calling the engine directly.
+"""The HTTP/JSON API: a route per facedb.v1 RPC, calling the engine directly.
+
+ClusterFaces has two: a gallery's faces, and raw embeddings (no gallery).
 
 Every route authorises through the same `Authorizer` as gRPC (same headers, roles,
 galleries), runs CPU-bound work under the same `ConcurrencyLimiter` slots, and answers
@@ -47,6 +49,8 @@ T = TypeVar("T")
 MAX_FORM_FILES = 64
 MAX_FORM_FIELDS = 32
 TIMEOUT_HEADER = "x-timeout-seconds"
+# Multipart text fields that are lists (`attributes=age&attributes=gender`, or "age,gender").
+LIST_FIELDS = frozenset({"attributes"})
 
 
 class HttpApi:
@@ -122,6 +126,7 @@ def create_app(
     app.include_router(_enroll_routes(api))
     app.include_router(_search_routes(api))
     app.include_router(_identity_routes(api))
+    app.include_router(_analysis_routes(api))
     app.include_router(_key_routes(api))
 
     mount_console(app)
@@ -312,6 +317,7 @@ def _search_routes(api: HttpApi) -> APIRouter:
                 target_fpir=body.target_fpir if body.threshold is None else None,
                 all_faces=body.all_faces,
                 timeout=left,
+                attributes=body.attributes,
             ),
         )
         return s.identify_out(result)
@@ -421,6 +427,95 @@ def _identity_routes(api: HttpApi) -> APIRouter:
     return router
 
 
+# ------------------------------------------------------------------------- analysis
+
+
+def _analysis_routes(api: HttpApi) -> APIRouter:
+    router = _router()
+
+    @router.post(
+        "/analyze",
+        response_model=s.AnalyzeResponse,
+        tags=["analysis"],
+        openapi_extra=image_body(s.AnalyzeBody, {"image": False}),
+    )
+    async def analyze(request: Request) -> s.AnalyzeResponse:
+        """Analyze: every face of the image with its box, landmarks, quality, liveness and
+        the `attributes` asked for; nothing is stored."""
+        principal = api.caller(request, "Analyze")  # the key before the body is read
+        body = await _image_request(request, s.AnalyzeBody, {"image": False})
+        request.state.gallery = body.gallery
+        api.authorizer.check_gallery(principal, body.gallery)
+        result = await api.cpu_bound(
+            request,
+            lambda left: api.engine.analyze(
+                body.image, body.attributes, gallery=body.gallery, timeout=left
+            ),
+        )
+        return s.analyze_out(result)
+
+    @router.post(
+        "/galleries/{gallery}/faces/search",
+        response_model=s.SearchFacesResponse,
+        tags=["analysis"],
+    )
+    async def search_faces(
+        request: Request, gallery: str, body: s.SearchFacesBody
+    ) -> s.SearchFacesResponse:
+        """SearchFaces: the enrolled faces nearest an enrolled face (`face_id`) or a raw
+        `embedding`, best first."""
+        api.caller(request, "SearchFaces", gallery, body.face_id or "")
+        result = await api.cpu_bound(
+            request,
+            lambda _: api.engine.search_faces(
+                gallery,
+                face_id=body.face_id,
+                embedding=body.embedding,
+                top_k=body.top_k,
+                threshold=body.threshold,
+            ),
+        )
+        return s.search_faces_out(result)
+
+    @router.post(
+        "/galleries/{gallery}/faces/cluster",
+        response_model=s.ClusterFacesResponse,
+        tags=["analysis"],
+    )
+    async def cluster_gallery(
+        request: Request, gallery: str, body: s.ClusterFacesBody
+    ) -> s.ClusterFacesResponse:
+        """ClusterFaces over a gallery: its faces (`face_ids`, or all) grouped into people,
+        largest group first."""
+        api.caller(request, "ClusterFaces", gallery)
+        result = await api.cpu_bound(
+            request,
+            lambda _: api.engine.cluster_faces(
+                gallery=gallery,
+                face_ids=body.face_ids,
+                threshold=body.threshold,
+                neighbours=body.neighbours,
+            ),
+        )
+        return s.clusters_out(result, gallery=True)
+
+    @router.post("/cluster", response_model=s.ClusterFacesResponse, tags=["analysis"])
+    async def cluster_embeddings(
+        request: Request, body: s.ClusterEmbeddingsBody
+    ) -> s.ClusterFacesResponse:
+        """ClusterFaces over raw embeddings: groups of positions in `embeddings`."""
+        api.caller(request, "ClusterFaces")
+        result = await api.cpu_bound(
+            request,
+            lambda _: api.engine.cluster_faces(
+                embeddings=body.embeddings, threshold=body.threshold, neighbours=body.neighbours
+            ),
+        )
+        return s.clusters_out(result, gallery=False)
+
+    return router
+
+
 # ------------------------------------------------------------------------- API keys
 
 
@@ -517,6 +612,8 @@ async def _form_values(request: Request, images: dict[str, bool]) -> dict[str, A
             values[name] = data if images[name] else data[0]
         elif name == "metadata":
             values[name] = _json_field(name, parts[0])
+        elif name in LIST_FIELDS:  # repeated parts, or one comma-separated part
+            values[name] = [n for p in parts if isinstance(p, str) for n in p.split(",")]
         else:
             values[name] = parts[0]
     return values

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from facedb import engine as eng
+from facedb.engine.analysis import AnalyzeResult, ClusterResult, SearchFacesResult
 from facedb.storage.api_keys import ApiKeyRecord
 from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.vision.gates import Rejection
@@ -91,6 +92,7 @@ class IdentifyBody(BaseModel):
     threshold: float | None = None
     target_fpir: float | None = None
     all_faces: bool = False
+    attributes: list[str] = Field(default_factory=list)  # measured on each probe face
 
 
 class VerifyBody(BaseModel):
@@ -100,6 +102,34 @@ class VerifyBody(BaseModel):
     external_id: str = ""
     threshold: float | None = None
     target_far: float | None = None
+
+
+class AnalyzeBody(BaseModel):
+    image: ImageData
+    # Names (age, gender, emotion, …); unknown: 400; a model the server does not run: 409.
+    attributes: list[str] = Field(default_factory=list)
+    gallery: str = ""  # optional: judge the faces with this gallery's search gates
+
+
+class SearchFacesBody(BaseModel):
+    """Exactly one query: an enrolled face of the gallery, or a raw embedding."""
+
+    face_id: int | None = None  # the face itself is left out of the matches
+    embedding: list[float] | None = None  # the loaded model's dimension; normalised
+    top_k: int = 0  # 0: 10; at most 1000
+    threshold: float | None = None  # minimum cosine; unset: the gallery's identify threshold
+
+
+class ClusterFacesBody(BaseModel):
+    face_ids: list[int] = Field(default_factory=list)  # empty: every face of the gallery
+    threshold: float | None = None  # unset: the loaded model's calibrated FAR 1e-3 threshold
+    neighbours: int = 0  # k of the mutual k-NN graph; 0: 10
+
+
+class ClusterEmbeddingsBody(BaseModel):
+    embeddings: list[list[float]] = Field(min_length=1)  # the loaded model's dimension
+    threshold: float | None = None
+    neighbours: int = 0
 
 
 # ----------------------------------------------------------------------- responses
@@ -221,11 +251,69 @@ class Candidate(BaseModel):
     metadata: dict[str, Any]
 
 
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+class Emotion(BaseModel):
+    label: str
+    confidence: float
+    scores: dict[str, float]  # every class's probability
+
+
+class Gaze(BaseModel):
+    pitch: float  # radians
+    yaw: float
+    pitch_deg: float
+    yaw_deg: float
+
+
+class HeadPose(BaseModel):
+    yaw: float  # degrees
+    pitch: float
+    roll: float
+
+
+class Occlusion(BaseModel):
+    eyes: float  # share of the region hidden, 0-1
+    nose: float
+    mouth: float
+
+
+class FaceAttributes(BaseModel):
+    """Only the attributes asked for are set; the others are null."""
+
+    age: float | None = None  # years
+    gender: str | None = None  # "female" / "male"
+    gender_confidence: float | None = None
+    race: str | None = None  # FairFace's 7 groups
+    race_confidence: float | None = None
+    age_group: str | None = None  # FairFace's 9 groups, e.g. "30-39"
+    age_group_confidence: float | None = None
+    emotion: Emotion | None = None
+    landmarks_106: list[Point] | None = None
+    gaze: Gaze | None = None
+    parsing_class_shares: dict[str, float] | None = None  # BiSeNet's 19 classes
+    segmentation_face_fraction: float | None = None  # XSeg: share of the crop that is face
+    eyes_open: bool | None = None
+    eye_openness: float | None = None
+    mouth_open: bool | None = None
+    mouth_openness: float | None = None
+    head_pose: HeadPose | None = None  # from 106 landmarks
+    occlusion: Occlusion | None = None
+    glasses: bool | None = None
+    sunglasses: bool | None = None
+    hat: bool | None = None
+    mask: bool | None = None
+
+
 class ProbeFace(BaseModel):
     box: Box
     detection_score: float
     candidates: list[Candidate]  # ranked, at or above the threshold; empty: no match
     rejection: RejectionOut | None
+    attributes: FaceAttributes | None  # null unless attributes were asked for
 
 
 class IdentifyResponse(BaseModel):
@@ -241,6 +329,42 @@ class VerifyResponse(BaseModel):
     reference_box: Box | None
     reference_face_id: int | None
     rejection: RejectionOut | None
+
+
+class AnalyzedFace(BaseModel):
+    box: Box  # original-image pixels
+    detection_score: float
+    landmarks: list[Point]  # the detector's 5 points
+    quality: dict[str, float]  # the gates' measurements (sharpness, yaw, …)
+    liveness: float | None  # fused P(live); set when the server runs a liveness model
+    rejection: RejectionOut | None  # the search gates' verdict; null: the face passes
+    attributes: FaceAttributes
+
+
+class AnalyzeResponse(BaseModel):
+    faces: list[AnalyzedFace]  # best detection first; empty when there is no face
+    attributes: list[str]  # the attributes measured
+
+
+class FaceMatch(BaseModel):
+    face_id: int
+    external_id: str
+    score: float  # cosine similarity
+
+
+class SearchFacesResponse(BaseModel):
+    matches: list[FaceMatch]  # best first
+    threshold: float
+
+
+class FaceCluster(BaseModel):
+    face_ids: list[int]  # gallery faces (clustering a gallery)
+    indices: list[int]  # positions in `embeddings` (clustering raw embeddings)
+
+
+class ClusterFacesResponse(BaseModel):
+    clusters: list[FaceCluster]  # largest first
+    threshold: float
 
 
 class DeleteIdentityResponse(BaseModel):
@@ -394,10 +518,72 @@ def identify_out(result: eng.IdentifyResult) -> IdentifyResponse:
                 for c in p.candidates
             ],
             rejection=rejection_out(p.rejection),
+            attributes=attributes_out(p.attributes) if p.attributes else None,
         )
         for p in result.faces
     ]
     return IdentifyResponse(faces=faces, threshold=result.threshold)
+
+
+# Attribute values that are one FaceAttributes field of the same name.
+_SCALAR_ATTRIBUTES = (
+    "age", "gender", "gender_confidence", "race", "race_confidence", "age_group",
+    "age_group_confidence", "eyes_open", "eye_openness", "mouth_open", "mouth_openness",
+    "glasses", "sunglasses", "hat", "mask",
+)  # fmt: skip
+
+
+def attributes_out(values: dict[str, Any]) -> FaceAttributes:
+    """The engine's attribute dict (FaceAttributes.to_dict()) → the protobuf-shaped model."""
+    out = FaceAttributes(**{n: values[n] for n in _SCALAR_ATTRIBUTES if values.get(n) is not None})
+    if values.get("emotion"):
+        out.emotion = Emotion(**values["emotion"])
+    if values.get("landmarks_106"):
+        out.landmarks_106 = [Point(x=x, y=y) for x, y in values["landmarks_106"]["points"]]
+    if values.get("gaze"):
+        out.gaze = Gaze(**values["gaze"])
+    if values.get("head_pose"):
+        out.head_pose = HeadPose(**values["head_pose"])
+    if values.get("occlusion"):
+        out.occlusion = Occlusion(**values["occlusion"])
+    if values.get("parsing"):
+        out.parsing_class_shares = dict(values["parsing"]["class_shares"])
+    if values.get("segmentation"):
+        out.segmentation_face_fraction = values["segmentation"]["face_fraction"]
+    return out
+
+
+def analyze_out(result: AnalyzeResult) -> AnalyzeResponse:
+    faces = [
+        AnalyzedFace(
+            box=Box(x1=f.box[0], y1=f.box[1], x2=f.box[2], y2=f.box[3]),
+            detection_score=f.detection_score,
+            landmarks=[Point(x=x, y=y) for x, y in f.landmarks],
+            quality=dict(f.quality),
+            liveness=f.liveness,
+            rejection=rejection_out(f.rejection),
+            attributes=attributes_out(f.attributes),
+        )
+        for f in result.faces
+    ]
+    return AnalyzeResponse(faces=faces, attributes=list(result.attributes))
+
+
+def search_faces_out(result: SearchFacesResult) -> SearchFacesResponse:
+    matches = [
+        FaceMatch(face_id=m.face_id, external_id=m.external_id, score=m.score)
+        for m in result.matches
+    ]
+    return SearchFacesResponse(matches=matches, threshold=result.threshold)
+
+
+def clusters_out(result: ClusterResult, *, gallery: bool) -> ClusterFacesResponse:
+    """Members are face ids when a gallery was clustered, else positions in the request."""
+    clusters = [
+        FaceCluster(face_ids=m, indices=[]) if gallery else FaceCluster(face_ids=[], indices=m)
+        for m in result.clusters
+    ]
+    return ClusterFacesResponse(clusters=clusters, threshold=result.threshold)
 
 
 def verify_out(result: eng.VerifyResult) -> VerifyResponse:

@@ -11,14 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 import requests
 from openapi_core import OpenAPI
 
 from facedb.v1 import facedb_pb2 as pb
+from facedb.vision.align import align_face
+from facedb.vision.embed import load_embedder
 from tests.http.support import Api, error_of, start_http_server
-from tests.paths import EDGE, LFW
+from tests.paths import ARCFACE, EDGE, LFW
 from tests.service.support import ADMIN_KEY, ServerProcess, client
+from tests.vision.analysis.support import AGEGENDER, load
 
 ALICE = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg"
 ALICE_AGAIN = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0002.jpg"
@@ -45,21 +49,29 @@ ROUTES = {
     "DeleteIdentity": ("delete", "/v1/galleries/{gallery}/identities/{external_id}"),
     "DeleteFace": ("delete", "/v1/galleries/{gallery}/faces/{face_id}"),
     "GetStats": ("get", "/v1/stats"),
+    "Analyze": ("post", "/v1/analyze"),
+    "SearchFaces": ("post", "/v1/galleries/{gallery}/faces/search"),
+    "ClusterFaces": ("post", "/v1/galleries/{gallery}/faces/cluster"),
     "CreateApiKey": ("post", "/v1/keys"),
     "ListApiKeys": ("get", "/v1/keys"),
     "RevokeApiKey": ("post", "/v1/keys/{key_id}/revoke"),
     "RotateApiKey": ("post", "/v1/keys/{key_id}/rotate"),
 }
+# RPCs served by more than one route.
+MORE_ROUTES = {"ClusterFaces": [("post", "/v1/cluster")]}  # raw embeddings, no gallery
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
-    """One worker and no queue, so that two identifies at once make the second a 429."""
+    """One worker and no queue, so that two identifies at once make the second a 429.
+    AgeGender is the only analysis model: other attributes are "not configured"."""
     data_dir = tmp_path_factory.mktemp("http-data")
     log = data_dir / "server.log"
     options = ("--workers", "1", "--max-queue", "0", "--max-message-bytes", str(MAX_BODY))
     options += ("--metrics-port", str(_free_port()))
-    server, base = start_http_server(data_dir, log, *options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEDB_AGEGENDER_MODEL", AGEGENDER)
+        server, base = start_http_server(data_dir, log, *options)
     try:
         yield server, base
     finally:
@@ -98,17 +110,20 @@ def test_openapi_document_has_a_route_for_every_rpc(spec: OpenAPI, served: tuple
     assert rpcs == set(ROUTES)
     document = requests.get(served[1] + "/openapi.json", timeout=30).json()
     served_routes = {(method, path) for path, item in document["paths"].items() for method in item}
-    assert set(ROUTES.values()) <= served_routes
+    rpc_routes = set(ROUTES.values()) | {r for routes in MORE_ROUTES.values() for r in routes}
+    assert rpc_routes <= served_routes
     console_routes = {
         ("get", "/healthz"),
         ("get", "/v1/me"),
         ("get", "/v1/galleries/{gallery}/faces/{face_id}/crop"),
     }
-    assert served_routes - set(ROUTES.values()) == console_routes
+    assert served_routes - rpc_routes == console_routes
     identify = document["paths"]["/v1/galleries/{gallery}/identify"]["post"]["requestBody"]
     assert set(identify["content"]) == {"application/json", "multipart/form-data"}
     multipart = identify["content"]["multipart/form-data"]["schema"]["properties"]
     assert multipart["image"] == {"type": "string", "format": "binary"}
+    analyze = document["paths"]["/v1/analyze"]["post"]["requestBody"]["content"]
+    assert analyze["multipart/form-data"]["schema"]["required"] == ["image"]
 
 
 def test_enroll_identify_verify_multipart_and_base64(admin: Api) -> None:
@@ -375,3 +390,127 @@ def test_http_calls_are_counted_in_the_metrics(admin: Api, served: tuple) -> Non
     metrics = requests.get(f"http://{started['metrics']}/metrics", timeout=30).text
     assert 'facedb_requests_total{code="NOT_FOUND",method="GetGallery"}' in metrics
     assert 'facedb_request_seconds_count{method="Identify"}' in metrics
+
+
+def test_analyze_multipart_and_base64(admin: Api, served: tuple, spec: OpenAPI) -> None:
+    with BOB.open("rb") as photo:
+        analyzed = admin.post(
+            "/v1/analyze", files={"image": photo}, data={"attributes": "age,gender"}
+        )
+    assert analyzed.status_code == 200, analyzed.text
+    body = analyzed.json()
+    assert body["attributes"] == ["age", "gender"]
+    face = body["faces"][0]
+    assert face["box"]["x2"] > face["box"]["x1"] and len(face["landmarks"]) == 5
+    assert face["quality"]["sharpness"] > 0 and face["rejection"] is None
+    attributes = face["attributes"]
+    assert attributes["gender"] == "male" and 20 < attributes["age"] < 80
+    assert attributes["emotion"] is None  # not asked
+
+    bare = admin.post("/v1/analyze", json={"image": b64(BOB), "gallery": "a"}).json()
+    assert bare["attributes"] == [] and bare["faces"][0]["attributes"]["age"] is None
+    assert admin.post("/v1/analyze", json={"image": b64(NO_FACE)}).json()["faces"] == []
+    with_attributes = admin.post(
+        "/v1/galleries/a/identify", json={"image": b64(BOB_AGAIN), "attributes": ["gender"]}
+    ).json()["faces"][0]
+    assert with_attributes["attributes"]["gender"] == "male"
+    with BOB_AGAIN.open("rb") as photo:  # repeated parts, one name each
+        repeated = admin.post(
+            "/v1/galleries/a/identify",
+            files={"image": photo},
+            data={"attributes": ["age", "gender"]},
+        ).json()["faces"][0]["attributes"]
+    assert repeated["gender"] == "male" and repeated["age"] is not None
+    plain = admin.post("/v1/galleries/a/identify", json={"image": b64(BOB_AGAIN)}).json()
+    assert plain["faces"][0]["attributes"] is None
+
+    code, status, message = error_of(
+        admin.post("/v1/analyze", json={"image": b64(BOB), "attributes": ["shoe_size"]})
+    )
+    assert (code, status) == (400, "INVALID_ARGUMENT") and "shoe_size" in message
+    code, status, message = error_of(
+        admin.post("/v1/analyze", json={"image": b64(BOB), "attributes": ["emotion"]})
+    )
+    assert (code, status) == (409, "FAILED_PRECONDITION") and "agegender" in message
+    assert error_of(admin.post("/v1/analyze", json={"image": b64(BROKEN)}))[:2] == (
+        400,
+        "INVALID_ARGUMENT",
+    )
+    refused = as_key(served, spec, "search-a").post(
+        "/v1/analyze", json={"image": b64(BOB), "gallery": "b"}
+    )
+    assert error_of(refused)[:2] == (403, "PERMISSION_DENIED")
+
+
+@pytest.fixture(scope="module")
+def pairs(admin: Api) -> dict[str, list[int]]:
+    """Gallery `pairs`: two photos each of two people; their face ids."""
+    assert admin.post("/v1/galleries", json={"name": "pairs"}).status_code == 201
+    face_ids = {}
+    for name, photos in (("alice", (ALICE, ALICE_AGAIN)), ("bob", (BOB, BOB_AGAIN))):
+        body = {"external_id": name, "images": [b64(p) for p in photos], "allow_duplicate": True}
+        enrolled = admin.post("/v1/galleries/pairs/enroll", json=body).json()
+        face_ids[name] = [o["face_id"] for o in enrolled["outcomes"] if o["accepted"]]
+        assert len(face_ids[name]) == 2
+    return face_ids
+
+
+def test_search_faces_by_face_id_and_by_embedding(
+    admin: Api, pairs: dict[str, list[int]], served: tuple, spec: OpenAPI
+) -> None:
+    alice = pairs["alice"]
+    found = admin.post("/v1/galleries/pairs/faces/search", json={"face_id": alice[0]})
+    assert found.status_code == 200, found.text
+    matches = found.json()["matches"]
+    assert [(m["face_id"], m["external_id"]) for m in matches] == [(alice[1], "alice")]
+    assert matches[0]["score"] >= found.json()["threshold"]
+
+    image, face = load("Abdullah_Gul", 3)  # bob, a photo not enrolled
+    vector = load_embedder(ARCFACE).embed(align_face(image, face.landmarks)[None])[0]
+    by_vector = admin.post(
+        "/v1/galleries/pairs/faces/search", json={"embedding": vector.tolist(), "top_k": 1}
+    ).json()
+    assert [m["external_id"] for m in by_vector["matches"]] == ["bob"]
+
+    both = {"face_id": alice[0], "embedding": vector.tolist()}
+    code, _, message = error_of(admin.post("/v1/galleries/pairs/faces/search", json=both))
+    assert code == 400 and "exactly one" in message
+    code, _, message = error_of(
+        admin.post("/v1/galleries/pairs/faces/search", json={"embedding": [1.0, 2.0]})
+    )
+    assert code == 400 and "2 values" in message
+    missing = admin.post("/v1/galleries/pairs/faces/search", json={"face_id": 999_999})
+    assert error_of(missing)[:2] == (404, "NOT_FOUND")
+    refused = as_key(served, spec, "search-a").post(
+        "/v1/galleries/pairs/faces/search", json={"face_id": alice[0]}
+    )
+    assert error_of(refused)[:2] == (403, "PERMISSION_DENIED")
+
+
+def test_cluster_gallery_faces_and_raw_embeddings(admin: Api, pairs: dict[str, list[int]]) -> None:
+    clustered = admin.post("/v1/galleries/pairs/faces/cluster", json={})
+    assert clustered.status_code == 200, clustered.text
+    groups = sorted(sorted(c["face_ids"]) for c in clustered.json()["clusters"])
+    assert groups == sorted(sorted(ids) for ids in pairs.values())
+    assert all(c["indices"] == [] for c in clustered.json()["clusters"])
+    subset = admin.post(
+        "/v1/galleries/pairs/faces/cluster", json={"face_ids": pairs["alice"][:1]}
+    ).json()
+    assert [c["face_ids"] for c in subset["clusters"]] == [pairs["alice"][:1]]
+
+    dim = admin.get("/v1/stats").json()["loaded_model"]["dim"]
+    rng = np.random.default_rng(0)
+    centre = rng.normal(size=dim)
+    rows = [centre + rng.normal(scale=0.1, size=dim) for _ in range(3)] + [rng.normal(size=dim)]
+    raw = admin.post("/v1/cluster", json={"embeddings": [r.tolist() for r in rows]}).json()
+    assert [sorted(c["indices"]) for c in raw["clusters"]] == [[0, 1, 2], [3]]
+    assert 0 < raw["threshold"] < 1
+
+    missing = admin.post("/v1/galleries/pairs/faces/cluster", json={"face_ids": [999_999]})
+    assert error_of(missing)[:2] == (404, "NOT_FOUND")
+    code, _, message = error_of(admin.post("/v1/cluster", json={"embeddings": [[1.0, 0.0]]}))
+    assert code == 400 and "2 values" in message
+    assert error_of(admin.post("/v1/cluster", json={"embeddings": []}))[0] == 400
+    negative = {"embeddings": [rows[0].tolist()], "neighbours": -1}
+    code, _, message = error_of(admin.post("/v1/cluster", json=negative))
+    assert code == 400 and "neighbours" in message
