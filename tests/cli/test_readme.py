@@ -56,6 +56,7 @@ PHOTOS = {
     "a.jpg": lfw("Colin_Powell", 3),
     "b.jpg": lfw("Colin_Powell", 4),
     "photo.jpg": EDGE / "group" / "uniface_src_friends.jpg",
+    "int8.onnx": MODELS / "arcface_w600k_mbf_int8.onnx",
 }
 # door.jpg: Tony Blair enlarged to a photo of normal size, larger than a shell argument may be.
 DOOR = (lfw("Tony_Blair", 3), 1400)
