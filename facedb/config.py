@@ -103,6 +103,12 @@ class Settings:
     )
     max_image_pixels: int = field(default_factory=lambda: _env_int("max_image_pixels", 40_000_000))
 
+    # Index backend: "faiss" (in process, snapshots in data_dir/index) or "milvus" (a
+    # collection per gallery on the Milvus server at milvus_uri; see facedb.index.backend).
+    index_backend: str = field(default_factory=lambda: _env("index_backend") or "faiss")
+    milvus_uri: str | None = field(default_factory=lambda: _env("milvus_uri"))
+    milvus_consistency: str = field(default_factory=lambda: _env("milvus_consistency") or "Bounded")
+
     # Thresholds used when a gallery does not set its own and no calibration is available.
     identify_threshold: float = DEFAULT_IDENTIFY_THRESHOLD
     verify_threshold: float = DEFAULT_VERIFY_THRESHOLD

@@ -28,6 +28,7 @@ import numpy as np
 
 from facedb.calibration import Calibration, load_calibration
 from facedb.config import Settings
+from facedb.index.backend import open_backend
 from facedb.storage.catalog import Catalog
 from facedb.storage.errors import (
     AlreadyExistsError,
@@ -1081,7 +1082,10 @@ def open_engine(settings: Settings, observer: Observer | None = None) -> Engine:
     embedder = load_embedder(settings.recognizer, threads=threads)
     gates, enrollment, search = _load_gates(settings, threads)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog.open(settings.resolved_database_url, settings.index_dir)
+    backend = open_backend(
+        settings.index_backend, settings.milvus_uri, consistency=settings.milvus_consistency
+    )
+    catalog = Catalog.open(settings.resolved_database_url, settings.index_dir, backend=backend)
     return Engine(
         FacePipeline(detector, embedder, gates),
         catalog,

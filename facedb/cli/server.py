@@ -45,6 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="accept calls without an API key (local development only)",
     )
+    parser.add_argument(
+        "--index-backend",
+        choices=("faiss", "milvus"),
+        help="where galleries are searched: faiss (in process, default) or milvus",
+    )
+    parser.add_argument("--milvus-uri", help="Milvus server, e.g. http://127.0.0.1:19530")
+    parser.add_argument(
+        "--milvus-consistency",
+        choices=("Bounded", "Session", "Strong", "Eventually"),
+        help="consistency level of Milvus searches (default Bounded)",
+    )
     parser.add_argument("--text-logs", action="store_true", help="plain text logs, not JSON")
     parser.set_defaults(handler=serve)
 
@@ -68,6 +79,9 @@ def serve(args: argparse.Namespace) -> int:
         max_image_bytes=args.max_image_bytes,
         max_message_bytes=args.max_message_bytes,
         insecure_no_auth=args.insecure_no_auth,
+        index_backend=args.index_backend,
+        milvus_uri=args.milvus_uri,
+        milvus_consistency=args.milvus_consistency,
     )
     if not settings.insecure_no_auth and not settings.api_keys:
         log.error(

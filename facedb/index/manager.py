@@ -125,7 +125,7 @@ class GalleryIndex:
         with self._lock.write():
             if removed is not None and len(removed):
                 self._index.remove(removed)
-            if added_ids is not None and len(added_ids):
+            if added_ids is not None and added_vectors is not None and len(added_ids):
                 self._index.add(added_ids, added_vectors)
             if seq is not None:
                 self._watermark = max(self._watermark, seq)

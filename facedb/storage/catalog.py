@@ -12,7 +12,6 @@ embedding); the next flush (periodic, or on close) writes a fresh one.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -21,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from facedb.index.manager import GalleryIndex, GalleryRef, Replay, build, open_index, replay
-from facedb.index.vector_index import AUTO, IndexKind, IndexParams, VectorIndex, choose_kind
+from facedb.index.backend import FaissBackend, IndexBackend, LiveIndex
+from facedb.index.manager import GalleryRef, Replay
+from facedb.index.vector_index import AUTO, IndexKind, IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
 from facedb.storage.errors import ConflictError, InvalidArgumentError
@@ -61,7 +61,7 @@ INDEX_KINDS = (AUTO, *(kind.value for kind in IndexKind))
 class _Gallery:
     """A loaded gallery: its index and the lock that orders its writers."""
 
-    index: GalleryIndex
+    index: LiveIndex
     write_lock: threading.Lock
     rebuild_thread: threading.Thread | None = None
 
@@ -74,6 +74,7 @@ class Catalog:
         index_kind: str = AUTO,
         params: IndexParams | None = None,
         snapshot_interval: float | None = 60.0,
+        backend: IndexBackend | None = None,
     ) -> None:
         if index_kind not in INDEX_KINDS:
             raise InvalidArgumentError(f"index kind must be one of {INDEX_KINDS}")
@@ -81,6 +82,7 @@ class Catalog:
         self._index_dir = Path(index_dir)
         self._index_kind = index_kind
         self._params = params or IndexParams()
+        self._backend: IndexBackend = backend or FaissBackend()
         self._source = _SqlIndexSource(db)
         self._galleries: dict[str, _Gallery] = {}
         self._loading: dict[str, threading.Lock] = {}
@@ -103,6 +105,7 @@ class Catalog:
         migrate: bool | None = None,
         params: IndexParams | None = None,
         snapshot_interval: float | None = 60.0,
+        backend: IndexBackend | None = None,
     ) -> Catalog:
         """Open the catalog. `migrate`: True upgrades the schema first, False refuses an
         outdated schema, None (default) upgrades only the embedded SQLite database."""
@@ -114,7 +117,7 @@ class Catalog:
         except Exception:
             db.dispose()
             raise
-        return cls(db, Path(index_dir), index_kind, params, snapshot_interval)
+        return cls(db, Path(index_dir), index_kind, params, snapshot_interval, backend)
 
     def close(self) -> None:
         """Stop background work and write every changed snapshot."""
@@ -127,6 +130,7 @@ class Catalog:
             if gallery.rebuild_thread is not None:
                 gallery.rebuild_thread.join()
         self.flush()
+        self._backend.close()
         self._db.dispose()
 
     def __enter__(self) -> Catalog:
@@ -185,10 +189,11 @@ class Catalog:
         lock = loaded.write_lock if loaded else threading.Lock()
         with lock:
             with self._db.write() as session:
-                uid = repo.delete_gallery(session, name).uid
+                row = repo.delete_gallery(session, name)
+                ref = GalleryRef(row.id, row.uid, row.name, row.model_sha256, row.dim, AUTO)
             with self._lock:
                 self._galleries.pop(name, None)
-            shutil.rmtree(self._index_dir / uid, ignore_errors=True)
+            self._backend.drop(ref, self._index_dir)
 
     # ---- identities -----------------------------------------------------------------------
 
@@ -324,7 +329,7 @@ class Catalog:
             }
             if loaded is not None:
                 entry.update(
-                    index_kind=loaded.index.kind.value,
+                    index_kind=str(loaded.index.kind),
                     index_size=loaded.index.count,
                     watermark=loaded.index.watermark,
                     snapshot_stale=loaded.index.dirty,
@@ -372,12 +377,7 @@ class Catalog:
 
     def _rebuild(self, state: _Gallery) -> None:
         """Build a new index from SQL while the old one serves, then swap it in."""
-        ref = state.index.ref
-        index, watermark = build(self._source, ref, self._params)
-        with state.write_lock:  # no write can slip between the replay and the swap
-            watermark = replay(self._source, ref, index, watermark)
-            state.index.replace(ref, index, watermark)
-        state.index.snapshot()
+        self._backend.rebuild(self._source, state.index, state.write_lock, self._params)
 
     def _reembed(
         self,
@@ -408,8 +408,8 @@ class Catalog:
                 row.model_name, row.model_sha256, row.dim = model.name, model.sha256, model.dim
                 watermark = repo.latest_seq(session, row.id)
                 new_ref = replace(ref, model_sha256=model.sha256, dim=model.dim)
-                index = _index_of(new_ref, vectors, self._params)
-            state.index.replace(new_ref, index, watermark)  # committed: switch
+            # Committed: switch (the old index serves until then).
+            self._backend.switch_model(state.index, new_ref, vectors, watermark, self._params)
         state.index.snapshot()
         log.info("gallery %r: re-embedded %d faces with %s", ref.name, len(vectors), model.name)
 
@@ -463,7 +463,7 @@ class Catalog:
                 self._galleries[name] = gallery
             return gallery
 
-    def _open_index(self, name: str) -> GalleryIndex:
+    def _open_index(self, name: str) -> LiveIndex:
         with self._db.read() as session:
             row = repo.get_gallery(session, name)
             ref = GalleryRef(
@@ -474,7 +474,7 @@ class Catalog:
                 row.dim,
                 row.index_kind or self._index_kind,
             )
-        return open_index(self._source, ref, self._index_dir, self._params)
+        return self._backend.open(self._source, ref, self._index_dir, self._params)
 
     def _locked_row(self, session: Any, state: _Gallery) -> Gallery:
         """Lock the gallery's row (orders writers across processes) and check it is still
@@ -592,13 +592,6 @@ def _require_crops(session: Any, gallery_id: int) -> None:
     missing = repo.faces_without_crop(session, gallery_id)
     if missing:
         raise ConflictError(f"{missing} faces have no stored crop: cannot re-embed them")
-
-
-def _index_of(ref: GalleryRef, vectors: dict[int, np.ndarray], params: IndexParams) -> VectorIndex:
-    ids = np.fromiter(sorted(vectors), dtype=np.int64, count=len(vectors))
-    matrix = np.stack([vectors[int(i)] for i in ids]) if len(ids) else np.empty((0, ref.dim))
-    kind = choose_kind(len(ids), ref.kind, params)
-    return VectorIndex.build(kind, ref.dim, ids, matrix, params)
 
 
 def _hits(
