@@ -148,7 +148,10 @@ class MilvusBackend:
         self.uri, self.consistency, self.prefix = uri, consistency, prefix
         self._owner = ""  # names this index directory's collections (see _stem)
         try:
-            self.client = MilvusClient(uri=uri, token=token, timeout=timeout)
+            # A connection of its own: pymilvus shares one per URI otherwise, and closing
+            # one catalog would cut off every other catalog of the process.
+            alias = f"facedb-{uuid.uuid4().hex[:12]}"
+            self.client = MilvusClient(uri=uri, token=token, timeout=timeout, alias=alias)
         except MilvusException as error:
             raise MilvusIndexError(f"cannot reach Milvus at {uri}: {error.message}") from error
 

@@ -8,6 +8,7 @@ from multiprocessing.connection import Connection
 import faiss
 import numpy as np
 
+from facedb.index.backend import open_backend
 from facedb.storage.catalog import Catalog, NewFace
 
 DIM = 512
@@ -20,10 +21,19 @@ def vector_for(external_id: str, position: int) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def enroll_forever(url: str, index_dir: str, gallery: str, round_no: int, pipe: Connection):
+def enroll_forever(
+    url: str,
+    index_dir: str,
+    gallery: str,
+    round_no: int,
+    pipe: Connection,
+    backend: tuple[str, str | None] = ("faiss", None),
+):
     faiss.omp_set_num_threads(1)
     # Frequent snapshots, so that some kills land in the middle of writing one.
-    catalog = Catalog.open(url, index_dir, migrate=False, snapshot_interval=0.05)
+    catalog = Catalog.open(
+        url, index_dir, migrate=False, snapshot_interval=0.05, backend=open_backend(*backend)
+    )
     catalog.search(gallery, vector_for("warm-up", 0), k=1)  # load (and repair) the index
     rng = np.random.default_rng(round_no)
     pipe.send("ready")
