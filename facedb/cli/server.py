@@ -7,6 +7,7 @@ import logging
 
 from facedb.config import load_settings
 from facedb.engine import open_engine
+from facedb.index.backend import IndexBackendError
 from facedb.models.store import ModelUnavailableError
 from facedb.service.logs import configure_json_logging
 from facedb.service.server import FaceDBServer, run_until_signalled
@@ -91,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     try:
         engine = open_engine(settings)
-    except (ValueError, ModelUnavailableError, StoreError) as error:
+    except (ValueError, ModelUnavailableError, StoreError, IndexBackendError) as error:
         # A model that is not there, a bad spec, an outdated schema: say what, not a traceback.
         log.error("cannot start: %s", error)
         return 2

@@ -37,7 +37,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from facedb.index.backend import MILVUS, LiveIndex, id_matrix
+from facedb.index.backend import MILVUS, IndexBackendError, LiveIndex, id_matrix
 from facedb.index.manager import GalleryRef, IndexSource
 from facedb.index.rwlock import ReadWriteLock
 from facedb.index.vector_index import (
@@ -74,7 +74,7 @@ _TYPE_TO_KIND = {index_type: kind for kind, index_type in _KIND_TO_TYPE.items()}
 _TIER = {FLAT: 0, IVF_FLAT: 1, IVF_SQ8: 1, HNSW: 1, IVF_PQ: 2}
 
 
-class MilvusIndexError(RuntimeError):
+class MilvusIndexError(IndexBackendError):
     """Milvus could not be reached or refused a request; the message says which."""
 
 
