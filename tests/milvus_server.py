@@ -48,6 +48,10 @@ class LocalMilvus:
         self._server.stop()
         raise RuntimeError(f"Milvus standalone did not start: {errors[-3:]}")
 
+    @property
+    def pid(self) -> int:
+        return int(self._server.server_proc.pid)
+
     def stop(self) -> None:
         self._server.stop()
 
