@@ -18,6 +18,7 @@ import numpy as np
 from facedb.index.manager import GalleryIndex, GalleryRef, IndexSource, build, open_index, replay
 from facedb.index.vector_index import IndexParams, VectorIndex, choose_kind
 
+
 class IndexBackendError(RuntimeError):
     """The index service could not be reached or refused a request (the message says)."""
 
