@@ -9,9 +9,9 @@ here, so it never knows which engine answers a search.
 from __future__ import annotations
 
 import shutil
-import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -74,6 +74,15 @@ class LiveIndex(Protocol):
     def needs_rebuild(self) -> str | None: ...
 
 
+@dataclass
+class Prepared:
+    """An index built for a gallery and not yet serving: the backend's own handle."""
+
+    ref: GalleryRef
+    watermark: int
+    handle: Any
+
+
 class IndexBackend(Protocol):
     """Opens, rebuilds and drops the live indexes of galleries."""
 
@@ -85,21 +94,29 @@ class IndexBackend(Protocol):
         """Load the durable state, replay the change log; rebuild when anything is off."""
         ...
 
-    def rebuild(
-        self, source: IndexSource, live: LiveIndex, write_lock: threading.Lock, params: IndexParams
-    ) -> None:
-        """Build a fresh index from SQL while `live` serves, then switch atomically."""
+    def prepare(self, source: IndexSource, ref: GalleryRef, params: IndexParams) -> Prepared:
+        """A fresh index of every face in SQL, built while the live one serves (slow; the
+        caller holds no lock). Install it with `install`, or `discard` it."""
         ...
 
-    def switch_model(
+    def prepare_from(
         self,
-        live: LiveIndex,
         ref: GalleryRef,
         vectors: dict[int, np.ndarray],
         watermark: int,
         params: IndexParams,
-    ) -> None:
-        """Replace the contents with every face re-embedded by another model."""
+    ) -> Prepared:
+        """A fresh index of exactly `vectors` (a model switch), reflecting `watermark`."""
+        ...
+
+    def install(self, live: LiveIndex, prepared: Prepared, source: IndexSource | None) -> None:
+        """Switch `live` to `prepared` atomically for readers, first replaying the changes
+        committed since it was prepared when `source` is given (the caller holds the
+        gallery's lock, so that no write slips in between)."""
+        ...
+
+    def discard(self, prepared: Prepared) -> None:
+        """Free a prepared index that will not be installed (it went stale)."""
         ...
 
     def drop(self, ref: GalleryRef, root: Path) -> None:
@@ -119,28 +136,30 @@ class FaissBackend:
     ) -> GalleryIndex:
         return open_index(source, ref, root, params)
 
-    def rebuild(
-        self, source: IndexSource, live: LiveIndex, write_lock: threading.Lock, params: IndexParams
-    ) -> None:
-        index = _faiss(live)
-        ref = index.ref
-        fresh, watermark = build(source, ref, params)
-        with write_lock:  # no write can slip between the replay and the swap
-            watermark = replay(source, ref, fresh, watermark)
-            index.replace(ref, fresh, watermark)
-        index.snapshot()
+    def prepare(self, source: IndexSource, ref: GalleryRef, params: IndexParams) -> Prepared:
+        index, watermark = build(source, ref, params)
+        return Prepared(ref, watermark, index)
 
-    def switch_model(
+    def prepare_from(
         self,
-        live: LiveIndex,
         ref: GalleryRef,
         vectors: dict[int, np.ndarray],
         watermark: int,
         params: IndexParams,
-    ) -> None:
+    ) -> Prepared:
         ids, matrix = id_matrix(vectors, ref.dim)
         kind = choose_kind(len(ids), ref.kind, params)
-        _faiss(live).replace(ref, VectorIndex.build(kind, ref.dim, ids, matrix, params), watermark)
+        return Prepared(ref, watermark, VectorIndex.build(kind, ref.dim, ids, matrix, params))
+
+    def install(self, live: LiveIndex, prepared: Prepared, source: IndexSource | None) -> None:
+        index: VectorIndex = prepared.handle
+        watermark = prepared.watermark
+        if source is not None:
+            watermark = replay(source, prepared.ref, index, watermark)
+        _faiss(live).replace(prepared.ref, index, watermark)
+
+    def discard(self, prepared: Prepared) -> None:
+        pass  # freed with the object
 
     def drop(self, ref: GalleryRef, root: Path) -> None:
         shutil.rmtree(root / ref.uid, ignore_errors=True)

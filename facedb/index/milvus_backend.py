@@ -37,7 +37,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from facedb.index.backend import MILVUS, IndexBackendError, LiveIndex, id_matrix
+from facedb.index.backend import MILVUS, IndexBackendError, LiveIndex, Prepared, id_matrix
 from facedb.index.manager import GalleryRef, IndexSource
 from facedb.index.rwlock import ReadWriteLock
 from facedb.index.vector_index import (
@@ -225,36 +225,37 @@ class MilvusBackend:
 
     # ---- rebuilds -------------------------------------------------------------------------
 
-    def rebuild(
-        self, source: IndexSource, live: LiveIndex, write_lock: threading.Lock, params: IndexParams
-    ) -> None:
-        index = _milvus(live)
-        ref = index.ref
+    def prepare(self, source: IndexSource, ref: GalleryRef, params: IndexParams) -> Prepared:
         watermark, ids, vectors = source.everything(ref)
         layout = choose_layout(len(ids), ref.kind, params)
         collection = self.create_collection(ref, layout, ids, vectors, params)
-        with write_lock:  # no write can slip between the catch-up and the switch
-            changes = source.replay(ref, watermark)
-            self.write(collection, changes.added_ids, changes.added_vectors, changes.removed)
-            old = index.switch(ref, collection, layout, changes.watermark)
-        index.snapshot()
-        self.drop_collection(old)
+        return Prepared(ref, watermark, (collection, layout))
 
-    def switch_model(
+    def prepare_from(
         self,
-        live: LiveIndex,
         ref: GalleryRef,
         vectors: dict[int, np.ndarray],
         watermark: int,
         params: IndexParams,
-    ) -> None:
-        index = _milvus(live)
+    ) -> Prepared:
         ids, matrix = id_matrix(vectors, ref.dim)
         layout = choose_layout(len(ids), ref.kind, params)
         collection = self.create_collection(ref, layout, ids, matrix, params)
-        old = index.switch(ref, collection, layout, watermark)
-        index.snapshot()
-        self.drop_collection(old)
+        return Prepared(ref, watermark, (collection, layout))
+
+    def install(self, live: LiveIndex, prepared: Prepared, source: IndexSource | None) -> None:
+        index = _milvus(live)
+        collection, layout = prepared.handle
+        watermark = prepared.watermark
+        if source is not None:  # changes committed while the collection filled
+            changes = source.replay(prepared.ref, watermark)
+            self.write(collection, changes.added_ids, changes.added_vectors, changes.removed)
+            watermark = changes.watermark
+        old = index.switch(prepared.ref, collection, layout, watermark)
+        self.drop_collection(old)  # searches on it finished: the switch waited for them
+
+    def discard(self, prepared: Prepared) -> None:
+        self.drop_collection(prepared.handle[0])
 
     def drop(self, ref: GalleryRef, root: Path) -> None:
         """The gallery was deleted: drop its collections and its manifest."""

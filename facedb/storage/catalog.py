@@ -377,7 +377,10 @@ class Catalog:
 
     def _rebuild(self, state: _Gallery) -> None:
         """Build a new index from SQL while the old one serves, then swap it in."""
-        self._backend.rebuild(self._source, state.index, state.write_lock, self._params)
+        prepared = self._backend.prepare(self._source, state.index.ref, self._params)
+        with state.write_lock:  # no write can slip between the replay and the swap
+            self._backend.install(state.index, prepared, self._source)
+        state.index.snapshot()
 
     def _reembed(
         self,
@@ -408,8 +411,9 @@ class Catalog:
                 row.model_name, row.model_sha256, row.dim = model.name, model.sha256, model.dim
                 watermark = repo.latest_seq(session, row.id)
                 new_ref = replace(ref, model_sha256=model.sha256, dim=model.dim)
+                prepared = self._backend.prepare_from(new_ref, vectors, watermark, self._params)
             # Committed: switch (the old index serves until then).
-            self._backend.switch_model(state.index, new_ref, vectors, watermark, self._params)
+            self._backend.install(state.index, prepared, None)
         state.index.snapshot()
         log.info("gallery %r: re-embedded %d faces with %s", ref.name, len(vectors), model.name)
 
