@@ -108,6 +108,11 @@ class Settings:
     index_backend: str = field(default_factory=lambda: _env("index_backend") or "faiss")
     milvus_uri: str | None = field(default_factory=lambda: _env("milvus_uri"))
     milvus_consistency: str = field(default_factory=lambda: _env("milvus_consistency") or "Bounded")
+    # Servers sharing a database follow each other's writes from the change log: woken by
+    # PostgreSQL NOTIFY at each commit, and polling every this many seconds (0: off).
+    change_poll_interval: float = field(
+        default_factory=lambda: float(_env("change_poll_interval") or 1.0)
+    )
 
     # Thresholds used when a gallery does not set its own and no calibration is available.
     identify_threshold: float = DEFAULT_IDENTIFY_THRESHOLD

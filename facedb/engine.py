@@ -1086,6 +1086,8 @@ def open_engine(settings: Settings, observer: Observer | None = None) -> Engine:
         settings.index_backend, settings.milvus_uri, consistency=settings.milvus_consistency
     )
     catalog = Catalog.open(settings.resolved_database_url, settings.index_dir, backend=backend)
+    if settings.change_poll_interval > 0:
+        catalog.follow(settings.change_poll_interval)
     return Engine(
         FacePipeline(detector, embedder, gates),
         catalog,

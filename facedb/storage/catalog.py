@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from facedb.index.backend import FaissBackend, IndexBackend, LiveIndex
 from facedb.index.manager import GalleryRef, Replay
 from facedb.index.vector_index import AUTO, IndexKind, IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
-from facedb.storage.errors import ConflictError, InvalidArgumentError
+from facedb.storage.errors import ConflictError, InvalidArgumentError, NotFoundError
+from facedb.storage.follower import CHANNEL, ChangeFollower
 from facedb.storage.records import (
     FaceInfo,
     GalleryConfig,
@@ -88,6 +90,7 @@ class Catalog:
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._follower: ChangeFollower | None = None
         self._flusher: threading.Thread | None = None
         if snapshot_interval:
             self._flusher = threading.Thread(
@@ -124,6 +127,8 @@ class Catalog:
         if self._closed.is_set():
             return
         self._closed.set()
+        if self._follower is not None:
+            self._follower.stop()
         if self._flusher is not None:
             self._flusher.join()
         for gallery in self._loaded():
@@ -190,6 +195,7 @@ class Catalog:
         with lock:
             with self._db.write() as session:
                 row = repo.delete_gallery(session, name)
+                self._announce(session, row.id)
                 ref = GalleryRef(row.id, row.uid, row.name, row.model_sha256, row.dim, AUTO)
             with self._lock:
                 self._galleries.pop(name, None)
@@ -239,6 +245,7 @@ class Catalog:
                 row = self._locked_row(session, state)
                 identity = repo.get_identity(session, row.id, external_id)
                 face_ids, seq = repo.delete_identity(session, identity)
+                self._announce(session, row.id)
             self._remove_from_index(state, face_ids, seq)
         return len(face_ids)
 
@@ -268,6 +275,7 @@ class Catalog:
                     session, row.id, external_id, display_name, metadata
                 )
                 ids, seq = repo.insert_faces(session, row, identity, faces, vectors)
+                self._announce(session, row.id)
             state.index.apply(seq, np.asarray(ids, dtype=np.int64), vectors)
         self._maintain(state)
         return ids
@@ -278,6 +286,7 @@ class Catalog:
             with self._db.write() as session:
                 row = self._locked_row(session, state)
                 seq = repo.delete_face(session, row.id, int(face_id))
+                self._announce(session, row.id)
             self._remove_from_index(state, [int(face_id)], seq)
 
     def get_face(self, gallery: str, face_id: int) -> FaceInfo:
@@ -410,6 +419,7 @@ class Catalog:
                 repo.set_embeddings(session, row.id, vectors, model.name, model.sha256)
                 row.model_name, row.model_sha256, row.dim = model.name, model.sha256, model.dim
                 watermark = repo.latest_seq(session, row.id)
+                self._announce(session, row.id)
                 new_ref = replace(ref, model_sha256=model.sha256, dim=model.dim)
                 prepared = self._backend.prepare_from(new_ref, vectors, watermark, self._params)
             # Committed: switch (the old index serves until then).
@@ -445,6 +455,57 @@ class Catalog:
             if progress is not None:
                 progress(min(start + batch_size, len(ids)), len(ids))
         return vectors
+
+    # ---- following other servers' writes --------------------------------------------------
+
+    def follow(self, poll_interval: float = 1.0) -> None:
+        """Keep the loaded indexes current with other processes' writes: a thread catches
+        up from the change log when PostgreSQL notifies a commit, and every `poll_interval`
+        seconds in any case (facedb.storage.follower)."""
+        if self._follower is None:
+            self._follower = ChangeFollower(self, self._db.url, poll_interval).start()
+
+    def catch_up_all(self) -> int:
+        """Apply the change log after each loaded gallery's watermark; returns how many
+        changes were applied. A gallery deleted or re-created elsewhere is dropped or
+        reloaded."""
+        return sum(self.catch_up(name) for name in list(self._galleries))
+
+    def catch_up(self, gallery: str) -> int:
+        state = self._galleries.get(gallery)
+        if state is None:
+            return 0
+        with state.write_lock:
+            ref = state.index.ref
+            try:
+                with self._db.read() as session:
+                    row = repo.get_gallery(session, gallery)
+                    current = (row.uid, row.model_sha256, row.dim)
+            except NotFoundError:
+                with self._lock:
+                    self._galleries.pop(gallery, None)
+                return 0
+            if current != (ref.uid, ref.model_sha256, ref.dim):
+                log.info("gallery %r changed in another process: reloading its index", gallery)
+                state.index = self._open_index(gallery)
+                return 1
+            before = state.index.watermark
+            changes = self._source.replay(ref, before)
+            if changes.watermark <= before:
+                return 0
+            state.index.apply(
+                changes.watermark, changes.added_ids, changes.added_vectors, changes.removed
+            )
+            if len(changes.removed):
+                state.index.discard_snapshot()
+        self._maintain(state)
+        return len(changes.added_ids) + len(changes.removed)
+
+    def _announce(self, session: Any, gallery_id: int) -> None:
+        """Wake the followers of other servers when this transaction commits (PostgreSQL
+        delivers a NOTIFY at COMMIT, and drops it on ROLLBACK)."""
+        if not self._db.sqlite:
+            session.execute(sa.select(sa.func.pg_notify(CHANNEL, str(gallery_id))))
 
     # ---- internals ------------------------------------------------------------------------
 
