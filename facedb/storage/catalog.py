@@ -471,6 +471,11 @@ class Catalog:
         reloaded."""
         return sum(self.catch_up(name) for name in list(self._galleries))
 
+    def catch_up_ids(self, gallery_ids: set[int]) -> int:
+        with self._lock:
+            names = [n for n, g in self._galleries.items() if g.index.ref.id in gallery_ids]
+        return sum(self.catch_up(name) for name in names)
+
     def catch_up(self, gallery: str) -> int:
         state = self._galleries.get(gallery)
         if state is None:

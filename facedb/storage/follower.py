@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Protocol
 
 import psycopg
@@ -28,9 +29,18 @@ log = logging.getLogger(__name__)
 CHANNEL = "facedb_changes"
 
 
+# On PostgreSQL a live LISTEN connection delivers every commit's notification; polling is
+# then only a safety net, this many times rarer than where there are no notifications.
+SAFETY_POLL_FACTOR = 30
+
+
 class Followed(Protocol):
     def catch_up_all(self) -> int:
         """Apply the change log to every loaded gallery; returns changes applied."""
+        ...
+
+    def catch_up_ids(self, gallery_ids: set[int]) -> int:
+        """The same for the loaded galleries of these ids."""
         ...
 
 
@@ -72,21 +82,43 @@ class ChangeFollower:
         with psycopg.connect(self._conninfo, autocommit=True) as connection:
             connection.execute(f"LISTEN {CHANNEL}")
             self._catch_up()  # whatever committed before the LISTEN took effect
+            safety_poll = time.monotonic() + self._poll_interval * SAFETY_POLL_FACTOR
             while not self._stopped.is_set():
-                # Wakes at the first notification or after the poll interval, whichever is
-                # first; the notifications that queued meanwhile are folded into one catch-up.
-                woken = False
-                for _ in connection.notifies(timeout=self._poll_interval, stop_after=1):
-                    woken = True
-                self._catch_up()
-                if woken:
+                galleries = self._notified(connection)
+                if galleries:
                     self.wakeups += 1
+                    self._catch_up(galleries)
+                if time.monotonic() >= safety_poll:
+                    self._catch_up()
+                    safety_poll = time.monotonic() + self._poll_interval * SAFETY_POLL_FACTOR
 
-    def _catch_up(self) -> None:
+    def _notified(self, connection: psycopg.Connection) -> set[int]:
+        """Gallery ids of the commits notified within the poll interval (the first one
+        wakes the thread; those already queued behind it are folded into the same set)."""
+        galleries: set[int] = set()
+        timeout = self._poll_interval
+        for notification in connection.notifies(timeout=timeout, stop_after=1):
+            galleries.add(_gallery_id(notification.payload))
+        for notification in connection.notifies(timeout=0.0):
+            galleries.add(_gallery_id(notification.payload))
+        galleries.discard(-1)
+        return galleries
+
+    def _catch_up(self, galleries: set[int] | None = None) -> None:
         try:
-            self._catalog.catch_up_all()
+            if galleries is None:
+                self._catalog.catch_up_all()
+            else:
+                self._catalog.catch_up_ids(galleries)
         except Exception:  # a failed catch-up is retried at the next wake-up
             log.exception("change follower: catching up failed")
+
+
+def _gallery_id(payload: str) -> int:
+    try:
+        return int(payload)
+    except ValueError:
+        return -1
 
 
 def _libpq_url(database_url: str) -> str | None:
