@@ -31,6 +31,12 @@ def image_bytes(image: ImageInput) -> bytes:
     return image if isinstance(image, bytes) else Path(image).read_bytes()
 
 
+def image_names(images: Sequence[ImageInput]) -> list[str]:
+    """File names for the images read from files ("" for raw bytes); [] when none is."""
+    names = ["" if isinstance(i, bytes) else Path(i).name for i in images]
+    return names if any(names) else []
+
+
 class FaceDBClient:
     def __init__(
         self,
@@ -109,7 +115,9 @@ class FaceDBClient:
         metadata: Mapping[str, str] | None = None,
         allow_multiple_faces: bool = False,
         allow_duplicate: bool = False,
+        request_id: str = "",
     ) -> pb.EnrollResponse:
+        """Enroll `images` for one identity; a `request_id` makes a retry add nothing twice."""
         request = enroll_request(
             gallery,
             external_id,
@@ -118,6 +126,7 @@ class FaceDBClient:
             metadata=metadata,
             allow_multiple_faces=allow_multiple_faces,
             allow_duplicate=allow_duplicate,
+            request_id=request_id,
         )
         return self._call(self.stub.Enroll, request)
 
@@ -242,6 +251,7 @@ def enroll_request(
     metadata: Mapping[str, str] | None = None,
     allow_multiple_faces: bool = False,
     allow_duplicate: bool = False,
+    request_id: str = "",
 ) -> pb.EnrollRequest:
     return pb.EnrollRequest(
         gallery=gallery,
@@ -249,6 +259,8 @@ def enroll_request(
         display_name=display_name,
         metadata=dict(metadata or {}),
         images=[image_bytes(i) for i in images],
+        image_names=image_names(images),
         allow_multiple_faces=allow_multiple_faces,
         allow_duplicate=allow_duplicate,
+        request_id=request_id,
     )

@@ -87,6 +87,12 @@ class Settings:
     host: str = field(default_factory=lambda: _env("host") or "127.0.0.1")
     port: int = field(default_factory=lambda: _env_int("port", 50051))
     metrics_port: int = field(default_factory=lambda: _env_int("metrics_port", 0))  # 0: off
+    # /metrics has no authentication: loopback unless told otherwise, and no gallery names
+    # in its labels unless the operator opts in.
+    metrics_host: str = field(default_factory=lambda: _env("metrics_host") or "127.0.0.1")
+    metrics_gallery_labels: bool = field(
+        default_factory=lambda: _env_bool("metrics_gallery_labels")
+    )
     api_keys: dict[str, dict[str, Any]] = field(default_factory=_env_keys)
     insecure_no_auth: bool = field(default_factory=lambda: _env_bool("insecure_no_auth"))
 
@@ -102,6 +108,13 @@ class Settings:
         default_factory=lambda: _env_int("max_message_bytes", 64 * 1024 * 1024)
     )
     max_image_pixels: int = field(default_factory=lambda: _env_int("max_image_pixels", 40_000_000))
+    # One Enroll: its images are decoded one at a time; these bound its count and total work.
+    max_images_per_request: int = field(
+        default_factory=lambda: _env_int("max_images_per_request", 32)
+    )
+    max_request_pixels: int = field(
+        default_factory=lambda: _env_int("max_request_pixels", 100_000_000)
+    )
 
     # Index backend: "faiss" (in process, snapshots in data_dir/index) or "milvus" (a
     # collection per gallery on the Milvus server at milvus_uri; see facedb.index.backend).

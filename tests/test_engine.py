@@ -107,6 +107,16 @@ def test_gallery_gate_overrides_apply_and_unknown_ones_are_refused(engine: Engin
         engine.create_gallery("live", gates=GatePolicyOptions(enrollment_liveness=True))
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_gate_overrides_must_be_finite(engine: Engine, value: float) -> None:
+    """A NaN min face size would switch the size gate off (and be stored as non-JSON)."""
+    with pytest.raises(InvalidRequestError, match="finite"):
+        engine.create_gallery("nan", gates=GatePolicyOptions(enrollment={"min_face_size": value}))
+    with pytest.raises(InvalidRequestError, match="finite"):
+        engine.create_gallery("nan", gates=GatePolicyOptions(search={"max_yaw": value}))
+    assert "nan" not in [g.name for g in engine.list_galleries()]
+
+
 def test_identities_update_list_and_delete(engine: Engine) -> None:
     for number, name in enumerate(("Colin_Powell", "Tony_Blair", "Gray_Davis"), 1):
         enroll(engine, "g", name.lower(), photo(name, 1), metadata={"n": str(number)})
@@ -186,3 +196,49 @@ def test_a_target_rate_without_a_calibration_is_a_failed_precondition(data_dir: 
             )
     finally:
         engine.close()
+
+
+class StageRecorder:
+    """An observer that keeps the name of every stage the engine ran."""
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.stages.append(name)
+
+    def rejection(self, reason: str) -> None:
+        pass
+
+
+def test_verify_against_an_identity_compares_its_own_faces_without_a_search(
+    engine: Engine,
+) -> None:
+    enroll(engine, "g", "colin", photo("Colin_Powell", 1), photo("Colin_Powell", 2))
+    for name in ("Tony_Blair", "Gray_Davis", "Hugo_Chavez"):
+        enroll(engine, "g", name, photo(name, 1))
+    recorder = StageRecorder()
+    engine.observe(recorder)
+    probe = photo("Colin_Powell", 3)
+    result = engine.verify(probe, gallery="g", external_id="colin")
+    # A gallery search costs what the gallery holds (k = its size); the identity's own
+    # stored faces are all a 1:1 decision needs.
+    assert "search" not in recorder.stages and "embed" in recorder.stages
+    pairs = [engine.verify(probe, reference_image=photo("Colin_Powell", n)) for n in (1, 2)]
+    face_ids = engine.get_identity("g", "colin").face_ids
+    best = max(range(2), key=lambda i: pairs[i].score)
+    assert result.reference_face_id == face_ids[best]
+    assert result.score == pytest.approx(pairs[best].score, abs=1e-5)
+    assert result.match and result.threshold == engine.get_gallery("g").thresholds.verify
+    impostor = engine.verify(photo("Tony_Blair", 2), gallery="g", external_id="colin")
+    assert not impostor.match and impostor.reference_face_id in face_ids
+
+
+def test_reindex_without_a_recognizer_rebuilds_the_index_in_place(engine: Engine) -> None:
+    enroll(engine, "g", "colin", photo("Colin_Powell", 1))
+    rebuilt = engine.reindex("g", kind="hnsw")
+    assert rebuilt.model == engine.model and rebuilt.face_count == 1
+    (stats,) = engine.catalog.stats()["galleries"]
+    assert stats["index_kind"] == "hnsw"
+    top = engine.identify("g", photo("Colin_Powell", 2)).faces[0].candidates[0]
+    assert top.external_id == "colin"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from facedb.config import load_settings
+from facedb.config import Settings, load_settings
 from facedb.index.vector_index import AUTO, IndexKind
+
+if TYPE_CHECKING:
+    from facedb.storage.catalog import Catalog
 
 log = logging.getLogger(__name__)
 KINDS = [AUTO, *(kind.value for kind in IndexKind)]
@@ -54,7 +55,7 @@ def _database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="SQLAlchemy URL; default: SQLite in --data-dir")
 
 
-def _settings(args: argparse.Namespace):
+def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, data_dir=args.data_dir, database_url=args.database_url)
 
 
@@ -76,28 +77,29 @@ def run_reindex(args: argparse.Namespace) -> int:
     )
     try:
         names = [args.gallery] if args.gallery else [g.name for g in catalog.list_galleries()]
-        model, embed_crops = _embedder(args.model) if args.model else (None, None)
         for name in names:
-            _reindex_one(catalog, name, args, model, embed_crops)
+            _reindex_one(catalog, name, args)
     finally:
         catalog.close()
     return 0
 
 
-def _reindex_one(catalog, name: str, args: argparse.Namespace, model, embed_crops) -> None:
+def _reindex_one(catalog: Catalog, name: str, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    with tqdm(desc=name, unit="face", disable=model is None) as bar:
+    from facedb.engine.reindex import reindex_gallery
+
+    with tqdm(desc=name, unit="face", disable=args.model is None) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        info = catalog.reindex(
+        info = reindex_gallery(
+            catalog,
             name,
+            recognizer=args.model,
             kind=args.index,
-            model=model,
-            embed_crops=embed_crops,
             batch_size=args.batch_size,
             progress=progress,
         )
@@ -105,21 +107,3 @@ def _reindex_one(catalog, name: str, args: argparse.Namespace, model, embed_crop
     log.info(
         "gallery %r: %d faces, model %s, %s index", name, info.face_count, info.model_name, kind
     )
-
-
-def _embedder(spec: str) -> tuple[object, Callable[[list[bytes]], np.ndarray]]:
-    """The new model's identity and a function from stored crops (PNG bytes) to vectors."""
-    import cv2
-
-    from facedb.storage.records import ModelInfo
-    from facedb.vision.embed import load_embedder
-
-    embedder = load_embedder(spec)
-
-    def embed_crops(crops: list[bytes]) -> np.ndarray:
-        images = [cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_COLOR) for crop in crops]
-        if any(image is None for image in images):
-            raise ValueError("a stored crop is not a decodable image")
-        return embedder.embed(np.stack(images))
-
-    return ModelInfo(embedder.name, embedder.sha256, int(embedder.dim)), embed_crops

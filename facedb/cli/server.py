@@ -30,6 +30,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (default 50051; 0 picks one)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: off)")
+    parser.add_argument(
+        "--metrics-host", help="address /metrics binds (default 127.0.0.1: it has no auth)"
+    )
+    parser.add_argument(
+        "--metrics-gallery-labels",
+        action="store_true",
+        default=None,
+        help="label gallery sizes in /metrics by gallery name (off: totals only)",
+    )
     parser.add_argument("--detector", help="detector spec (FACEDB_DETECTOR)")
     parser.add_argument("--recognizer", help="recognizer spec (FACEDB_RECOGNIZER)")
     parser.add_argument("--liveness", help="liveness model spec; empty: off (FACEDB_LIVENESS)")
@@ -40,6 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-image-pixels", type=int, help="larger images are refused")
     parser.add_argument("--max-image-bytes", type=int, help="larger image files are refused")
     parser.add_argument("--max-message-bytes", type=int, help="largest request accepted")
+    parser.add_argument(
+        "--max-images-per-request", type=int, help="images one Enroll may carry (default 32)"
+    )
+    parser.add_argument(
+        "--max-request-pixels",
+        type=int,
+        help="decoded pixels one Enroll may spend over all its images (default 100,000,000)",
+    )
     parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -71,6 +88,8 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        metrics_gallery_labels=args.metrics_gallery_labels,
         detector=args.detector,
         recognizer=args.recognizer,
         liveness=args.liveness,
@@ -79,6 +98,8 @@ def serve(args: argparse.Namespace) -> int:
         max_image_pixels=args.max_image_pixels,
         max_image_bytes=args.max_image_bytes,
         max_message_bytes=args.max_message_bytes,
+        max_images_per_request=args.max_images_per_request,
+        max_request_pixels=args.max_request_pixels,
         insecure_no_auth=args.insecure_no_auth,
         index_backend=args.index_backend,
         milvus_uri=args.milvus_uri,

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from facedb.index.manager import GalleryIndex, GalleryRef, IndexSource, build, open_index, replay
-from facedb.index.vector_index import IndexParams, VectorIndex, choose_kind
+from facedb.index.vector_index import IndexKind, IndexParams, VectorIndex, choose_kind
 
 
 class IndexBackendError(RuntimeError):
@@ -34,7 +34,7 @@ class LiveIndex(Protocol):
     ref: GalleryRef
 
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> IndexKind: ...
 
     @property
     def count(self) -> int: ...
@@ -72,6 +72,10 @@ class LiveIndex(Protocol):
         ...
 
     def needs_rebuild(self) -> str | None: ...
+
+    def delete(self) -> None:
+        """The gallery is gone: drop the index's durable state; never write it again."""
+        ...
 
 
 @dataclass

@@ -7,6 +7,7 @@ so this package knows no SQL and no images.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,7 @@ class GalleryIndex:
         self._lock = ReadWriteLock()
         self._snapshot_lock = threading.Lock()  # one snapshot writer at a time
         self._dirty = True
+        self._deleted = False
 
     @property
     def kind(self) -> IndexKind:
@@ -140,7 +142,7 @@ class GalleryIndex:
     def snapshot(self) -> bool:
         """Write the snapshot if anything changed since the last one; True when written."""
         with self._snapshot_lock, self._lock.read():  # searches go on; writers wait
-            if not self._dirty:
+            if not self._dirty or self._deleted:
                 return False
             write_snapshot(
                 self.directory,
@@ -155,8 +157,16 @@ class GalleryIndex:
     def discard_snapshot(self) -> None:
         """Delete the snapshot now (it holds a removed face); the next flush rewrites it."""
         with self._lock.write():
-            discard_snapshot(self.directory)
-            self._dirty = True
+            if not self._deleted:
+                discard_snapshot(self.directory)
+                self._dirty = True
+
+    def delete(self) -> None:
+        """The gallery is gone: delete its directory and never write a snapshot again (a
+        flush or background rebuild still holding this index must not bring it back)."""
+        with self._snapshot_lock, self._lock.write():
+            self._deleted = True
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def needs_rebuild(self) -> str | None:
         """Why the index should be rebuilt (kind no longer fits the size, tombstones)."""

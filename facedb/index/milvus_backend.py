@@ -392,6 +392,7 @@ class MilvusIndex:
         self._lock = ReadWriteLock()
         self._snapshot_lock = threading.Lock()
         self._dirty = True
+        self._deleted = False
         self._load()
 
     def _load(self) -> None:
@@ -571,7 +572,7 @@ class MilvusIndex:
     def snapshot(self) -> bool:
         """Flush the collection and record its watermark in the manifest."""
         with self._snapshot_lock, self._lock.read():
-            if not self._dirty:
+            if not self._dirty or self._deleted:
                 return False
             watermark = self._watermark if self._behind_since is None else self._behind_since
             manifest = Manifest(
@@ -586,6 +587,14 @@ class MilvusIndex:
 
     def discard_snapshot(self) -> None:
         """Nothing to do: removals are applied inside Milvus, no local file holds vectors."""
+
+    def delete(self) -> None:
+        """The gallery is gone: drop its collection and manifest; write nothing again."""
+        with self._snapshot_lock, self._lock.write():
+            self._deleted = True
+            self._backend.drop_collection(self._collection)
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / MANIFEST).unlink()
 
     def needs_rebuild(self) -> str | None:
         wanted = choose_layout(self._count, self.ref.kind, self._params)

@@ -1,4 +1,4 @@
-"""Every known model: name → family, task, URL, SHA-256, preprocessing, licence.
+"""Every known model: name → family, task, URL, SHA-256, licence.
 
 URLs, SHA-256 digests and cached filenames are the published ones (MODEL_FACTS.md §7.3), so a
 file fetched from upstream or from a mirror of it is byte-identical to what was pinned here.
@@ -8,20 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from facedb.models.spec import FAMILIES, ModelSpecError, Preprocessing
+from facedb.models.errors import ModelSpecError
+from facedb.models.families import family as family_of
 
 
 @dataclass(frozen=True)
 class RegistryEntry:
     name: str  # e.g. "SCRFD_500M_KPS" (case-insensitive on lookup)
-    family: str  # one of facedb.models.spec.FAMILIES
+    family: str  # a key of facedb.models.families.FAMILIES (its preprocessing applies)
     variant: str  # the upstream variant name, e.g. "MNET_025"
-    task: str  # "detect", "embed" or "liveness"
+    task: str  # the family's task: "detect", "embed" or "liveness"
     url: str
     sha256: str
     filename: str  # name in the cache directory
     license: str
-    preprocessing: Preprocessing | None = None  # None: the family default (models/defaults.py)
     embedding_size: int | None = None
     options: dict[str, str] = field(default_factory=dict)  # family-specific, e.g. crop scale
 
@@ -143,7 +143,7 @@ def _build(row: tuple) -> RegistryEntry:
         name=name,
         family=family,
         variant=variant,
-        task=FAMILIES[family],
+        task=family_of(family).task,
         url=url,
         sha256=sha256,
         filename=filename,

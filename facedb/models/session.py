@@ -1,4 +1,8 @@
-"""onnxruntime sessions: created once per (file, threads) per process, then reused."""
+"""onnxruntime sessions: created once per (file, settings) per process, then reused.
+
+`SessionSettings` are the knobs of the runtime, not of a model: intra-op threads, whether
+idle worker threads spin (`session.intra_op.allow_spinning`) and the execution providers.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,45 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+_ORT_DTYPES: dict[str, type[np.floating]] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+}
 _lock = threading.Lock()
+
+CPU_PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
+_SPINNING_VALUES = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
 
 
 def default_threads() -> int:
     """Intra-op threads per session: FACEDB_ORT_THREADS, else every core of the machine."""
     return int(os.environ.get("FACEDB_ORT_THREADS", "0")) or (os.cpu_count() or 1)
+
+
+def default_allow_spinning() -> bool | None:
+    """FACEDB_ORT_SPINNING (1/0, true/false, on/off), else None: onnxruntime's own default
+    (idle intra-op threads spin before they sleep)."""
+    text = os.environ.get("FACEDB_ORT_SPINNING", "").strip().lower()
+    if not text:
+        return None
+    if text not in _SPINNING_VALUES:
+        raise ValueError(f"FACEDB_ORT_SPINNING must be 1 or 0, got {text!r}")
+    return _SPINNING_VALUES[text]
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How a session runs. `None` fields take the defaults above when the session is made."""
+
+    threads: int | None = None  # intra-op threads; None: default_threads()
+    allow_spinning: bool | None = None  # None: default_allow_spinning()
+    providers: tuple[str, ...] = CPU_PROVIDERS  # in order of preference
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: the default), got {self.threads}")
+        if not self.providers:
+            raise ValueError("at least one execution provider is needed")
 
 
 @dataclass(frozen=True)
@@ -40,11 +76,14 @@ class ModelIO:
 
     def fixed_hw(self) -> tuple[int, int] | None:
         """The input's (height, width) when both are fixed in the file, else None."""
-        h, w = self.input.shape[2], self.input.shape[3]
+        shape = self.input.shape
+        if len(shape) != 4:
+            return None
+        h, w = shape[2], shape[3]
         return (h, w) if isinstance(h, int) and isinstance(w, int) else None
 
     def fixed_batch(self) -> int | None:
-        b = self.input.shape[0]
+        b = self.input.shape[0] if self.input.shape else None
         return b if isinstance(b, int) else None
 
 
@@ -60,18 +99,54 @@ def inspect_model(session: ort.InferenceSession) -> ModelIO:
     )
 
 
+def _check_providers(providers: tuple[str, ...]) -> None:
+    available = ort.get_available_providers()
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise ValueError(
+            f"execution provider(s) {', '.join(missing)} not available in this onnxruntime "
+            f"build (available: {', '.join(available)})"
+        )
+
+
 @lru_cache(maxsize=64)
-def _cached_session(path: str, threads: int) -> ort.InferenceSession:
+def _cached_session(
+    path: str, threads: int, allow_spinning: bool | None, providers: tuple[str, ...]
+) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    if allow_spinning is not None:
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+        )
+    return ort.InferenceSession(path, sess_options=options, providers=list(providers))
 
 
-def get_session(path: Path | str, threads: int | None = None) -> ort.InferenceSession:
-    """The process-wide session for this file (sessions are thread-safe for `run`)."""
+def get_session(
+    path: Path | str,
+    threads: int | None = None,
+    *,
+    allow_spinning: bool | None = None,
+    providers: tuple[str, ...] = CPU_PROVIDERS,
+) -> ort.InferenceSession:
+    """The process-wide session for this file and settings (sessions are thread-safe for
+    `run`). `threads` None or 0 means `default_threads()`; `allow_spinning` None means
+    `default_allow_spinning()`; an unavailable provider is a ValueError naming the available
+    ones."""
+    settings = SessionSettings(threads, allow_spinning, tuple(providers))
+    return session_for(path, settings)
+
+
+def session_for(path: Path | str, settings: SessionSettings) -> ort.InferenceSession:
+    """`get_session` with the settings as one value."""
+    _check_providers(settings.providers)
+    threads = settings.threads or default_threads()
+    spinning = (
+        default_allow_spinning() if settings.allow_spinning is None else settings.allow_spinning
+    )
     with _lock:
-        return _cached_session(str(Path(path).resolve()), threads or default_threads())
+        return _cached_session(str(Path(path).resolve()), threads, spinning, settings.providers)

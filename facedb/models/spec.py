@@ -2,46 +2,26 @@
 
 Examples::
 
-    SCRFD_500M_KPS                                      # registry name (downloaded on first use)
+    SCRFD_500M_KPS                                      # registry name (cache, local dir, download)
     arcface:../shared/models/arcface_w600k_mbf_int8.onnx  # local file of a known family
     mobileface:/m/fr.onnx?order=bgr&mean=127.5&std=127.5 # with preprocessing overrides
+
+The top of `facedb.models`' dependency order: families → registry → store → spec.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import cast
 from urllib.parse import parse_qsl
 
-ChannelOrder = Literal["RGB", "BGR"]
+from facedb.models.errors import ModelSpecError
+from facedb.models.families import FAMILIES, ChannelOrder, Preprocessing, default_preprocessing
+from facedb.models.registry import lookup
+from facedb.models.store import ensure_model
 
-FAMILIES: dict[str, str] = {
-    "retinaface": "detect",
-    "scrfd": "detect",
-    "yolov5face": "detect",
-    "yolov8face": "detect",
-    "yunet": "detect",
-    "arcface": "embed",
-    "adaface": "embed",
-    "mobileface": "embed",
-    "sphereface": "embed",
-    "minifasnet": "liveness",
-    "fiqa": "quality",
-}
-
-
-class ModelSpecError(ValueError):
-    """A model specification that cannot be understood or resolved."""
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How pixels become the network's input tensor: order, then (x - mean) / std per channel."""
-
-    channel_order: ChannelOrder
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+__all__ = ["ModelSpec", "ModelSpecError", "Preprocessing", "parse_local_spec", "resolve_model"]
 
 
 @dataclass(frozen=True)
@@ -56,14 +36,19 @@ class ModelSpec:
 
     @property
     def task(self) -> str:
-        return FAMILIES[self.family]
+        return FAMILIES[self.family].task
 
     def preprocessing_or(self, default: Preprocessing) -> Preprocessing:
         return self.preprocessing or default
 
 
 def _triple(text: str) -> tuple[float, float, float]:
-    values = [float(v) for v in text.split(",")]
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ModelSpecError(
+            f"expected one or three comma-separated numbers, got {text!r}"
+        ) from None
     if len(values) == 1:
         values = values * 3
     if len(values) != 3:
@@ -72,6 +57,7 @@ def _triple(text: str) -> tuple[float, float, float]:
 
 
 def _parse_overrides(query: str, family: str) -> tuple[Preprocessing | None, dict[str, str]]:
+    """`order`, `mean`, `std` (completed with the family's defaults) and the other options."""
     params = dict(parse_qsl(query, keep_blank_values=True))
     order = params.pop("order", None)
     mean = params.pop("mean", None)
@@ -80,11 +66,9 @@ def _parse_overrides(query: str, family: str) -> tuple[Preprocessing | None, dic
         return None, params
     if order is not None and order.upper() not in ("RGB", "BGR"):
         raise ModelSpecError(f"order must be rgb or bgr, got {order!r}")
-    from facedb.models.defaults import default_preprocessing  # family defaults live there
-
     base = default_preprocessing(family)
     pre = Preprocessing(
-        channel_order=order.upper() if order else base.channel_order,  # type: ignore[arg-type]
+        channel_order=cast(ChannelOrder, order.upper()) if order else base.channel_order,
         mean=_triple(mean) if mean else base.mean,
         std=_triple(std) if std else base.std,
     )
@@ -106,17 +90,13 @@ def parse_local_spec(text: str) -> ModelSpec | None:
 
 
 def resolve_model(text: str, *, download: bool = True) -> ModelSpec:
-    """Resolve a spec string to a local file, downloading registry models when needed."""
+    """Resolve a spec string to a local file; registry models come from the cache, a local
+    model directory (found by SHA-256) or, when `download`, their release URL."""
     local = parse_local_spec(text)
     if local is not None:
         return local
-    from facedb.models.registry import lookup
-    from facedb.models.store import ensure_model
-
     name, _, query = text.partition("?")
     entry = lookup(name)
     path = ensure_model(entry, download=download)
     preprocessing, options = _parse_overrides(query, entry.family)
-    preprocessing = preprocessing or entry.preprocessing  # an entry may pin its own
-    spec = ModelSpec(entry.family, path, entry.name, preprocessing, dict(entry.options))
-    return replace(spec, options={**spec.options, **options})
+    return ModelSpec(entry.family, path, entry.name, preprocessing, {**entry.options, **options})

@@ -8,8 +8,11 @@ has a role and a list of galleries (`["*"]` = all):
 - admin: everything, including creating and deleting galleries.
 
 The interceptor checks both the role a method needs and, by reading the request, the
-gallery it touches, so the servicer never sees a call it must refuse. Calls that name no
-gallery (ListGalleries, GetStats) are filtered by the servicer with `current_principal()`.
+gallery it touches, so the servicer never sees a call it must refuse. Two kinds of call are
+left to the servicer, with `current_principal()`: calls that name no gallery (ListGalleries,
+GetStats) are filtered, and the items of a client stream (EnrollStream) are checked one by
+one, so that a refused item gets its own error result instead of failing a stream whose
+earlier items were already written.
 Health checking and reflection stay open: they reveal nothing about the data.
 """
 
@@ -21,12 +24,11 @@ import hmac
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import grpc
 
-from facedb.service.handlers import Behavior, checked_stream, wrap_handler
+from facedb.service.handlers import Behavior, wrap_handler
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +159,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                     f"this key has the {principal.role} role",
                 )
             _principal.set(principal)
-            if isinstance(request, Iterator):
-                check = partial(_check_gallery, name, principal=principal, context=context)
-                request = checked_stream(request, check)
-            else:
+            if not isinstance(request, Iterator):  # stream items: see the module docstring
                 _check_gallery(name, request, principal=principal, context=context)
             return inner(request, context)
 
@@ -181,15 +180,19 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return principal
 
 
+def gallery_denied(principal: Principal, gallery: str) -> str | None:
+    """Why `principal` may not touch `gallery`, or None when it may."""
+    if gallery and not principal.can_access(gallery):
+        return f"this API key has no access to gallery {gallery!r}"
+    return None
+
+
 def _check_gallery(
     name: str, request: Any, *, principal: Principal, context: grpc.ServicerContext
 ) -> None:
-    field = GALLERY_FIELD.get(name, "gallery")
-    gallery = getattr(request, field, "")
-    if gallery and not principal.can_access(gallery):
-        context.abort(
-            grpc.StatusCode.PERMISSION_DENIED, f"this API key has no access to gallery {gallery!r}"
-        )
+    denied = gallery_denied(principal, getattr(request, GALLERY_FIELD.get(name, "gallery"), ""))
+    if denied:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
 
 
 def log_auth_mode(keys: KeyRing | None) -> None:

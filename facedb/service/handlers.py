@@ -8,7 +8,7 @@ original one. This module builds that handler for the two shapes the service use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -42,10 +42,3 @@ def wrap_handler(
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(wrap(name, handler.unary_stream), **io)
     return grpc.stream_stream_rpc_method_handler(wrap(name, handler.stream_stream), **io)
-
-
-def checked_stream(requests: Iterator[Any], check: Callable[[Any], None]) -> Iterator[Any]:
-    """Requests of a client stream, each passed to `check` before the servicer sees it."""
-    for request in requests:
-        check(request)
-        yield request

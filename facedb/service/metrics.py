@@ -4,7 +4,10 @@
 - `facedb_stage_seconds{stage}`: decode, detect, gates, embed, search, write (from the
   engine's observer);
 - `facedb_rejections_total{reason}`: faces refused at enrollment or search;
-- `facedb_gallery_identities{gallery}` / `facedb_gallery_faces{gallery}`: read at scrape time.
+- `facedb_galleries`, `facedb_identities`, `facedb_faces`: totals, read at scrape time;
+  `facedb_gallery_identities{gallery}` / `facedb_gallery_faces{gallery}` only when the
+  operator opts in (`--metrics-gallery-labels`): the endpoint has no authentication, and
+  ListGalleries hides gallery names from scoped keys, so /metrics must not publish them.
 """
 
 from __future__ import annotations
@@ -47,20 +50,38 @@ class PrometheusObserver:
 
 
 class GalleryCollector(Collector):
-    """Gallery sizes, asked from the engine when Prometheus scrapes (never stale)."""
+    """Gallery sizes, asked from the engine when Prometheus scrapes (never stale).
 
-    def __init__(self, sizes: Callable[[], Iterable[tuple[str, int, int]]]):
+    Totals always; per-gallery series (named by gallery) only when `per_gallery` is set.
+    """
+
+    def __init__(
+        self, sizes: Callable[[], Iterable[tuple[str, int, int]]], per_gallery: bool = False
+    ):
         self._sizes = sizes  # () -> [(gallery, identities, faces)]
+        self._per_gallery = per_gallery
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        sizes = list(self._sizes())
+        totals = [
+            GaugeMetricFamily("facedb_galleries", "Galleries", value=len(sizes)),
+            GaugeMetricFamily(
+                "facedb_identities", "Identities in all galleries", value=sum(s[1] for s in sizes)
+            ),
+            GaugeMetricFamily(
+                "facedb_faces", "Faces in all galleries", value=sum(s[2] for s in sizes)
+            ),
+        ]
+        if not self._per_gallery:
+            return totals
         identities = GaugeMetricFamily(
             "facedb_gallery_identities", "Identities per gallery", labels=["gallery"]
         )
         faces = GaugeMetricFamily("facedb_gallery_faces", "Faces per gallery", labels=["gallery"])
-        for gallery, identity_count, face_count in self._sizes():
+        for gallery, identity_count, face_count in sizes:
             identities.add_metric([gallery], identity_count)
             faces.add_metric([gallery], face_count)
-        return [identities, faces]
+        return [*totals, identities, faces]
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):
@@ -108,10 +129,13 @@ def _access_log(name: str, code: grpc.StatusCode, seconds: float) -> None:
 
 
 def start_metrics_server(
-    port: int, host: str, sizes: Callable[[], Iterable[tuple[str, int, int]]]
+    port: int,
+    host: str,
+    sizes: Callable[[], Iterable[tuple[str, int, int]]],
+    per_gallery: bool = False,
 ) -> tuple[Any, Collector]:
-    """Serve /metrics on `port`; returns (http server, collector) so the caller can stop both."""
-    collector = GalleryCollector(sizes)
+    """Serve /metrics on `host:port`; returns (http server, collector) to stop both later."""
+    collector = GalleryCollector(sizes, per_gallery)
     REGISTRY.register(collector)
     server, _thread = start_http_server(port, addr=host)
     return server, collector

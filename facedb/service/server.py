@@ -81,7 +81,10 @@ class FaceDBServer:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.settings.metrics_port:
             self._metrics = start_metrics_server(
-                self.settings.metrics_port, self.settings.host, self._gallery_sizes
+                self.settings.metrics_port,
+                self.settings.metrics_host,
+                self._gallery_sizes,
+                per_gallery=self.settings.metrics_gallery_labels,
             )
         log.info(
             "facedb serving",
@@ -90,7 +93,9 @@ class FaceDBServer:
                 "model": self.engine.model.name,
                 "workers": self.settings.worker_count,
                 "ort_threads": self.settings.ort_threads,
-                "metrics_port": self.settings.metrics_port or None,
+                "metrics": f"{self.settings.metrics_host}:{self.settings.metrics_port}"
+                if self.settings.metrics_port
+                else None,
             },
         )
         return self.port

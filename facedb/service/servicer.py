@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import grpc
+
 from facedb import engine as eng
-from facedb.service.auth import current_principal
+from facedb.service.auth import current_principal, gallery_denied
 from facedb.service.errors import status_for, translated
 from facedb.service.limits import ConcurrencyLimiter
 from facedb.storage.records import IdentityInfo, ModelInfo
@@ -24,6 +26,9 @@ from facedb.v1 import facedb_pb2_grpc as pb_grpc
 from facedb.vision.gates import Rejection
 
 log = logging.getLogger(__name__)
+
+
+PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
 
 
 class FaceDBServicer(pb_grpc.FaceDBServicer):
@@ -81,8 +86,13 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
         workers = self.limiter.slots
         read_ahead = threading.BoundedSemaphore(2 * workers)
         futures: list[Future[pb.EnrollItemResult]] = []
+        principal = current_principal()  # the pool's threads do not inherit the context
         with ThreadPoolExecutor(workers, thread_name_prefix="facedb-enroll") as pool:
             for index, request in enumerate(requests):
+                denied = gallery_denied(principal, request.gallery)
+                if denied:
+                    futures.append(_done(_item_error(index, request, PERMISSION_DENIED, denied)))
+                    continue
                 read_ahead.acquire()
                 future = pool.submit(self._stream_item, index, request, context)
                 future.add_done_callback(lambda _: read_ahead.release())
@@ -99,12 +109,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             code = status_for(error)
             if code is None:
                 raise
-            return pb.EnrollItemResult(
-                index=index,
-                external_id=request.external_id,
-                error_code=code.value[0],
-                error_message=str(error),
-            )
+            return _item_error(index, request, code, str(error))
         return pb.EnrollItemResult(
             index=index,
             external_id=request.external_id,
@@ -272,6 +277,8 @@ def _enroll_item(request: pb.EnrollRequest) -> eng.EnrollItem:
         metadata=dict(request.metadata) or None,
         allow_multiple_faces=request.allow_multiple_faces,
         allow_duplicate=request.allow_duplicate,
+        image_names=list(request.image_names),
+        request_id=request.request_id,
     )
 
 
@@ -294,10 +301,29 @@ def _outcome(outcome: eng.ImageOutcome) -> pb.ImageOutcome:
         face_id=outcome.face_id or 0,
         quality=outcome.quality or 0.0,
         rejection=_rejection(outcome.rejection, outcome.duplicate_of),
+        image_name=outcome.image_name,
+        box=_box(outcome.box),
     )
     if outcome.liveness is not None:
         message.liveness = outcome.liveness
     return message
+
+
+def _item_error(
+    index: int, request: pb.EnrollRequest, code: grpc.StatusCode, message: str
+) -> pb.EnrollItemResult:
+    return pb.EnrollItemResult(
+        index=index,
+        external_id=request.external_id,
+        error_code=code.value[0],
+        error_message=message,
+    )
+
+
+def _done(result: pb.EnrollItemResult) -> Future[pb.EnrollItemResult]:
+    future: Future[pb.EnrollItemResult] = Future()
+    future.set_result(result)
+    return future
 
 
 def _summary(items: Iterable[pb.EnrollItemResult]) -> pb.EnrollSummary:

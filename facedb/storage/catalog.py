@@ -1,25 +1,39 @@
 """The durable face catalog: SQL store + one FAISS index per gallery.
 
-This is the only place that writes both. Every write commits SQL first and then applies the
-same change to the index under the gallery's write lock; a crash in between is repaired on
-the next open, which replays the SQL change log after the snapshot's watermark. Searches
-run concurrently with each other and see an index state either before or after a write.
+This is the only place that writes both, and every write takes the same path (`_writing`):
+
+1. this process's lock of the gallery (orders its threads; also guards loading, deletion),
+2. one SQL write transaction that takes the gallery's write lock (PostgreSQL: an advisory
+   lock per gallery; SQLite: BEGIN IMMEDIATE, the single writer) and reads the gallery row,
+3. the index caught up with the change log: faces other processes committed after its
+   watermark are applied, so the checks that follow (model, duplicates) see every face,
+4. those checks and the SQL writes, then COMMIT,
+5. the same change applied to this process's index.
+
+A crash between 4 and 5 is repaired on the next open, which replays the change log after
+the snapshot's watermark. Searches run concurrently with each other and see an index state
+either before or after a write; a search first catches up when SQL holds changes another
+process made (`_current`: one query when there are none).
 
 A removal also deletes the gallery's snapshot file at once (it still holds the removed
-embedding); the next flush (periodic, or on close) writes a fresh one.
+embedding); the next flush (periodic, or on close) writes a fresh one. A deleted gallery's
+directory goes at once, and its index never writes a snapshot again.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from facedb.index.backend import FaissBackend, IndexBackend, LiveIndex
 from facedb.index.manager import GalleryRef, Replay
@@ -28,7 +42,11 @@ from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
 from facedb.storage.errors import ConflictError, InvalidArgumentError, NotFoundError
 from facedb.storage.follower import CHANNEL, ChangeFollower
+from facedb.storage.page_tokens import decode_page_token, encode_page_token
 from facedb.storage.records import (
+    DuplicateOf,
+    EnrollOutcome,
+    EnrollRequest,
     FaceInfo,
     GalleryConfig,
     GalleryInfo,
@@ -42,6 +60,9 @@ from facedb.storage.tables import OP_REMOVED, Gallery
 
 __all__ = [
     "Catalog",
+    "DuplicateOf",
+    "EnrollOutcome",
+    "EnrollRequest",
     "FaceInfo",
     "GalleryConfig",
     "GalleryInfo",
@@ -61,11 +82,50 @@ INDEX_KINDS = (AUTO, *(kind.value for kind in IndexKind))
 
 @dataclass
 class _Gallery:
-    """A loaded gallery: its index and the lock that orders its writers."""
+    """One gallery name in this process: the lock that orders its loading, writers and
+    deletion, and its index once loaded. A slot lives while it holds an index or a thread
+    uses it, so that every thread working on one name takes the same lock, and names that
+    were never a gallery leave nothing behind."""
 
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    index: LiveIndex | None = None
+    users: int = 0
+
+
+@dataclass
+class _Write:
+    """One write transaction on a gallery: the session, the locked gallery row, the index
+    (caught up), and the change to apply to the index once SQL has committed."""
+
+    session: Session
+    row: Gallery
     index: LiveIndex
-    write_lock: threading.Lock
-    rebuild_thread: threading.Thread | None = None
+    seq: int | None = None
+    added_ids: np.ndarray | None = None
+    added_vectors: np.ndarray | None = None
+    removed: np.ndarray | None = None
+    new_ref: GalleryRef | None = None
+    replacement: Callable[[], None] | None = None  # switches the index (a new model)
+
+    def add(self, seq: int | None, ids: Sequence[int], vectors: np.ndarray) -> None:
+        self.seq, self.added_ids, self.added_vectors = seq, np.asarray(ids, np.int64), vectors
+
+    def remove(self, seq: int | None, ids: Sequence[int]) -> None:
+        self.seq, self.removed = seq, np.asarray(ids, dtype=np.int64)
+
+    def apply(self) -> None:
+        """Called after the commit, still under the gallery's lock."""
+        if self.replacement is not None:
+            self.replacement()
+        if self.new_ref is not None:
+            self.index.ref = self.new_ref
+        if self.seq is not None:
+            self.index.apply(self.seq, self.added_ids, self.added_vectors, self.removed)
+        if self.removed is not None and len(self.removed):
+            self.index.discard_snapshot()  # the old snapshot still holds these embeddings
+
+
+MAX_PAGE_SIZE = 1000  # identities per listing page: bounds one response
 
 
 class Catalog:
@@ -87,11 +147,11 @@ class Catalog:
         self._backend: IndexBackend = backend or FaissBackend()
         self._source = _SqlIndexSource(db)
         self._galleries: dict[str, _Gallery] = {}
-        self._loading: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self._rebuilds: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()  # guards the two dicts above
         self._closed = threading.Event()
-        self._follower: ChangeFollower | None = None
         self._flusher: threading.Thread | None = None
+        self._follower: ChangeFollower | None = None
         if snapshot_interval:
             self._flusher = threading.Thread(
                 target=self._flush_periodically, args=(snapshot_interval,), daemon=True
@@ -131,9 +191,7 @@ class Catalog:
             self._follower.stop()
         if self._flusher is not None:
             self._flusher.join()
-        for gallery in self._loaded():
-            if gallery.rebuild_thread is not None:
-                gallery.rebuild_thread.join()
+        self.wait_for_maintenance()
         self.flush()
         self._backend.close()
         self._db.dispose()
@@ -146,11 +204,11 @@ class Catalog:
 
     def flush(self) -> None:
         """Write the snapshot of every gallery whose index changed."""
-        for gallery in self._loaded():
+        for index in self._loaded():
             try:
-                gallery.index.snapshot()
+                index.snapshot()
             except OSError:
-                log.exception("gallery %r: snapshot failed", gallery.index.ref.name)
+                log.exception("gallery %r: snapshot failed", index.ref.name)
 
     # ---- galleries ------------------------------------------------------------------------
 
@@ -174,32 +232,18 @@ class Catalog:
                 for row in repo.list_galleries(session)
             ]
 
-    def update_gallery(
-        self, name: str, settings: GallerySettings | None = None, store_crops: bool | None = None
-    ) -> GalleryInfo:
-        with self._db.write() as session:
-            row = repo.get_gallery(session, name, lock=True)
-            if settings is not None:
-                row.match_threshold = settings.match_threshold
-                row.duplicate_threshold = settings.duplicate_threshold
-                row.gate_policy = settings.gate_policy
-            if store_crops is not None:
-                row.store_crops = store_crops
-            session.flush()
-            return repo.gallery_info(row, *repo.gallery_counts(session, row.id))
-
     def delete_gallery(self, name: str) -> None:
         """Delete the gallery, its identities, faces, crops, index and snapshots."""
-        loaded = self._galleries.get(name)
-        lock = loaded.write_lock if loaded else threading.Lock()
-        with lock:
+        with self._locked(name) as slot:
             with self._db.write() as session:
-                row = repo.delete_gallery(session, name)
+                row = repo.lock_gallery(session, name)
+                ref = self._ref(row)
+                repo.delete_gallery(session, row)
                 self._announce(session, row.id)
-                ref = GalleryRef(row.id, row.uid, row.name, row.model_sha256, row.dim, AUTO)
-            with self._lock:
-                self._galleries.pop(name, None)
-            self._backend.drop(ref, self._index_dir)
+            self._forget(slot)
+            shutil.rmtree(self._index_dir / ref.uid, ignore_errors=True)
+            self._backend.drop(ref, self._index_dir)  # also what this process never loaded
+        self._db.checkpoint_after_erasure()
 
     # ---- identities -----------------------------------------------------------------------
 
@@ -208,18 +252,26 @@ class Catalog:
             row = repo.get_gallery(session, gallery)
             return repo.identity_info(session, repo.get_identity(session, row.id, external_id))
 
+    def identity_embeddings(self, gallery: str, external_id: str) -> np.ndarray:
+        """(n, d) float32 embeddings of the identity's stored faces, in face id order (the
+        order of `IdentityInfo.face_ids`); n is 0 for an identity with no face left."""
+        with self._db.read() as session:
+            row = repo.get_gallery(session, gallery)
+            identity = repo.get_identity(session, row.id, external_id)
+            return repo.identity_embeddings(session, identity.id, row.dim)
+
     def list_identities(
         self, gallery: str, page_size: int = 100, page_token: str = ""
     ) -> tuple[list[IdentityInfo], str]:
         """A page of identities in creation order, and the token of the next page ("" at
         the end)."""
-        if page_size <= 0:
-            raise InvalidArgumentError("page size must be positive")
-        after = _decode_token(page_token)
+        if not 0 < page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgumentError(f"page size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
         with self._db.read() as session:
             row = repo.get_gallery(session, gallery)
+            after = decode_page_token(page_token, row.id)
             page = repo.list_identities(session, row.id, page_size, after)
-        next_token = str(page[-1][0]) if len(page) == page_size else ""
+        next_token = encode_page_token(row.id, page[-1][0]) if len(page) == page_size else ""
         return [info for _, info in page], next_token
 
     def update_identity(
@@ -239,17 +291,50 @@ class Catalog:
 
     def delete_identity(self, gallery: str, external_id: str) -> int:
         """Delete an identity and all its faces; returns how many faces were removed."""
-        state = self._gallery(gallery)
-        with state.write_lock:
-            with self._db.write() as session:
-                row = self._locked_row(session, state)
-                identity = repo.get_identity(session, row.id, external_id)
-                face_ids, seq = repo.delete_identity(session, identity)
-                self._announce(session, row.id)
-            self._remove_from_index(state, face_ids, seq)
+        with self._writing(gallery) as write:
+            identity = repo.get_identity(write.session, write.row.id, external_id)
+            face_ids, seq = repo.delete_identity(write.session, identity)
+            write.remove(seq, face_ids)
+        self._db.checkpoint_after_erasure()
         return len(face_ids)
 
     # ---- faces ----------------------------------------------------------------------------
+
+    def enroll(self, gallery: str, request: EnrollRequest) -> EnrollOutcome:
+        """Write the request's faces for its identity (created if new), in one SQL
+        transaction under the gallery's write lock: identity lookup, model check, duplicate
+        search (with `duplicate_threshold`: a face whose nearest face of another identity
+        scores at least that is refused, not written), insert, then the index. The faces
+        not refused are written all or nothing; nothing is written if all are refused."""
+        if not request.external_id:
+            raise InvalidArgumentError("an identity needs an external id")
+        if request.duplicate_k <= 0:
+            raise InvalidArgumentError("duplicate_k must be positive")
+        if not request.faces:
+            return EnrollOutcome(
+                self._find_identity(gallery, request.external_id), False, [], [], None
+            )
+        with self._writing(gallery) as write:
+            row = write.row
+            vectors = _unit_rows([face.embedding for face in request.faces], row.dim, "embedding")
+            _check_models(request.faces, row)
+            duplicates = self._duplicates(write, vectors, request)
+            keep = [number for number, found in enumerate(duplicates) if found is None]
+            if not keep:
+                existing = repo.find_identity(write.session, row.id, request.external_id)
+                info = None if existing is None else repo.identity_info(write.session, existing)
+                return EnrollOutcome(info, False, [None] * len(duplicates), duplicates, None)
+            identity, created = repo.enroll_identity(
+                write.session, row.id, request.external_id, request.display_name, request.metadata
+            )
+            faces = [request.faces[number] for number in keep]
+            ids, seq = repo.insert_faces(write.session, row, identity, faces, vectors[keep])
+            write.add(seq, ids, vectors[keep])
+            info = repo.identity_info(write.session, identity)
+        face_ids: list[int | None] = [None] * len(duplicates)
+        for number, face_id in zip(keep, ids, strict=True):
+            face_ids[number] = face_id
+        return EnrollOutcome(info, created, face_ids, duplicates, seq)
 
     def add_faces(
         self,
@@ -259,35 +344,18 @@ class Catalog:
         display_name: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> list[int]:
-        """Enroll faces for an identity (created if new); all or nothing. Returns face ids."""
+        """Enroll faces for an identity (created if new) with no duplicate check; all or
+        nothing. Returns face ids."""
         if not faces:
             raise InvalidArgumentError("no faces to add")
-        if not external_id:
-            raise InvalidArgumentError("an identity needs an external id")
-        state = self._gallery(gallery)
-        with state.write_lock:
-            ref = state.index.ref
-            vectors = _unit_rows([face.embedding for face in faces], ref.dim, "embedding")
-            _check_models(faces, ref.model_sha256)
-            with self._db.write() as session:
-                row = self._locked_row(session, state)
-                identity = repo.upsert_identity(
-                    session, row.id, external_id, display_name, metadata
-                )
-                ids, seq = repo.insert_faces(session, row, identity, faces, vectors)
-                self._announce(session, row.id)
-            state.index.apply(seq, np.asarray(ids, dtype=np.int64), vectors)
-        self._maintain(state)
-        return ids
+        request = EnrollRequest(external_id, faces, display_name, metadata)
+        return [face_id for face_id in self.enroll(gallery, request).face_ids if face_id]
 
     def delete_face(self, gallery: str, face_id: int) -> None:
-        state = self._gallery(gallery)
-        with state.write_lock:
-            with self._db.write() as session:
-                row = self._locked_row(session, state)
-                seq = repo.delete_face(session, row.id, int(face_id))
-                self._announce(session, row.id)
-            self._remove_from_index(state, [int(face_id)], seq)
+        with self._writing(gallery) as write:
+            seq = repo.delete_face(write.session, write.row.id, int(face_id))
+            write.remove(seq, [int(face_id)])
+        self._db.checkpoint_after_erasure()
 
     def get_face(self, gallery: str, face_id: int) -> FaceInfo:
         with self._db.read() as session:
@@ -304,7 +372,7 @@ class Catalog:
 
     def index_ids(self, gallery: str) -> np.ndarray:
         """Every face id the live index holds for the gallery."""
-        return self._gallery(gallery).index.ids()
+        return self._index(gallery).ids()
 
     def search(
         self, gallery: str, embeddings: np.ndarray, k: int = 10, threshold: float | None = None
@@ -312,23 +380,20 @@ class Catalog:
         """Top-k faces per query row, best first, scores >= threshold (cosine)."""
         if k <= 0:
             raise InvalidArgumentError("k must be positive")
-        state = self._gallery(gallery)
-        ref = state.index.ref
-        queries = _unit_rows(embeddings, ref.dim, "query")
-        scores, ids = state.index.search(queries, k, threshold)
-        found = [int(face_id) for face_id in ids.ravel() if face_id >= 0]
+        index = self._index(gallery)
         with self._db.read() as session:
+            index = self._current(session, gallery, index)
+            ref = index.ref
+            queries = _unit_rows(embeddings, ref.dim, "query")
+            scores, ids = index.search(queries, k, threshold)
             # A face removed after the index answered is gone from SQL: it is dropped here.
-            labels = repo.face_labels(session, ref.id, found)
-        return [
-            _hits(row_scores, row_ids, labels)
-            for row_scores, row_ids in zip(scores, ids, strict=True)
-        ]
+            return _labelled_hits(session, ref.id, scores, ids)
 
     def stats(self) -> dict[str, Any]:
         galleries = []
         for info in self.list_galleries():
-            loaded = self._galleries.get(info.name)
+            slot = self._galleries.get(info.name)
+            index = slot.index if slot is not None else None
             entry: dict[str, Any] = {
                 "name": info.name,
                 "model": info.model_name,
@@ -336,12 +401,12 @@ class Catalog:
                 "identities": info.identity_count,
                 "faces": info.face_count,
             }
-            if loaded is not None:
+            if index is not None:
                 entry.update(
-                    index_kind=str(loaded.index.kind),
-                    index_size=loaded.index.count,
-                    watermark=loaded.index.watermark,
-                    snapshot_stale=loaded.index.dirty,
+                    index_kind=index.kind.value,
+                    index_size=index.count,
+                    watermark=index.watermark,
+                    snapshot_stale=index.dirty,
                 )
             galleries.append(entry)
         return {
@@ -366,66 +431,68 @@ class Catalog:
         gallery to that model atomically. The old index serves searches until the switch."""
         if kind is not None and kind not in INDEX_KINDS:
             raise InvalidArgumentError(f"index kind must be one of {INDEX_KINDS}")
-        state = self._gallery(gallery)
         if kind is not None:
-            self._remember_kind(state, kind)
+            self._remember_kind(gallery, kind)
         if model is None:
-            self._rebuild(state)
+            self._rebuild(gallery)
         else:
             if embed_crops is None:
                 raise InvalidArgumentError("re-embedding needs an embed_crops function")
-            self._reembed(state, model, embed_crops, batch_size, progress)
+            self._reembed(gallery, model, embed_crops, batch_size, progress)
         return self.get_gallery(gallery)
 
-    def _remember_kind(self, state: _Gallery, kind: str) -> None:
-        with state.write_lock:
-            with self._db.write() as session:
-                self._locked_row(session, state).index_kind = None if kind == AUTO else kind
-            ref = replace(state.index.ref, kind=kind)
-            state.index.ref = ref
+    def _remember_kind(self, gallery: str, kind: str) -> None:
+        with self._writing(gallery) as write:
+            repo.set_index_kind(write.row, None if kind == AUTO else kind)
+            write.new_ref = replace(write.index.ref, kind=kind)
 
-    def _rebuild(self, state: _Gallery) -> None:
+    def _rebuild(self, gallery: str) -> None:
         """Build a new index from SQL while the old one serves, then swap it in."""
-        prepared = self._backend.prepare(self._source, state.index.ref, self._params)
-        with state.write_lock:  # no write can slip between the replay and the swap
-            self._backend.install(state.index, prepared, self._source)
-        state.index.snapshot()
+        index = self._index(gallery)
+        ref = index.ref
+        prepared = self._backend.prepare(self._source, ref, self._params)
+        with self._locked(gallery) as slot:  # no write can slip between the replay and the swap
+            if slot.index is not index or index.ref != ref:
+                self._backend.discard(prepared)
+                return  # deleted, reloaded or re-embedded meanwhile: this build is stale
+            self._backend.install(index, prepared, self._source)
+        index.snapshot()
 
     def _reembed(
         self,
-        state: _Gallery,
+        gallery: str,
         model: ModelInfo,
         embed_crops: EmbedCrops,
         batch_size: int,
         progress: Progress | None,
     ) -> None:
-        ref = state.index.ref
+        ref = self._index(gallery).ref
         with self._db.read() as session:
             _require_crops(session, ref.id)
             ids = repo.face_ids(session, ref.id)
         # The slow part, with no lock held: enrollment and search carry on meanwhile.
         vectors = self._embed(ref.id, ids, model, embed_crops, batch_size, progress, None)
-        with state.write_lock:
-            with self._db.write() as session:
-                row = self._locked_row(session, state)
-                current = repo.face_ids(session, row.id)
-                late = [face_id for face_id in current if face_id not in vectors]
-                if late:  # enrolled while we were embedding (with the old model)
-                    _require_crops(session, ref.id)
-                    vectors |= self._embed(
-                        ref.id, late, model, embed_crops, batch_size, None, session
-                    )
-                vectors = {face_id: vectors[face_id] for face_id in current}
-                repo.set_embeddings(session, row.id, vectors, model.name, model.sha256)
-                row.model_name, row.model_sha256, row.dim = model.name, model.sha256, model.dim
-                watermark = repo.latest_seq(session, row.id)
-                self._announce(session, row.id)
-                new_ref = replace(ref, model_sha256=model.sha256, dim=model.dim)
-                prepared = self._backend.prepare_from(new_ref, vectors, watermark, self._params)
-            # Committed: switch (the old index serves until then).
-            self._backend.install(state.index, prepared, None)
-        state.index.snapshot()
-        log.info("gallery %r: re-embedded %d faces with %s", ref.name, len(vectors), model.name)
+        with self._writing(gallery) as write:
+            row = write.row
+            if row.uid != ref.uid:
+                raise ConflictError(f"gallery {gallery!r} was deleted while being re-embedded")
+            current = repo.face_ids(write.session, row.id)
+            late = [face_id for face_id in current if face_id not in vectors]
+            if late:  # enrolled while we were embedding (with the old model)
+                _require_crops(write.session, row.id)
+                vectors |= self._embed(
+                    row.id, late, model, embed_crops, batch_size, None, write.session
+                )
+            vectors = {face_id: vectors[face_id] for face_id in current}
+            repo.set_embeddings(write.session, row.id, vectors, model.name, model.sha256)
+            repo.set_model(row, model.name, model.sha256, model.dim)
+            watermark = repo.latest_seq(write.session, row.id)
+            new_ref = replace(write.index.ref, model_sha256=model.sha256, dim=model.dim)
+            prepared = self._backend.prepare_from(new_ref, vectors, watermark, self._params)
+            target = write.index
+            write.replacement = lambda: self._backend.install(target, prepared, None)
+        self._index(gallery).snapshot()
+        log.info("gallery %r: re-embedded %d faces with %s", gallery, len(vectors), model.name)
 
     def _embed(
         self,
@@ -435,17 +502,17 @@ class Catalog:
         embed_crops: EmbedCrops,
         batch_size: int,
         progress: Progress | None,
-        session: Any,
+        session: Session | None,
     ) -> dict[int, np.ndarray]:
         vectors: dict[int, np.ndarray] = {}
         for start in range(0, len(ids), batch_size):
             chunk = ids[start : start + batch_size]
             if session is None:
                 with self._db.read() as reader:
-                    rows = repo.crops(reader, gallery_id, chunk)
+                    stored = repo.crops(reader, gallery_id, chunk)
             else:
-                rows = repo.crops(session, gallery_id, chunk)
-            rows = [(face_id, crop) for face_id, crop in rows if crop is not None]
+                stored = repo.crops(session, gallery_id, chunk)
+            rows = [(face_id, crop) for face_id, crop in stored if crop is not None]
             embedded = _unit_rows(
                 embed_crops([crop for _, crop in rows]), model.dim, "re-embedded vector"
             )
@@ -456,141 +523,221 @@ class Catalog:
                 progress(min(start + batch_size, len(ids)), len(ids))
         return vectors
 
+    # ---- the write path -------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, gallery: str) -> Iterator[_Write]:
+        """A write on the gallery (see the module docstring): the body runs inside the SQL
+        transaction; what it records on the `_Write` reaches the index after the commit."""
+        with self._locked(gallery) as slot:
+            self._load(slot, gallery)
+            with self._db.write() as session:
+                try:
+                    row = repo.lock_gallery(session, gallery)
+                except NotFoundError:
+                    self._forget(slot)  # deleted by another process: drop what we hold of it
+                    raise
+                write = _Write(session, row, self._caught_up(session, slot, row))
+                yield write
+                self._announce(session, row.id)  # other servers' followers wake at COMMIT
+            write.apply()
+        self._maintain(gallery, write.index)
+
+    def _current(self, session: Session, gallery: str, index: LiveIndex) -> LiveIndex:
+        """The index a search should use: caught up first when another process changed the
+        gallery since this one last looked (else one cheap query, and no lock)."""
+        row, latest = repo.gallery_with_latest_seq(session, gallery)
+        ref = index.ref
+        if latest <= index.watermark and (ref.uid, ref.model_sha256, ref.dim) == (
+            row.uid,
+            row.model_sha256,
+            row.dim,
+        ):
+            return index
+        with self._locked(gallery) as slot:  # in order with this process's writers
+            self._load(slot, gallery)
+            # A fresh transaction: what this process's writers did while we waited for the
+            # lock is newer than `session`'s view.
+            with self._db.read() as fresh:
+                return self._caught_up(fresh, slot, repo.get_gallery(fresh, gallery))
+
+    def _caught_up(self, session: Session, slot: _Gallery, row: Gallery) -> LiveIndex:
+        """The slot's index with every change committed after its watermark applied (this
+        transaction holds the gallery's write lock, so no other writer is in between)."""
+        index = slot.index
+        assert index is not None
+        ref = index.ref
+        if (ref.uid, ref.model_sha256, ref.dim) != (row.uid, row.model_sha256, row.dim):
+            # Created again or re-embedded by another process: this index is of the past.
+            log.info("gallery %r changed in another process: reloading its index", row.name)
+            return self._reloaded(session, slot, row)
+        changes = _replay(session, ref, index.watermark)
+        if changes.watermark > index.watermark:
+            index.apply(
+                changes.watermark, changes.added_ids, changes.added_vectors, changes.removed
+            )
+            if len(changes.removed):
+                index.discard_snapshot()
+        return index
+
+    def _reloaded(self, session: Session, slot: _Gallery, row: Gallery) -> LiveIndex:
+        ref = self._ref(row)
+        old = slot.index
+        if old is not None and old.ref.uid == ref.uid:  # re-embedded: same gallery, new model
+            watermark = repo.latest_seq(session, row.id)
+            ids, vectors = repo.all_embeddings(session, row.id, row.dim)
+            by_id = dict(zip(ids.tolist(), vectors, strict=True))
+            prepared = self._backend.prepare_from(ref, by_id, watermark, self._params)
+            self._backend.install(old, prepared, None)
+            return old
+        self._forget(slot)
+        slot.index = self._backend.open(self._source, ref, self._index_dir, self._params)
+        return slot.index
+
+    def _duplicates(
+        self, write: _Write, vectors: np.ndarray, request: EnrollRequest
+    ) -> list[DuplicateOf | None]:
+        """Per face: the most similar face of another identity at or above the duplicate
+        threshold, or None."""
+        threshold = request.duplicate_threshold
+        if threshold is None or not write.index.count:
+            return [None] * len(vectors)
+        scores, ids = write.index.search(vectors, request.duplicate_k, threshold)
+        found = []
+        for hits in _labelled_hits(write.session, write.row.id, scores, ids):
+            other = next((hit for hit in hits if hit.external_id != request.external_id), None)
+            found.append(None if other is None else DuplicateOf(other.external_id, other.score))
+        return found
+
     # ---- following other servers' writes --------------------------------------------------
 
     def follow(self, poll_interval: float = 1.0) -> None:
         """Keep the loaded indexes current with other processes' writes: a thread catches
-        up from the change log when PostgreSQL notifies a commit, and every `poll_interval`
-        seconds in any case (facedb.storage.follower)."""
+        up from the change log when PostgreSQL notifies a commit (polling where it cannot),
+        so searches rarely find their index behind (facedb.storage.follower)."""
         if self._follower is None:
             self._follower = ChangeFollower(self, self._db.url, poll_interval).start()
 
     def catch_up_all(self) -> int:
-        """Apply the change log after each loaded gallery's watermark; returns how many
-        changes were applied. A gallery deleted or re-created elsewhere is dropped or
-        reloaded."""
-        return sum(self.catch_up(name) for name in list(self._galleries))
+        """Apply the change log after each loaded gallery's watermark; returns how far the
+        watermarks moved. A gallery deleted or re-created elsewhere is dropped or reloaded."""
+        with self._lock:
+            names = [name for name, slot in self._galleries.items() if slot.index is not None]
+        return sum(self.catch_up(name) for name in names)
 
     def catch_up_ids(self, gallery_ids: set[int]) -> int:
         with self._lock:
-            names = [n for n, g in self._galleries.items() if g.index.ref.id in gallery_ids]
+            names = [
+                name
+                for name, slot in self._galleries.items()
+                if slot.index is not None and slot.index.ref.id in gallery_ids
+            ]
         return sum(self.catch_up(name) for name in names)
 
     def catch_up(self, gallery: str) -> int:
-        state = self._galleries.get(gallery)
-        if state is None:
+        slot = self._galleries.get(gallery)
+        index = slot.index if slot is not None else None
+        if index is None:
             return 0
-        with state.write_lock:
-            ref = state.index.ref
-            try:
-                with self._db.read() as session:
-                    row = repo.get_gallery(session, gallery)
-                    current = (row.uid, row.model_sha256, row.dim)
-            except NotFoundError:
-                with self._lock:
-                    self._galleries.pop(gallery, None)
-                return 0
-            if current != (ref.uid, ref.model_sha256, ref.dim):
-                log.info("gallery %r changed in another process: reloading its index", gallery)
-                state.index = self._open_index(gallery)
-                return 1
-            before = state.index.watermark
-            changes = self._source.replay(ref, before)
-            if changes.watermark <= before:
-                return 0
-            state.index.apply(
-                changes.watermark, changes.added_ids, changes.added_vectors, changes.removed
-            )
-            if len(changes.removed):
-                state.index.discard_snapshot()
-        self._maintain(state)
-        return len(changes.added_ids) + len(changes.removed)
+        before = index.watermark
+        try:
+            with self._db.read() as session:
+                index = self._current(session, gallery, index)
+        except NotFoundError:
+            with self._locked(gallery) as held:
+                self._forget(held)  # deleted by another server
+            return 0
+        self._maintain(gallery, index)
+        return max(0, index.watermark - before)
 
-    def _announce(self, session: Any, gallery_id: int) -> None:
+    def _announce(self, session: Session, gallery_id: int) -> None:
         """Wake the followers of other servers when this transaction commits (PostgreSQL
         delivers a NOTIFY at COMMIT, and drops it on ROLLBACK)."""
         if not self._db.sqlite:
-            session.execute(sa.select(sa.func.pg_notify(CHANNEL, str(gallery_id))))
+            session.execute(select(func.pg_notify(CHANNEL, str(gallery_id))))
 
-    # ---- internals ------------------------------------------------------------------------
+    # ---- loaded galleries -----------------------------------------------------------------
 
-    def _loaded(self) -> list[_Gallery]:
+    @contextmanager
+    def _locked(self, gallery: str) -> Iterator[_Gallery]:
+        """The gallery's slot, with its lock held."""
         with self._lock:
-            return list(self._galleries.values())
-
-    def _gallery(self, name: str) -> _Gallery:
-        """The loaded gallery, loading its index on first use (one loader per gallery)."""
-        with self._lock:
-            if name in self._galleries:
-                return self._galleries[name]
-            loading = self._loading.setdefault(name, threading.Lock())
-        with loading:
+            slot = self._galleries.setdefault(gallery, _Gallery())
+            slot.users += 1
+        try:
+            with slot.lock:
+                yield slot
+        finally:
             with self._lock:
-                if name in self._galleries:
-                    return self._galleries[name]
-            gallery = _Gallery(self._open_index(name), threading.Lock())
-            with self._lock:
-                self._galleries[name] = gallery
-            return gallery
+                slot.users -= 1
+                if not slot.users and slot.index is None:
+                    del self._galleries[gallery]
 
-    def _open_index(self, name: str) -> LiveIndex:
+    def _index(self, gallery: str) -> LiveIndex:
+        """The gallery's index, loaded on first use (one loader per gallery)."""
+        slot = self._galleries.get(gallery)
+        index = slot.index if slot is not None else None
+        if index is not None:
+            return index
+        with self._locked(gallery) as slot:
+            return self._load(slot, gallery)
+
+    def _load(self, slot: _Gallery, gallery: str) -> LiveIndex:
+        """The slot's index, opened if not yet (the caller holds the slot's lock)."""
+        if slot.index is None:
+            with self._db.read() as session:
+                ref = self._ref(repo.get_gallery(session, gallery))
+            slot.index = self._backend.open(self._source, ref, self._index_dir, self._params)
+        return slot.index
+
+    def _forget(self, slot: _Gallery) -> None:
+        """The gallery is gone: drop its index and its files (the caller holds the lock)."""
+        index, slot.index = slot.index, None
+        if index is not None:
+            index.delete()
+
+    def _ref(self, row: Gallery) -> GalleryRef:
+        kind = row.index_kind or self._index_kind
+        return GalleryRef(row.id, row.uid, row.name, row.model_sha256, row.dim, kind)
+
+    def _find_identity(self, gallery: str, external_id: str) -> IdentityInfo | None:
         with self._db.read() as session:
-            row = repo.get_gallery(session, name)
-            ref = GalleryRef(
-                row.id,
-                row.uid,
-                row.name,
-                row.model_sha256,
-                row.dim,
-                row.index_kind or self._index_kind,
-            )
-        return self._backend.open(self._source, ref, self._index_dir, self._params)
+            row = repo.get_gallery(session, gallery)
+            identity = repo.find_identity(session, row.id, external_id)
+            return None if identity is None else repo.identity_info(session, identity)
 
-    def _locked_row(self, session: Any, state: _Gallery) -> Gallery:
-        """Lock the gallery's row (orders writers across processes) and check it is still
-        the gallery this index was built for."""
-        ref = state.index.ref
-        row = repo.get_gallery(session, ref.name, lock=True)
-        if row.uid != ref.uid:
-            raise ConflictError(f"gallery {ref.name!r} was deleted and created again")
-        return row
+    def _loaded(self) -> list[LiveIndex]:
+        with self._lock:
+            return [slot.index for slot in self._galleries.values() if slot.index is not None]
 
-    def _remove_from_index(self, state: _Gallery, face_ids: list[int], seq: int | None) -> None:
-        state.index.apply(seq, removed=np.asarray(face_ids, dtype=np.int64))
-        if face_ids:
-            state.index.discard_snapshot()  # the old snapshot still holds these embeddings
-        self._maintain(state)
-
-    def _maintain(self, state: _Gallery) -> None:
+    def _maintain(self, gallery: str, index: LiveIndex) -> None:
         """Start a background rebuild when the index no longer suits the gallery."""
-        reason = state.index.needs_rebuild()
+        reason = index.needs_rebuild()
         if reason is None or self._closed.is_set():
             return
         with self._lock:
-            if state.rebuild_thread is not None and state.rebuild_thread.is_alive():
+            running = self._rebuilds.get(gallery)
+            if running is not None and running.is_alive():
                 return
-            log.info(
-                "gallery %r: rebuilding the index in the background: %s",
-                state.index.ref.name,
-                reason,
-            )
-            state.rebuild_thread = threading.Thread(
-                target=self._rebuild_logged, args=(state,), daemon=True
-            )
-            state.rebuild_thread.start()
+            log.info("gallery %r: rebuilding the index in the background: %s", gallery, reason)
+            thread = threading.Thread(target=self._rebuild_logged, args=(gallery,), daemon=True)
+            self._rebuilds[gallery] = thread
+            thread.start()
 
-    def _rebuild_logged(self, state: _Gallery) -> None:
+    def _rebuild_logged(self, gallery: str) -> None:
         try:
-            self._rebuild(state)
+            self._rebuild(gallery)
+        except NotFoundError:
+            pass  # deleted meanwhile
         except Exception:
-            log.exception("gallery %r: background rebuild failed", state.index.ref.name)
+            log.exception("gallery %r: background rebuild failed", gallery)
 
     def wait_for_maintenance(self) -> None:
         """Wait for background rebuilds to finish (for tools and tests)."""
-        for gallery in self._loaded():
-            thread = gallery.rebuild_thread
-            if thread is not None:
-                thread.join()
+        with self._lock:
+            threads = list(self._rebuilds.values())
+        for thread in threads:
+            thread.join()
 
     def _flush_periodically(self, interval: float) -> None:
         while not self._closed.wait(interval):
@@ -605,13 +752,7 @@ class _SqlIndexSource:
 
     def replay(self, gallery: GalleryRef, since: int) -> Replay:
         with self._db.snapshot_read() as session:
-            changes = repo.changes_after(session, gallery.id, since)
-            final = {face_id: op for _, face_id, op in changes}
-            added = [face_id for face_id, op in final.items() if op != OP_REMOVED]
-            ids, vectors = repo.embeddings(session, gallery.id, sorted(added), gallery.dim)
-        removed = [face_id for face_id, op in final.items() if op == OP_REMOVED]
-        watermark = changes[-1][0] if changes else since
-        return Replay(watermark, np.asarray(removed, dtype=np.int64), ids, vectors)
+            return _replay(session, gallery, since)
 
     def everything(self, gallery: GalleryRef) -> tuple[int, np.ndarray, np.ndarray]:
         with self._db.snapshot_read() as session:
@@ -622,6 +763,18 @@ class _SqlIndexSource:
     def count(self, gallery: GalleryRef) -> int:
         with self._db.read() as session:
             return repo.count_faces(session, gallery.id)
+
+
+def _replay(session: Session, gallery: GalleryRef, since: int) -> Replay:
+    """The change log after `since`, folded to each face's final state, with the vectors of
+    the faces added (read in the caller's session, so in one consistent view)."""
+    changes = repo.changes_after(session, gallery.id, since)
+    final = {face_id: op for _, face_id, op in changes}
+    added = [face_id for face_id, op in final.items() if op != OP_REMOVED]
+    ids, vectors = repo.embeddings(session, gallery.id, sorted(added), gallery.dim)
+    removed = [face_id for face_id, op in final.items() if op == OP_REMOVED]
+    watermark = changes[-1][0] if changes else since
+    return Replay(watermark, np.asarray(removed, dtype=np.int64), ids, vectors)
 
 
 def _migrate(url: str) -> None:
@@ -649,36 +802,36 @@ def _unit_rows(vectors: Any, dim: int, what: str) -> np.ndarray:
     return np.ascontiguousarray(matrix / scale, dtype=np.float32)
 
 
-def _check_models(faces: Sequence[NewFace], model_sha256: str) -> None:
+def _check_models(faces: Sequence[NewFace], gallery: Gallery) -> None:
+    """Refuse faces embedded by another model than the locked gallery row's (a reindex in
+    another process may have switched it since this process last looked)."""
     for face in faces:
-        if face.model_sha256 is not None and face.model_sha256 != model_sha256:
+        if face.model_sha256 is not None and face.model_sha256 != gallery.model_sha256:
             raise ConflictError(
-                f"face embedded by model {face.model_sha256[:12]}, the gallery uses "
-                f"{model_sha256[:12]}"
+                f"face embedded by model {face.model_sha256[:12]}, but gallery "
+                f"{gallery.name!r} now holds embeddings of {gallery.model_name} "
+                f"({gallery.model_sha256[:12]})"
             )
 
 
-def _require_crops(session: Any, gallery_id: int) -> None:
+def _require_crops(session: Session, gallery_id: int) -> None:
     missing = repo.faces_without_crop(session, gallery_id)
     if missing:
         raise ConflictError(f"{missing} faces have no stored crop: cannot re-embed them")
 
 
-def _hits(
-    scores: np.ndarray, ids: np.ndarray, labels: dict[int, tuple[str, str | None, dict]]
-) -> list[Hit]:
-    hits = []
-    for score, face_id in zip(scores, ids, strict=True):
-        label = labels.get(int(face_id))
-        if face_id >= 0 and label is not None:
-            hits.append(Hit(int(face_id), label[0], float(score), label[1], label[2]))
-    return hits
-
-
-def _decode_token(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        return int(token)
-    except ValueError as error:
-        raise InvalidArgumentError(f"invalid page token {token!r}") from error
+def _labelled_hits(
+    session: Session, gallery_id: int, scores: np.ndarray, ids: np.ndarray
+) -> list[list[Hit]]:
+    """Index results as hits per query row, labelled from SQL; faces SQL no longer holds
+    (removed after the index answered) are dropped."""
+    labels = repo.face_labels(session, gallery_id, [int(i) for i in ids.ravel() if i >= 0])
+    results = []
+    for row_scores, row_ids in zip(scores, ids, strict=True):
+        hits = []
+        for score, face_id in zip(row_scores, row_ids, strict=True):
+            label = labels.get(int(face_id))
+            if face_id >= 0 and label is not None:
+                hits.append(Hit(int(face_id), label[0], float(score), label[1], label[2]))
+        results.append(hits)
+    return results

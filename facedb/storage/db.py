@@ -1,12 +1,14 @@
 """Engines, sessions and schema revisions for SQLite and PostgreSQL.
 
-SQLite runs in WAL mode (readers never block the writer), with foreign keys on and a busy
-timeout. Write transactions start with BEGIN IMMEDIATE so that two writers queue on the
+SQLite runs in WAL mode (readers never block the writer), with foreign keys on, a busy
+timeout and `secure_delete` (deleted rows are overwritten with zeros, not left in free
+pages). Write transactions start with BEGIN IMMEDIATE so that two writers queue on the
 busy timeout instead of failing when a deferred read transaction tries to upgrade.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +27,11 @@ from facedb.storage.errors import SchemaError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# An erasure's checkpoint waits this long for readers to leave the old WAL frames.
+ERASURE_CHECKPOINT_TIMEOUT_MS = 5000
 _WRITE_OPTION = "facedb_write"
+
+log = logging.getLogger(__name__)
 
 
 def is_sqlite(url: str) -> bool:
@@ -64,6 +70,8 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
     cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
     # NORMAL in WAL mode survives a killed process (not a power cut) and is much faster.
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Right to be forgotten: a deleted crop or embedding must not survive in free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -103,6 +111,28 @@ class Database:
     def write(self) -> Iterator[Session]:
         with self._write() as session, session.begin():
             yield session
+
+    def checkpoint_after_erasure(self) -> None:
+        """Push an erasure out of SQLite's write-ahead log and truncate it.
+
+        With `secure_delete` the database pages are zeroed, but the WAL still holds the old
+        page images (crop PNG, embedding) until a checkpoint; TRUNCATE empties the file too.
+        On PostgreSQL the dead tuples stay in the table's pages until VACUUM reclaims them
+        (autovacuum does so within minutes; see docs/DESIGN.md, "Erasure").
+        """
+        if not self.sqlite:
+            return
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={ERASURE_CHECKPOINT_TIMEOUT_MS}")
+            busy, _frames, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            cursor.close()
+        finally:
+            raw.close()
+        if busy:
+            log.warning("erasure checkpoint was blocked by a reader; the next one completes it")
 
     def dispose(self) -> None:
         self.engine.dispose()

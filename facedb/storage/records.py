@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+
+# An identity's whole metadata, as UTF-8 JSON (it travels with every hit and listing).
+MAX_METADATA_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,7 @@ class GallerySettings:
     match_threshold: float | None = None
     duplicate_threshold: float | None = None
     gate_policy: dict[str, Any] | None = None
+    verify_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,9 @@ class NewFace:
     liveness_score: float | None = None
     source_sha256: str | None = None
     crop: bytes | None = None
-    model_sha256: str | None = None  # when given, must be the gallery's model
+    # The model that made the embedding; checked against the gallery's model inside the
+    # write transaction. None: the caller vouches that it is the gallery's current model.
+    model_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,3 +112,32 @@ class Hit:
     score: float
     display_name: str | None = None
     metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class EnrollRequest:
+    """Faces for one identity (created if new), written all at once by `Catalog.enroll`."""
+
+    external_id: str
+    faces: Sequence[NewFace]  # embedded faces, model_sha256 set
+    display_name: str | None = None  # None keeps the stored one
+    metadata: dict[str, Any] | None = None  # merged over the existing identity's metadata
+    duplicate_threshold: float | None = None  # None: no duplicate check
+    duplicate_k: int = 10  # nearest faces looked at per face for another identity's
+
+
+@dataclass(frozen=True)
+class DuplicateOf:
+    """A face refused because another identity already has one this similar (cosine)."""
+
+    external_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class EnrollOutcome:
+    identity: IdentityInfo | None  # after the write (the existing one if nothing written)
+    created: bool  # identity created by this call
+    face_ids: list[int | None]  # per request face; None where refused as duplicate
+    duplicates: list[DuplicateOf | None]  # per request face
+    sequence: int | None  # change-log sequence of the write (None if nothing written)

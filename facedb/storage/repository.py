@@ -1,23 +1,28 @@
 """SQL reads and writes, one short function per operation, all inside a caller's session.
+The only place that writes ORM rows.
 
 Every write that changes which faces a gallery holds also appends to the change log in the
-same transaction, and locks the gallery row first: on PostgreSQL that makes one gallery's
-writers commit in change-sequence order, so a snapshot watermark never skips a change.
+same transaction, and takes the gallery's write lock first (`lock_gallery`): one gallery's
+writers, in any process, then commit in change-sequence order, so a watermark never skips a
+change, and a check made under the lock (model, duplicates) still holds at commit.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from facedb.storage.errors import AlreadyExistsError, NotFoundError
+from facedb.storage.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from facedb.storage.records import (
+    MAX_METADATA_BYTES,
     FaceInfo,
     GalleryConfig,
     GalleryInfo,
@@ -25,9 +30,21 @@ from facedb.storage.records import (
     IdentityInfo,
     NewFace,
 )
-from facedb.storage.tables import OP_ADDED, OP_REMOVED, Change, Face, Gallery, Identity, utcnow
+from facedb.storage.tables import (
+    OP_ADDED,
+    OP_REMOVED,
+    Base,
+    Change,
+    Face,
+    Gallery,
+    Identity,
+    utcnow,
+)
 
 EMBEDDING_DTYPE = np.dtype("<f4")
+# First key of the PostgreSQL advisory locks taken per gallery (the second is the gallery
+# id), so that they cannot collide with advisory locks other software takes on the server.
+GALLERY_LOCK_SPACE = 0x66616364  # "facd"
 
 
 def encode_embedding(vector: np.ndarray) -> bytes:
@@ -42,7 +59,12 @@ def decode_embedding(data: bytes) -> np.ndarray:
 
 
 def gallery_info(row: Gallery, identity_count: int = 0, face_count: int = 0) -> GalleryInfo:
-    settings = GallerySettings(row.match_threshold, row.duplicate_threshold, row.gate_policy)
+    settings = GallerySettings(
+        match_threshold=row.match_threshold,
+        duplicate_threshold=row.duplicate_threshold,
+        gate_policy=row.gate_policy,
+        verify_threshold=row.verify_threshold,
+    )
     return GalleryInfo(
         id=row.id,
         uid=row.uid,
@@ -60,10 +82,31 @@ def gallery_info(row: Gallery, identity_count: int = 0, face_count: int = 0) -> 
     )
 
 
-def get_gallery(session: Session, name: str, *, lock: bool = False) -> Gallery:
-    query = select(Gallery).where(Gallery.name == name)
-    row = session.scalars(query.with_for_update() if lock else query).one_or_none()
+def get_gallery(session: Session, name: str) -> Gallery:
+    row = session.scalars(select(Gallery).where(Gallery.name == name)).one_or_none()
     if row is None:
+        raise NotFoundError(f"gallery {name!r} not found")
+    return row
+
+
+def lock_gallery(session: Session, name: str) -> Gallery:
+    """The gallery's row, read after taking the gallery's write lock for this transaction.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the gallery (held to commit or
+    rollback, across processes), then the row FOR UPDATE. SQLite: the write transaction
+    began with BEGIN IMMEDIATE, so it is already the only writer of the whole database.
+    """
+    gallery_id = get_gallery(session, name).id
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(GALLERY_LOCK_SPACE, gallery_id)))
+    query = (
+        select(Gallery)
+        .where(Gallery.id == gallery_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # the state after the lock, not before
+    )
+    row = session.scalars(query).one_or_none()
+    if row is None:  # deleted while we waited for the lock
         raise NotFoundError(f"gallery {name!r} not found")
     return row
 
@@ -79,6 +122,7 @@ def create_gallery(session: Session, config: GalleryConfig) -> Gallery:
         dim=config.dim,
         match_threshold=config.settings.match_threshold,
         duplicate_threshold=config.settings.duplicate_threshold,
+        verify_threshold=config.settings.verify_threshold,
         gate_policy=config.settings.gate_policy,
         store_crops=config.store_crops,
         index_kind=config.index_kind,
@@ -107,15 +151,23 @@ def count_faces(session: Session, gallery_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
-def delete_gallery(session: Session, name: str) -> Gallery:
-    row = get_gallery(session, name, lock=True)
+def delete_gallery(session: Session, row: Gallery) -> None:
+    """Delete a gallery locked with `lock_gallery`, with everything it holds."""
     # Explicit deletes (children first) rather than relying on ON DELETE CASCADE alone.
     session.execute(delete(Change).where(Change.gallery_id == row.id))
     session.execute(delete(Face).where(Face.gallery_id == row.id))
     session.execute(delete(Identity).where(Identity.gallery_id == row.id))
     session.delete(row)
     session.flush()
-    return row
+
+
+def set_model(row: Gallery, name: str, sha256: str, dim: int) -> None:
+    """Switch a locked gallery to another embedding model (its faces re-embedded)."""
+    row.model_name, row.model_sha256, row.dim = name, sha256, dim
+
+
+def set_index_kind(row: Gallery, kind: str | None) -> None:
+    row.index_kind = kind
 
 
 # ---- identities ---------------------------------------------------------------------------
@@ -173,27 +225,29 @@ def list_identities(
     return [(row.id, _identity_info(row, tuple(faces[row.id]))) for row in rows]
 
 
-def upsert_identity(
+def enroll_identity(
     session: Session,
     gallery_id: int,
     external_id: str,
     display_name: str | None,
     metadata: dict[str, Any] | None,
-) -> Identity:
-    """The identity, created if new; given display name / metadata replace the stored ones."""
+) -> tuple[Identity, bool]:
+    """The identity, created if new, and whether it was; a given display name replaces the
+    stored one, given metadata is merged over the stored metadata."""
     row = find_identity(session, gallery_id, external_id)
     if row is None:
         row = Identity(
             gallery_id=gallery_id,
             external_id=external_id,
             display_name=display_name,
-            attributes=dict(metadata or {}),
+            attributes=checked_metadata(metadata or {}),
         )
         session.add(row)
         session.flush()
-        return row
-    update_identity(row, display_name, metadata)
-    return row
+        return row, True
+    merged = {**(row.attributes or {}), **metadata} if metadata else None
+    update_identity(row, display_name, merged)
+    return row, False
 
 
 def update_identity(
@@ -202,8 +256,21 @@ def update_identity(
     if display_name is not None:
         row.display_name = display_name
     if metadata is not None:
-        row.attributes = dict(metadata)
+        row.attributes = checked_metadata(metadata)
     row.updated_at = utcnow()
+
+
+def checked_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata to store, refused when the identity's whole metadata (merged inside
+    the transaction) is over MAX_METADATA_BYTES: one identity must not grow every
+    response that carries it without bound."""
+    size = len(json.dumps(metadata, ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise InvalidArgumentError(
+            f"the identity's metadata would be {size:,} bytes as JSON; the limit is "
+            f"{MAX_METADATA_BYTES:,} bytes"
+        )
+    return dict(metadata)
 
 
 def delete_identity(session: Session, row: Identity) -> tuple[list[int], int | None]:
@@ -295,7 +362,8 @@ def face_crop(session: Session, gallery_id: int, face_id: int) -> bytes | None:
 
 def delete_face(session: Session, gallery_id: int, face_id: int) -> int | None:
     """Delete one face; returns the change seq. The identity stays (possibly faceless)."""
-    result = session.execute(delete(Face).where(Face.id == face_id, Face.gallery_id == gallery_id))
+    statement = delete(Face).where(Face.id == face_id, Face.gallery_id == gallery_id)
+    result = cast("CursorResult[Any]", session.execute(statement))  # a DML result
     if result.rowcount != 1:
         raise NotFoundError(f"face {face_id} not found")
     return record_changes(session, gallery_id, [face_id], OP_REMOVED)
@@ -306,7 +374,7 @@ def face_labels(
 ) -> dict[int, tuple[str, str | None, dict[str, Any]]]:
     """face id -> (external id, display name, metadata) for the faces that still exist."""
     ids = sorted({int(face_id) for face_id in face_ids})
-    labels = {}
+    labels: dict[int, tuple[str, str | None, dict[str, Any]]] = {}
     for start in range(0, len(ids), 5000):  # bounded IN lists
         query = (
             select(Face.id, Identity.external_id, Identity.display_name, Identity.attributes)
@@ -333,7 +401,7 @@ def face_ids(session: Session, gallery_id: int) -> list[int]:
     return list(session.scalars(query))
 
 
-def crops(session: Session, gallery_id: int, ids: Sequence[int]) -> list[tuple[int, bytes]]:
+def crops(session: Session, gallery_id: int, ids: Sequence[int]) -> list[tuple[int, bytes | None]]:
     query = (
         select(Face.id, Face.crop)
         .where(Face.gallery_id == gallery_id, Face.id.in_(list(ids)))
@@ -348,7 +416,7 @@ def set_embeddings(
     """Replace the embeddings of the given faces (one executemany, not a query per face)."""
     if not vectors:
         return
-    table = Face.__table__
+    table = Base.metadata.tables[Face.__tablename__]
     statement = (
         table.update()
         .where(table.c.id == bindparam("face_id"), table.c.gallery_id == gallery_id)
@@ -381,6 +449,16 @@ def latest_seq(session: Session, gallery_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
+def gallery_with_latest_seq(session: Session, name: str) -> tuple[Gallery, int]:
+    """The gallery and the last change-log sequence of its faces, in one query."""
+    latest = select(func.max(Change.seq)).where(Change.gallery_id == Gallery.id)
+    query = select(Gallery, latest.scalar_subquery()).where(Gallery.name == name)
+    found = session.execute(query).one_or_none()
+    if found is None:
+        raise NotFoundError(f"gallery {name!r} not found")
+    return found[0], int(found[1] or 0)
+
+
 def changes_after(session: Session, gallery_id: int, seq: int) -> list[tuple[int, int, str]]:
     query = (
         select(Change.seq, Change.face_id, Change.op)
@@ -407,6 +485,13 @@ def embeddings(
             found_ids.append(face_id)
             vectors.append(decode_embedding(data))
     return _stack(found_ids, vectors, dim)
+
+
+def identity_embeddings(session: Session, identity_id: int, dim: int) -> np.ndarray:
+    """(n, dim) embeddings of one identity's faces, in face id order."""
+    query = select(Face.embedding).where(Face.identity_id == identity_id).order_by(Face.id)
+    rows = [decode_embedding(data) for data in session.scalars(query)]
+    return np.vstack(rows) if rows else np.empty((0, dim), dtype=np.float32)
 
 
 def all_embeddings(session: Session, gallery_id: int, dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -55,6 +55,7 @@ class Gallery(Base):
     dim: Mapped[int] = mapped_column(Integer)
     match_threshold: Mapped[float | None] = mapped_column(Float)
     duplicate_threshold: Mapped[float | None] = mapped_column(Float)
+    verify_threshold: Mapped[float | None] = mapped_column(Float)
     gate_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     store_crops: Mapped[bool] = mapped_column(Boolean, default=True)
     index_kind: Mapped[str | None] = mapped_column(String(16))  # None: the catalog's default

@@ -153,7 +153,7 @@ class Rejection(_message.Message):
     def __init__(self, reason: _Optional[_Union[Reason, str]] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., message: _Optional[str] = ..., duplicate_of: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("gallery", "external_id", "display_name", "metadata", "images", "allow_multiple_faces", "allow_duplicate")
+    __slots__ = ("gallery", "external_id", "display_name", "metadata", "images", "allow_multiple_faces", "allow_duplicate", "image_names", "request_id")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +168,8 @@ class EnrollRequest(_message.Message):
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     ALLOW_MULTIPLE_FACES_FIELD_NUMBER: _ClassVar[int]
     ALLOW_DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     external_id: str
     display_name: str
@@ -175,23 +177,29 @@ class EnrollRequest(_message.Message):
     images: _containers.RepeatedScalarFieldContainer[bytes]
     allow_multiple_faces: bool
     allow_duplicate: bool
-    def __init__(self, gallery: _Optional[str] = ..., external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., images: _Optional[_Iterable[bytes]] = ..., allow_multiple_faces: _Optional[bool] = ..., allow_duplicate: _Optional[bool] = ...) -> None: ...
+    image_names: _containers.RepeatedScalarFieldContainer[str]
+    request_id: str
+    def __init__(self, gallery: _Optional[str] = ..., external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., images: _Optional[_Iterable[bytes]] = ..., allow_multiple_faces: _Optional[bool] = ..., allow_duplicate: _Optional[bool] = ..., image_names: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ImageOutcome(_message.Message):
-    __slots__ = ("index", "accepted", "face_id", "quality", "liveness", "rejection")
+    __slots__ = ("index", "accepted", "face_id", "quality", "liveness", "rejection", "box", "image_name")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
     REJECTION_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_NAME_FIELD_NUMBER: _ClassVar[int]
     index: int
     accepted: bool
     face_id: int
     quality: float
     liveness: float
     rejection: Rejection
-    def __init__(self, index: _Optional[int] = ..., accepted: _Optional[bool] = ..., face_id: _Optional[int] = ..., quality: _Optional[float] = ..., liveness: _Optional[float] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
+    box: Box
+    image_name: str
+    def __init__(self, index: _Optional[int] = ..., accepted: _Optional[bool] = ..., face_id: _Optional[int] = ..., quality: _Optional[float] = ..., liveness: _Optional[float] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., image_name: _Optional[str] = ...) -> None: ...
 
 class Identity(_message.Message):
     __slots__ = ("external_id", "display_name", "metadata", "face_ids")
@@ -213,14 +221,16 @@ class Identity(_message.Message):
     def __init__(self, external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., face_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("identity", "created", "outcomes")
+    __slots__ = ("identity", "created", "outcomes", "replayed")
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     identity: Identity
     created: bool
     outcomes: _containers.RepeatedCompositeFieldContainer[ImageOutcome]
-    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class EnrollItemResult(_message.Message):
     __slots__ = ("index", "external_id", "created", "outcomes", "error_code", "error_message")

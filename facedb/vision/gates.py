@@ -33,6 +33,7 @@ every detected edge/blurred face is refused (the strongly blurred ones as BLURRY
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -40,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from facedb.models.session import SessionSettings
 from facedb.vision.liveness import LivenessChecker
 from facedb.vision.quality import FiqaModel, QualityReport, measure_quality
 from facedb.vision.types import Face
@@ -58,6 +60,7 @@ class Reason(StrEnum):
     LOW_QUALITY = "LOW_QUALITY"
     SPOOF = "SPOOF"
     DUPLICATE = "DUPLICATE"  # decided after embedding: the face already belongs to another identity
+    INVALID_IMAGE = "INVALID_IMAGE"  # the image could not be decoded or is over a size limit
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,10 @@ class GatePolicy:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown gate setting(s): {', '.join(unknown)}")
-        values = {name: _coerce(name, value, known[name].type) for name, value in data.items()}
+        # Any: each value's type matches its own field (checked by _coerce), not one union.
+        values: dict[str, Any] = {
+            name: _coerce(name, value, known[name].type) for name, value in data.items()
+        }
         return dataclasses.replace(base or cls(), **values)
 
 
@@ -166,6 +172,9 @@ def _coerce(name: str, value: Any, annotation: Any) -> float | bool:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"gate setting {name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        # A NaN compares false with everything: it would silently switch the gate off.
+        raise ValueError(f"gate setting {name} must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -335,10 +344,13 @@ class FaceGates:
         liveness_specs: Sequence[str],
         quality_spec: str | None = None,
         threads: int | None = None,
+        *,
+        allow_spinning: bool | None = None,
     ) -> FaceGates:
         """Gates with these liveness models (none: no liveness) and optional quality model."""
-        checker = LivenessChecker.from_specs(liveness_specs, threads) if liveness_specs else None
-        quality = FiqaModel.from_spec(quality_spec, threads) if quality_spec else None
+        runtime = SessionSettings(threads, allow_spinning)
+        checker = LivenessChecker.from_specs(liveness_specs, runtime) if liveness_specs else None
+        quality = FiqaModel.from_spec(quality_spec, runtime) if quality_spec else None
         return cls(checker, quality)
 
     def assess_batch(

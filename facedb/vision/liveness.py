@@ -17,8 +17,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from facedb.models import ModelSpec, Preprocessing, get_session, inspect_model, resolve_model
-from facedb.models.defaults import default_preprocessing
+from facedb.models.onnx_model import OnnxModel
+from facedb.models.session import SessionSettings
+from facedb.models.spec import ModelSpec
 from facedb.vision.types import Face
 
 LIVE_CLASS = 1  # the 3 outputs are (spoof, live, spoof)
@@ -73,31 +74,20 @@ def crop_scale_for(spec: ModelSpec) -> float:
     return DEFAULT_CROP_SCALE
 
 
-class LivenessModel:
-    """One MiniFASNet file: crops every face of an image, runs them as one batch."""
+class LivenessModel(OnnxModel):
+    """One MiniFASNet file: crops every face of an image, runs them as one batch.
 
-    def __init__(self, spec: ModelSpec, threads: int | None = None) -> None:
-        if spec.family != "minifasnet":
-            raise ValueError(f"{spec.name}: a liveness model must be minifasnet, not {spec.family}")
-        self.spec = spec
-        self.name = spec.name
-        self.crop_scale = crop_scale_for(spec)
-        self.preprocessing: Preprocessing = spec.preprocessing_or(
-            default_preprocessing("minifasnet")
-        )
-        self._session = get_session(spec.path, threads)
-        io = inspect_model(self._session)
-        hw = io.fixed_hw()
-        if hw is None:
+    The file must fix its input size: it is the patch size the model was trained on.
+    """
+
+    family = "minifasnet"
+    input_hw: tuple[int, int]  # never None: required to be fixed in the file
+
+    def __init__(self, spec: ModelSpec, runtime: SessionSettings | None = None) -> None:
+        super().__init__(spec, runtime)
+        if self.io.fixed_hw() is None:
             raise ValueError(f"{spec.name}: the input size must be fixed in the file")
-        self.input_hw: tuple[int, int] = hw
-        self._input_name = io.input.name
-        self._input_dtype = io.input.dtype
-        self._fixed_batch = io.fixed_batch()
-
-    @classmethod
-    def from_spec(cls, spec: str | ModelSpec, threads: int | None = None) -> LivenessModel:
-        return cls(resolve_model(spec) if isinstance(spec, str) else spec, threads)
+        self.crop_scale = crop_scale_for(spec)
 
     def crop(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         """The (h, w, 3) uint8 patch this model sees for one face box."""
@@ -106,24 +96,13 @@ class LivenessModel:
         height, width = self.input_hw
         return cv2.resize(patch, (width, height), interpolation=cv2.INTER_LINEAR)
 
-    def _tensor(self, patches: np.ndarray) -> np.ndarray:
-        pre = self.preprocessing
-        pixels = patches[..., ::-1] if pre.channel_order == "RGB" else patches
-        pixels = (pixels.astype(np.float32) - np.float32(pre.mean)) / np.float32(pre.std)
-        return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=self._input_dtype)
-
     def probabilities(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """(N, classes) softmax probabilities, one row per face."""
         if not faces:
             return np.zeros((0, 3), np.float32)
         patches = np.stack([self.crop(image, face.box) for face in faces])
-        tensor = self._tensor(patches)
-        step = self._fixed_batch or len(tensor)  # files exported with batch 1 run one by one
-        logits = [
-            self._session.run(None, {self._input_name: tensor[i : i + step]})[0]
-            for i in range(0, len(tensor), step)
-        ]
-        return softmax(np.concatenate(logits).astype(np.float32))
+        (logits,) = self.run_batched(patches, [self.io.outputs[0].name])
+        return softmax(logits.reshape(len(faces), -1))
 
     def live_scores(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """(N,) P(live) per face."""
@@ -144,9 +123,9 @@ class LivenessChecker:
 
     @classmethod
     def from_specs(
-        cls, specs: Sequence[str | ModelSpec], threads: int | None = None
+        cls, specs: Sequence[str | ModelSpec], runtime: SessionSettings | None = None
     ) -> LivenessChecker:
-        return cls([LivenessModel.from_spec(spec, threads) for spec in specs])
+        return cls([LivenessModel.from_spec(spec, runtime) for spec in specs])
 
     def per_model(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """(models, N) P(live) of every model for every face."""

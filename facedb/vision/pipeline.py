@@ -3,11 +3,16 @@
 The pipeline decides *which* faces go on, never whether a request succeeds: a refusal
 (no face, several faces where one was required, a face failing a gate) is an outcome in
 the returned `Analysis`, not an exception, so the engine can report it per image.
+
+Each step runs inside `stage(name)` ("detect", "align", "gates", "embed"), a context
+manager the caller passes in: the engine times the steps there and refuses to start one
+after the request's deadline. The pipeline itself knows nothing of clocks or deadlines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -20,6 +25,13 @@ from facedb.vision.gates import Reason, Rejection
 from facedb.vision.types import Face
 
 Selection = Literal["all", "largest", "single"]
+# stage(name) wraps one pipeline step; it may raise to stop the analysis before the step.
+Stage = Callable[[str], AbstractContextManager[None]]
+
+
+def no_stage(name: str) -> AbstractContextManager[None]:
+    """The default stage hook: the step just runs."""
+    return nullcontext()
 
 
 class Assessment(Protocol):
@@ -71,7 +83,7 @@ class Analysis:
     @property
     def embeddings(self) -> np.ndarray:
         """(K, dim) embeddings of the accepted faces, in `faces` order."""
-        vectors = [f.embedding for f in self.accepted]
+        vectors = [f.embedding for f in self.faces if f.embedding is not None]
         return np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
 
 
@@ -90,11 +102,15 @@ def multiple_faces(count: int) -> Rejection:
     return Rejection(Reason.MULTIPLE_FACES, float(count), 1.0, message)
 
 
+def _comparable(faces: list[Face]) -> list[int]:
+    """Indices of the faces of comparable size to the largest (the largest included)."""
+    floor = max(f.area for f in faces) * BYSTANDER_SIDE_RATIO**2
+    return [i for i, f in enumerate(faces) if f.area >= floor]
+
+
 def _main_face(faces: list[Face]) -> tuple[Face, int]:
     """The largest face, and how many faces (itself included) are of comparable size."""
-    main = max(faces, key=lambda f: f.area)
-    floor = main.area * BYSTANDER_SIDE_RATIO**2
-    return main, sum(1 for f in faces if f.area >= floor)
+    return max(faces, key=lambda f: f.area), len(_comparable(faces))
 
 
 def select_faces(faces: list[Face], select: Selection) -> tuple[list[Face], Rejection | None]:
@@ -114,10 +130,21 @@ def select_faces(faces: list[Face], select: Selection) -> tuple[list[Face], Reje
 class FacePipeline:
     """A detector and an embedder (and optional gates) used together on whole images."""
 
-    def __init__(self, detector: Detector, embedder: Embedder, gates: BatchGates | None = None):
+    def __init__(
+        self,
+        detector: Detector,
+        embedder: Embedder,
+        gates: BatchGates | None = None,
+        stage: Stage = no_stage,
+    ):
         self.detector = detector
         self.embedder = embedder
         self.gates = gates
+        self.stage = stage
+
+    def with_stage(self, stage: Stage) -> FacePipeline:
+        """The same models and gates, with steps run inside `stage(name)`."""
+        return FacePipeline(self.detector, self.embedder, self.gates, stage)
 
     @classmethod
     def from_specs(
@@ -139,8 +166,13 @@ class FacePipeline:
     ) -> Analysis:
         """Detect, select, align, gate (when gates and a policy are given) and embed."""
         size = (int(image_bgr.shape[1]), int(image_bgr.shape[0]))
-        faces, refusal = select_faces(self.detector.detect(image_bgr), select)
-        crops = align_faces(image_bgr, [f.landmarks for f in faces])
+        with self.stage("detect"):
+            detected = self.detector.detect(image_bgr)
+        faces, refusal = select_faces(detected, select)
+        with self.stage("align"):
+            crops = align_faces(image_bgr, [f.landmarks for f in faces])
+        if refusal is not None and refusal.reason == Reason.MULTIPLE_FACES and policy is not None:
+            return self._one_passing_face(image_bgr, faces, crops, policy, size)
         if refusal is not None:
             # Keep the faces that were found (a caller may show them) but embed none.
             analysed = [AnalyzedFace(f, c, None) for f, c in zip(faces, crops, strict=True)]
@@ -149,31 +181,66 @@ class FacePipeline:
         analysed = self._embed_accepted(faces, crops, assessments)
         return Analysis(analysed, _image_refusal(analysed), size)
 
+    def _one_passing_face(
+        self,
+        image: np.ndarray,
+        faces: list[Face],
+        crops: np.ndarray,
+        policy: Any,
+        size: tuple[int, int],
+    ) -> Analysis:
+        """Several comparable faces where one is required: a face that the gates would refuse
+        on its own (a partial face at the border, a blurred or tiny passer-by) does not make
+        the photo ambiguous. Exactly one passing face is the main face; otherwise the photo
+        is refused as MULTIPLE_FACES, counting the passing faces (all comparable ones when
+        none passes: the first thing to fix is then still the crowd)."""
+        assessments = self._assess(image, faces, crops, policy)
+        comparable = _comparable(faces)
+        passing = [i for i in comparable if _passes(assessments[i])]
+        if len(passing) == 1:
+            chosen = passing[0]
+            analysed = self._embed_accepted([faces[chosen]], crops[[chosen]], [assessments[chosen]])
+            return Analysis(analysed, None, size)
+        refused = [
+            AnalyzedFace(face, crops[i], None, assessments[i]) for i, face in enumerate(faces)
+        ]
+        return Analysis(refused, multiple_faces(len(passing) or len(comparable)), size)
+
     def embed_aligned(self, crops: np.ndarray) -> np.ndarray:
         """Embeddings of crops aligned elsewhere (e.g. stored crops re-embedded)."""
-        return self.embedder.embed(crops)
+        with self.stage("embed"):
+            return self.embedder.embed(crops)
 
     def _assess(
         self, image: np.ndarray, faces: list[Face], crops: np.ndarray, policy: Any | None
-    ) -> list[Any | None]:
+    ) -> list[Assessment | None]:
         if self.gates is None or policy is None:
             return [None] * len(faces)
-        assessments = list(self.gates.assess_batch(image, faces, crops, policy))
+        with self.stage("gates"):
+            judged = self.gates.assess_batch(image, faces, crops, policy)
+        assessments: list[Assessment | None] = list(judged)
         if len(assessments) != len(faces):
             raise RuntimeError(f"gates judged {len(assessments)} of {len(faces)} faces")
         return assessments
 
     def _embed_accepted(
-        self, faces: list[Face], crops: np.ndarray, assessments: list[Any | None]
+        self, faces: list[Face], crops: np.ndarray, assessments: list[Assessment | None]
     ) -> list[AnalyzedFace]:
-        accepted = [i for i, a in enumerate(assessments) if a is None or a.rejection is None]
-        # One batch for all accepted faces; refused faces never reach the recognizer.
-        vectors = self.embedder.embed(crops[accepted]) if accepted else None
-        by_index = {index: vectors[row] for row, index in enumerate(accepted)}
+        accepted = [i for i, a in enumerate(assessments) if _passes(a)]
+        by_index: dict[int, np.ndarray] = {}
+        if accepted:
+            # One batch for all accepted faces; refused faces never reach the recognizer.
+            with self.stage("embed"):
+                vectors = self.embedder.embed(crops[accepted])
+            by_index = {index: vectors[row] for row, index in enumerate(accepted)}
         return [
             AnalyzedFace(face, crops[i], by_index.get(i), assessments[i])
             for i, face in enumerate(faces)
         ]
+
+
+def _passes(assessment: Assessment | None) -> bool:
+    return assessment is None or assessment.rejection is None
 
 
 def _image_refusal(faces: list[AnalyzedFace]) -> Rejection | None:

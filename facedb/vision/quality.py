@@ -34,8 +34,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from facedb.models import ModelSpec, Preprocessing, get_session, inspect_model, resolve_model
-from facedb.models.defaults import default_preprocessing
+from facedb.models.onnx_model import OnnxModel
 from facedb.vision.types import Face
 
 # Template (MODEL_FACTS §3.1) geometry: eyes at y≈51.6, nose 71.7, mouth 92.3 in a 112 crop.
@@ -169,52 +168,26 @@ def measure_quality(
     )
 
 
-class FiqaModel:
+class FiqaModel(OnnxModel):
     """A learned face-image-quality regressor on aligned crops (`fiqa:PATH`).
 
     The score is the mean of the model's outputs (the fixture file has 10 sigmoid outputs:
     about 0.77 for a sharp aligned face, 0.15 blurred, 0.11 low resolution).
     """
 
-    def __init__(self, spec: ModelSpec, threads: int | None = None) -> None:
-        if spec.family != "fiqa":
-            raise ValueError(f"{spec.name}: a quality model must be fiqa, not {spec.family}")
-        self.spec = spec
-        self.name = spec.name
-        self.preprocessing: Preprocessing = spec.preprocessing_or(default_preprocessing("fiqa"))
-        self._session = get_session(spec.path, threads)
-        io = inspect_model(self._session)
-        self.input_hw: tuple[int, int] = io.fixed_hw() or (112, 112)
-        self._input_name = io.input.name
-        self._input_dtype = io.input.dtype
-        self._fixed_batch = io.fixed_batch()
+    family = "fiqa"
+    default_input_hw = (112, 112)
+    input_hw: tuple[int, int]  # never None: the file's size or 112x112
 
-    @classmethod
-    def from_spec(cls, spec: str | ModelSpec, threads: int | None = None) -> FiqaModel:
-        return cls(resolve_model(spec) if isinstance(spec, str) else spec, threads)
-
-    def _tensor(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        height, width = self.input_hw
-        sized = [
-            crop if crop.shape[:2] == (height, width) else cv2.resize(crop, (width, height))
-            for crop in crops
-        ]
-        pixels = np.stack(sized)
-        pre = self.preprocessing
-        if pre.channel_order == "RGB":  # crops are BGR
-            pixels = pixels[..., ::-1]
-        pixels = (pixels.astype(np.float32) - np.float32(pre.mean)) / np.float32(pre.std)
-        return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=self._input_dtype)
-
-    def scores(self, aligned_crops: Sequence[np.ndarray]) -> np.ndarray:
+    def scores(self, aligned_crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """(N,) quality per aligned BGR crop; higher is better."""
         if len(aligned_crops) == 0:
             return np.zeros(0, np.float32)
-        tensor = self._tensor(aligned_crops)
-        step = self._fixed_batch or len(tensor)  # the fixture file has batch 1
-        outputs = [
-            self._session.run(None, {self._input_name: tensor[i : i + step]})[0]
-            for i in range(0, len(tensor), step)
-        ]
-        flat = np.concatenate(outputs).reshape(len(tensor), -1)
-        return flat.astype(np.float32).mean(axis=1)
+        crops = [self._sized(crop) for crop in aligned_crops]
+        (outputs,) = self.run_batched(np.stack(crops), [self.io.outputs[0].name])
+        return outputs.reshape(len(crops), -1).mean(axis=1)
+
+    def _sized(self, crop: np.ndarray) -> np.ndarray:
+        # Crops may differ in size; one size lets them share a batch.
+        height, width = self.input_hw
+        return crop if crop.shape[:2] == (height, width) else cv2.resize(crop, (width, height))

@@ -43,9 +43,13 @@ def mirror() -> Iterator[Callable[[Path], str]]:
 
 @pytest.fixture(autouse=True)
 def model_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty model cache per test, no mirror, no proxy for 127.0.0.1, short back-off."""
+    """An empty model cache per test, no mirror, no proxy for 127.0.0.1, short back-off,
+    a private digest index, and the default models in use."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("FACEDB_MODEL_DIR", str(cache))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    for name in ("DETECTOR", "RECOGNIZER", "LIVENESS", "QUALITY_MODEL", "CONFIG"):
+        monkeypatch.delenv(f"FACEDB_{name}", raising=False)
     monkeypatch.delenv("FACEDB_MODEL_MIRROR", raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setattr(store, "BACKOFF_SECONDS", 0.01)

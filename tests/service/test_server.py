@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from facedb.client import FaceDBClient, enroll_request
+from facedb.service.metrics import GalleryCollector
 from facedb.service.server import FaceDBServer
 from facedb.v1 import facedb_pb2 as pb
 from facedb.v1 import facedb_pb2_grpc as pb_grpc
@@ -27,6 +28,7 @@ from tests.service.support import ADMIN_KEY, client, database_counts, running_se
 ALICE = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg"
 ALICE_AGAIN = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0002.jpg"
 BOB = LFW / "images" / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg"
+TONY = LFW / "images" / "Tony_Blair" / "Tony_Blair_0001.jpg"
 SOLVAY = EDGE / "large" / "uniface_scientists_solvay.png"  # 1600x1158 = 1.85 MP, 1.9 MB
 
 
@@ -105,7 +107,6 @@ def test_a_key_for_gallery_a_cannot_touch_gallery_b(served: tuple) -> None:
             lambda: key_a.list_identities("b"),
             lambda: key_a.enroll("b", "mallory", [ALICE_AGAIN]),
             lambda: key_a.delete_identity("b", "bob"),
-            lambda: key_a.enroll_stream([enroll_request("b", "mallory", [ALICE_AGAIN])]),
         ]
         for call in denied:
             assert _code(call) == grpc.StatusCode.PERMISSION_DENIED
@@ -113,6 +114,33 @@ def test_a_key_for_gallery_a_cannot_touch_gallery_b(served: tuple) -> None:
         assert [g.name for g in key_a.stats().galleries] == ["a"]
         assert key_a.get_identity("a", "alice").external_id == "alice"
     assert database_counts(data_dir) == before
+
+
+def test_a_stream_item_for_a_forbidden_gallery_is_its_own_error_result(served: tuple) -> None:
+    """Earlier items were written: the stream must still say what happened to each."""
+    _, address, data_dir = served
+    before = database_counts(data_dir)
+    with client(address, "enroll-a") as key_a:
+        reply = key_a.enroll_stream(
+            [
+                enroll_request("a", "stream-ok-1", [BOB], allow_multiple_faces=True),
+                enroll_request("b", "mallory", [ALICE_AGAIN]),
+                enroll_request("a", "stream-ok-2", [TONY], allow_multiple_faces=True),
+            ]
+        )
+        assert [item.index for item in reply.items] == [0, 1, 2]
+        denied = reply.items[1]
+        assert denied.error_code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+        assert "gallery 'b'" in denied.error_message and not denied.outcomes
+        assert reply.items[0].created and reply.items[0].error_code == 0
+        assert reply.summary.items == 3 and reply.summary.items_failed == 1
+        assert reply.summary.identities_created == 2
+        with pytest.raises(grpc.RpcError):
+            key_a.get_identity("b", "mallory")
+        for name in ("stream-ok-1", "stream-ok-2"):
+            key_a.delete_identity("a", name)
+    counts = database_counts(data_dir)
+    assert counts["identities"] == before["identities"]
 
 
 def test_a_search_key_cannot_enroll_or_delete(served: tuple) -> None:
@@ -195,18 +223,24 @@ def _identify_with_deadline(admin: FaceDBClient, seconds: float) -> pb.IdentifyR
     return admin.stub.Identify(request, timeout=seconds, metadata=(("x-api-key", ADMIN_KEY),))
 
 
+def _invalid_image_outcome(reply: pb.EnrollResponse) -> pb.ImageOutcome:
+    (outcome,) = reply.outcomes
+    assert not outcome.accepted and outcome.rejection.reason == pb.INVALID_IMAGE
+    assert not reply.created and not reply.HasField("identity")
+    return outcome
+
+
 def test_images_over_the_pixel_limit_are_invalid(served: tuple) -> None:
+    """Identify refuses the request; Enroll refuses that image (its outcome says why)."""
     _, address, data_dir = served
     before = database_counts(data_dir)
     with client(address) as admin:
-        for call in (
-            lambda: admin.identify("a", SOLVAY),
-            lambda: admin.enroll("a", "solvay", [SOLVAY], allow_multiple_faces=True),
-        ):
-            with pytest.raises(grpc.RpcError) as error:
-                call()
-            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert "pixel" in error.value.details().lower() or "large" in error.value.details()
+        error = _code(lambda: admin.identify("a", SOLVAY))
+        assert error == grpc.StatusCode.INVALID_ARGUMENT
+        reply = admin.enroll("a", "solvay", [SOLVAY], allow_multiple_faces=True)
+        outcome = _invalid_image_outcome(reply)
+        assert "megapixels" in outcome.rejection.message
+        assert outcome.image_name == SOLVAY.name and SOLVAY.name in outcome.rejection.message
     assert database_counts(data_dir) == before
 
 
@@ -214,14 +248,12 @@ def test_images_over_the_byte_limit_are_invalid(served: tuple) -> None:
     _, address, data_dir = served
     before = database_counts(data_dir)
     with client(address) as admin:
-        for call in (
-            lambda: admin.identify("a", b"\xff" * 2_200_000),
-            lambda: admin.enroll("a", "huge", [b"\xff" * 2_200_000]),
-        ):
-            with pytest.raises(grpc.RpcError) as error:
-                call()
-            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert "2,000,000 bytes" in error.value.details()
+        with pytest.raises(grpc.RpcError) as error:
+            admin.identify("a", b"\xff" * 2_200_000)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "2,000,000 bytes" in error.value.details()
+        outcome = _invalid_image_outcome(admin.enroll("a", "huge", [b"\xff" * 2_200_000]))
+        assert "2,000,000 bytes" in outcome.rejection.message
     assert database_counts(data_dir) == before
 
 
@@ -250,5 +282,29 @@ def test_metrics_endpoint_counts_requests_stages_rejections_and_sizes(served: tu
     for stage in ("decode", "detect", "gates", "embed", "search", "write"):
         assert f'facedb_stage_seconds_count{{stage="{stage}"}}' in text
     assert 'facedb_rejections_total{reason="NO_FACE"}' in text
-    assert 'facedb_gallery_identities{gallery="a"}' in text
-    assert 'facedb_gallery_faces{gallery="b"} 1.0' in text
+    assert "facedb_galleries 2.0" in text
+    assert "facedb_faces " in text
+
+
+def test_metrics_name_no_gallery_and_listen_on_loopback_by_default(served: tuple) -> None:
+    """/metrics has no auth: gallery names (hidden from scoped keys) stay out of it."""
+    server, _, _ = served
+    url = f"http://127.0.0.1:{server.settings.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    assert 'gallery="' not in text
+    assert "facedb_gallery_faces" not in text
+    http_server, _collector = server._metrics
+    assert http_server.server_address[0] == "127.0.0.1"
+
+
+def test_metrics_gallery_labels_are_opt_in(served: tuple) -> None:
+    server, _, _ = served
+    collector = GalleryCollector(server._gallery_sizes, per_gallery=True)
+    samples = {
+        (family.name, sample.labels.get("gallery")): sample.value
+        for family in collector.collect()
+        for sample in family.samples
+    }
+    assert samples[("facedb_gallery_faces", "b")] == 1.0
+    assert ("facedb_gallery_identities", "a") in samples

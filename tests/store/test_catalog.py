@@ -122,6 +122,40 @@ def test_identities_paging_and_update(catalog: Catalog) -> None:
         catalog.list_identities(name, page_token="not-a-token")
 
 
+@pytest.mark.parametrize(
+    "token",
+    [
+        "99999999999999999999999",
+        "-1",
+        " 5",
+        "٥",
+        "5",
+        "0",
+        "cDE6MTox=",
+        "cDE6MTo5OTk5OTk5OTk5OTk5OTk5OTk5OQ",
+        "x" * 65,
+    ],
+)
+def test_page_tokens_are_opaque_and_checked(catalog: Catalog, token: str) -> None:
+    name = make_gallery(catalog)
+    catalog.add_faces(name, "only", faces(unit_vectors(1, seed=3)))
+    with pytest.raises(InvalidArgumentError, match="page token"):
+        catalog.list_identities(name, page_size=1, page_token=token)
+
+
+def test_a_page_token_is_bound_to_its_gallery(catalog: Catalog) -> None:
+    first, second = make_gallery(catalog), make_gallery(catalog)
+    for gallery in (first, second):
+        for i in range(2):
+            catalog.add_faces(gallery, f"id-{i}", faces(unit_vectors(1, seed=10 + i)))
+    _, token = catalog.list_identities(first, page_size=1)
+    assert token and not token.isdigit()
+    with pytest.raises(InvalidArgumentError, match="another gallery"):
+        catalog.list_identities(second, page_size=1, page_token=token)
+    with pytest.raises(InvalidArgumentError, match="page size"):
+        catalog.list_identities(first, page_size=10_001)
+
+
 def test_deletion_is_complete(catalog: Catalog, index_dir, index_backend: str) -> None:
     name = make_gallery(catalog)
     vectors = unit_vectors(6, seed=3)

@@ -77,9 +77,9 @@ def test_hnsw_tombstones_trigger_a_rebuild(database_url, index_dir) -> None:
         for face_id in ids[:30]:  # 15 % of the graph
             catalog.delete_face(name, face_id)
         catalog.wait_for_maintenance()
-        gallery = catalog._gallery(name)
-        assert gallery.index.kind is IndexKind.HNSW
-        index = gallery.index._index
+        gallery_index = catalog._index(name)
+        assert gallery_index.kind is IndexKind.HNSW
+        index = gallery_index._index
         assert index.index.ntotal < 200  # the graph was rebuilt without the dead vectors
         assert index.tombstone_ratio <= 0.1 and len(index.tombstones) < 30
         assert sorted(catalog.index_ids(name).tolist()) == ids[30:]

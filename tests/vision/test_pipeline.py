@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 from facedb.models import resolve_model
 from facedb.vision.detect import load_detector
 from facedb.vision.embed import MobileFaceEmbedder
-from facedb.vision.gates import Reason, Rejection
+from facedb.vision.gates import FaceGates, GatePolicy, Reason, Rejection
+from facedb.vision.image import decode_image
 from facedb.vision.pipeline import FacePipeline, select_faces
 from facedb.vision.types import Face
 from tests.paths import ARCFACE, EDGE, LFW, MODELS, SCRFD
@@ -178,3 +180,71 @@ def test_single_ignores_bystanders_but_not_a_second_main_face() -> None:
     _, rejection = select_faces([bystander, main, rival], "single")
     assert rejection is not None and rejection.reason is Reason.MULTIPLE_FACES
     assert rejection.value == 2.0  # the main face and its rival; the bystander is not counted
+
+
+class StageLog:
+    """A stage hook that records each step and refuses to start the one named `stop`."""
+
+    def __init__(self, stop: str = "") -> None:
+        self.stop = stop
+        self.names: list[str] = []
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if name == self.stop:
+            raise TimeoutError(f"not starting {name}")
+        self.names.append(name)
+        yield
+
+
+def test_every_step_runs_inside_the_stage_hook(detector, embedder, two_people) -> None:
+    stages = StageLog()
+    pipeline = FacePipeline(detector, embedder, RejectFaces(refused={0}), stage=stages)
+    pipeline.analyze(two_people, policy="search")
+    assert stages.names == ["detect", "align", "gates", "embed"]
+    pipeline.embed_aligned(np.zeros((1, 112, 112, 3), np.uint8))
+    assert stages.names[-1] == "embed"
+
+
+def test_a_stage_hook_that_raises_stops_the_analysis(detector, embedder, two_people) -> None:
+    pipeline = FacePipeline(detector, embedder).with_stage(StageLog(stop="embed"))
+    with pytest.raises(TimeoutError, match="embed"):
+        pipeline.analyze(two_people)
+    assert embedder.calls == []  # the recognizer never ran
+
+
+# A clear main face with partial / tiny / badly lit faces beside it: each of those fails the
+# enrollment gates on its own, so the photo is not ambiguous (issue: press photos refused).
+BYSTANDER_PHOTOS = ["Bashar_Assad/Bashar_Assad_0004.jpg", "Joseph_Biden/Joseph_Biden_0002.jpg"]
+TWO_GOOD_FACES = "Robin_Cook/Robin_Cook_0002.jpg"
+
+
+@pytest.fixture(scope="module")
+def gated_pipeline() -> tuple[FacePipeline, GatePolicy]:
+    pipeline = FacePipeline.from_specs(SCRFD, ARCFACE, threads=1, gates=FaceGates())
+    return pipeline, replace(GatePolicy.enrollment(), require_liveness=False)
+
+
+@pytest.mark.parametrize("name", BYSTANDER_PHOTOS)
+def test_single_enrolls_the_main_face_when_the_others_fail_the_gates(gated_pipeline, name) -> None:
+    pipeline, policy = gated_pipeline
+    image = decode_image(LFW / "images" / name)
+    detected = pipeline.detector.detect(image)
+    _, plain = select_faces(detected, "single")
+    assert plain is not None and plain.reason is Reason.MULTIPLE_FACES  # by size alone
+    analysis = pipeline.analyze(image, policy=policy, select="single")
+    assert analysis.rejection is None and len(analysis.accepted) == 1
+    chosen = analysis.accepted[0].face
+    assert chosen.area == max(f.area for f in detected)  # the main face, not a bystander
+    # LFW photos are centred on their subject.
+    centre_x = (chosen.box[0] + chosen.box[2]) / 2
+    assert abs(centre_x - image.shape[1] / 2) < image.shape[1] / 8
+
+
+def test_single_still_refuses_two_faces_that_both_pass(gated_pipeline) -> None:
+    pipeline, policy = gated_pipeline
+    analysis = pipeline.analyze(
+        decode_image(LFW / "images" / TWO_GOOD_FACES), policy=policy, select="single"
+    )
+    assert analysis.rejection is not None and analysis.rejection.reason is Reason.MULTIPLE_FACES
+    assert analysis.rejection.value == 2.0 and analysis.accepted == []

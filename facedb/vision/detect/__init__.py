@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from facedb.models import ModelSpec, resolve_model
+from facedb.models.session import SessionSettings
+from facedb.models.spec import ModelSpec, resolve_model
 from facedb.vision.detect.base import Detector, DetectorConfig
 
 __all__ = ["DETECTOR_CLASSES", "Detector", "DetectorConfig", "detector_class", "load_detector"]
@@ -29,8 +30,14 @@ def detector_class(family: str) -> type[Detector]:
 
 
 def load_detector(
-    spec: str | ModelSpec, config: DetectorConfig | None = None, threads: int | None = None
+    spec: str | ModelSpec,
+    config: DetectorConfig | None = None,
+    threads: int | None = None,
+    *,
+    allow_spinning: bool | None = None,
 ) -> Detector:
-    """A detector for a registry name, `FAMILY:PATH` string or resolved spec."""
+    """A detector for a registry name, `FAMILY:PATH` string or resolved spec; `threads` and
+    `allow_spinning` are the onnxruntime session settings (None: the defaults)."""
     resolved = resolve_model(spec) if isinstance(spec, str) else spec
-    return detector_class(resolved.family)(resolved, config, threads)
+    runtime = SessionSettings(threads, allow_spinning)
+    return detector_class(resolved.family)(resolved, config, runtime)

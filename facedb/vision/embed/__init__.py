@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from facedb.models.spec import ModelSpec, ModelSpecError, resolve_model
+from facedb.models.errors import ModelSpecError
+from facedb.models.session import SessionSettings
+from facedb.models.spec import ModelSpec, resolve_model
 from facedb.vision.embed.adaface import AdaFaceEmbedder
 from facedb.vision.embed.arcface import ArcFaceEmbedder
 from facedb.vision.embed.base import Embedder, file_sha256, l2_normalise
@@ -16,9 +18,14 @@ EMBEDDERS: dict[str, type[Embedder]] = {
 
 
 def load_embedder(
-    spec: str | ModelSpec, flip: bool = False, threads: int | None = None
+    spec: str | ModelSpec,
+    flip: bool = False,
+    threads: int | None = None,
+    *,
+    allow_spinning: bool | None = None,
 ) -> Embedder:
-    """An embedder for a registry name, `FAMILY:PATH[?order=bgr&mean=..&std=..]` or a spec."""
+    """An embedder for a registry name, `FAMILY:PATH[?order=bgr&mean=..&std=..]` or a spec;
+    `threads` and `allow_spinning` are the onnxruntime session settings (None: defaults)."""
     resolved = resolve_model(spec) if isinstance(spec, str) else spec
     cls = EMBEDDERS.get(resolved.family)
     if cls is None:
@@ -26,7 +33,7 @@ def load_embedder(
             f"{resolved.name} is a {resolved.family!r} model, not a recognizer "
             f"(known: {', '.join(sorted(EMBEDDERS))})"
         )
-    return cls(resolved, flip=flip, threads=threads)
+    return cls(resolved, flip=flip, runtime=SessionSettings(threads, allow_spinning))
 
 
 __all__ = [

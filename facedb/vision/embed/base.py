@@ -9,19 +9,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar
 
-import cv2
 import numpy as np
-import onnxruntime as ort
 
-from facedb.models.defaults import default_preprocessing
-from facedb.models.session import ModelIO, get_session, inspect_model
-from facedb.models.spec import ModelSpec, Preprocessing
+from facedb.models.onnx_model import OnnxModel
+from facedb.models.session import SessionSettings
+from facedb.models.spec import ModelSpec
 from facedb.models.store import file_digest
 
 CROP_SIZE = 112  # the aligned crop size every caller produces (facedb.vision.align)
-MAX_BATCH = 64  # bounds the input tensor's memory for dynamic-batch models
 
 
 @lru_cache(maxsize=32)
@@ -33,48 +29,30 @@ def file_sha256(path: Path) -> str:
     return file_digest(Path(path))
 
 
-@lru_cache(maxsize=32)
-def quantizes_per_batch(path: Path) -> bool:
-    """True when the graph quantizes activations dynamically (DynamicQuantizeLinear).
+class Embedder(OnnxModel):
+    """One recognizer model. Subclasses set `family` and may adjust the hooks below.
 
-    Such a graph picks one int8 scale for the whole input tensor, so a face's embedding
-    would depend on which other faces share its batch (cosine 0.985-0.993 to itself on the
-    int8 ArcFace file). Op types are plain strings in the ONNX protobuf, so a byte search
-    finds them without the onnx package.
+    Input size, dtype and batch come from the file (`OnnxModel`); 112x112 when the file's
+    size is dynamic.
     """
-    return b"DynamicQuantizeLinear" in Path(path).read_bytes()
 
+    default_input_hw = (CROP_SIZE, CROP_SIZE)
+    input_hw: tuple[int, int]  # never None here: the file's size or 112x112
 
-class Embedder:
-    """One recognizer model. Subclasses set `family` and may adjust the hooks below."""
-
-    family: ClassVar[str] = ""
-
-    def __init__(self, spec: ModelSpec, *, flip: bool = False, threads: int | None = None):
-        if spec.family != self.family:
-            raise ValueError(f"{type(self).__name__} needs a {self.family!r} model, got {spec}")
-        self.spec = spec
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        flip: bool = False,
+        runtime: SessionSettings | None = None,
+    ):
+        super().__init__(spec, runtime)
         self.flip = flip
-        self.preprocessing: Preprocessing = spec.preprocessing_or(
-            default_preprocessing(spec.family)
-        )
-        self.session: ort.InferenceSession = get_session(spec.path, threads)
-        self.io: ModelIO = inspect_model(self.session)
-        self._input_name = self.io.input.name
         self._output_name = self.io.outputs[self.output_index()].name
-        self.input_hw: tuple[int, int] = self.io.fixed_hw() or (CROP_SIZE, CROP_SIZE)
-        self.input_dtype: type[np.floating] = self.io.input.dtype
-        self.batch_limit: int = self._batch_limit()
         self._check_model()
         self.dim: int = self._read_dim()
-        self._scale = np.float32(1.0) / np.asarray(self.preprocessing.std, dtype=np.float32)
-        self._mean = np.asarray(self.preprocessing.mean, dtype=np.float32)
 
     # ---- identity -------------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
     @property
     def sha256(self) -> str:
@@ -119,36 +97,8 @@ class Embedder:
 
     def raw(self, crops: np.ndarray) -> np.ndarray:
         """The network's unnormalised float32 outputs, run in batches the file allows."""
-        outputs = [
-            self._run(self.to_tensor(crops[start : start + self.batch_limit]))
-            for start in range(0, len(crops), self.batch_limit)
-        ]
-        return np.concatenate(outputs)
-
-    def to_tensor(self, crops: np.ndarray) -> np.ndarray:
-        """BGR uint8 NHWC → the model's NCHW input: resize, channel order, (x - mean) / std."""
-        height, width = self.input_hw
-        if crops.shape[1:3] != (height, width):
-            crops = np.stack([cv2.resize(c, (width, height)) for c in crops])
-        pixels = crops.astype(np.float32)
-        if self.preprocessing.channel_order == "RGB":
-            pixels = pixels[..., ::-1]
-        pixels = (pixels - self._mean) * self._scale
-        return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=self.input_dtype)
-
-    def _run(self, tensor: np.ndarray) -> np.ndarray:
-        output = self.session.run([self._output_name], {self._input_name: tensor})[0]
-        return np.asarray(output, dtype=np.float32).reshape(len(tensor), -1)
-
-    def _batch_limit(self) -> int:
-        """Crops per run: a fixed batch in the file wins; then `?batch=N` from the spec;
-        then one when batching would change results; else MAX_BATCH."""
-        fixed = self.io.fixed_batch()
-        if fixed is not None:
-            return fixed
-        if "batch" in self.spec.options:
-            return max(1, int(self.spec.options["batch"]))
-        return 1 if quantizes_per_batch(self.spec.path) else MAX_BATCH
+        (output,) = self.run_batched(crops, [self._output_name])
+        return output.reshape(len(crops), -1)
 
     def _read_dim(self) -> int:
         declared = self.io.outputs[self.output_index()].shape[-1]
@@ -156,7 +106,7 @@ class Embedder:
             return declared
         # Some exports leave the feature axis symbolic: one zero crop tells the truth.
         probe = np.zeros((1, *self.input_hw, 3), dtype=np.uint8)
-        return int(self._run(self.to_tensor(probe)).shape[1])
+        return int(self.raw(probe).shape[1])
 
     def _as_batch(self, crops: np.ndarray) -> np.ndarray:
         crops = np.asarray(crops)

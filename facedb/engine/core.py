@@ -1,0 +1,96 @@
+"""What every use case shares: the pipeline, the catalog, the policies, the stage clock.
+
+Also the steps every use case takes the same way: finding a gallery this server can
+serve, decoding an image within the configured limits, analysing it, searching.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facedb.config import Settings
+from facedb.engine.errors import (
+    FailedPreconditionError,
+    InvalidRequestError,
+    require,
+    store_errors,
+)
+from facedb.engine.policy import PolicyBook
+from facedb.engine.telemetry import Telemetry
+from facedb.storage.catalog import Catalog
+from facedb.storage.records import GalleryInfo, Hit, ModelInfo
+from facedb.vision.gates import GateConfigError, GatePolicy
+from facedb.vision.image import DecodedImage, ImageError, load_image
+from facedb.vision.pipeline import Analysis, FacePipeline, Selection
+
+# Detectors work on a ~640 px canvas: pixels beyond this side only cost memory and time.
+MAX_IMAGE_SIDE = 4096
+
+
+class EngineCore:
+    """The engine's parts; one per engine, shared by its use cases (thread-safe)."""
+
+    def __init__(
+        self,
+        pipeline: FacePipeline,
+        catalog: Catalog,
+        settings: Settings,
+        policies: PolicyBook,
+        telemetry: Telemetry,
+    ) -> None:
+        self.pipeline = pipeline
+        self.catalog = catalog
+        self.settings = settings
+        self.policies = policies
+        self.telemetry = telemetry
+        embedder = pipeline.embedder
+        self.model = ModelInfo(embedder.name, embedder.sha256, int(embedder.dim))
+
+    def usable_gallery(self, name: str) -> GalleryInfo:
+        """The gallery, refused when its vectors come from another model than the loaded one."""
+        require(name, "gallery")
+        with store_errors():
+            info = self.catalog.get_gallery(name)
+        if info.model_sha256 != self.model.sha256 or info.dim != self.model.dim:
+            raise FailedPreconditionError(
+                f"gallery {name!r} holds embeddings of {info.model_name} "
+                f"(sha256 {info.model_sha256[:12]}…, dim {info.dim}) but this server runs "
+                f"{self.model.name} (sha256 {self.model.sha256[:12]}…, dim {self.model.dim}); "
+                "start the server with that recognizer or reindex the gallery"
+            )
+        return info
+
+    def decode(self, data: bytes, index: int | None, name: str = "") -> DecodedImage:
+        """An uploaded image within the size limits; `index` (and the client's `name` for
+        it) say which image in a multi-image call."""
+        where = image_label(index, name)
+        if not data:
+            raise InvalidRequestError(f"empty {where}: send the image file's bytes")
+        limit = self.settings.max_image_bytes
+        if len(data) > limit:
+            raise InvalidRequestError(
+                f"{where} is {len(data):,} bytes; the limit is {limit:,} bytes (max_image_bytes)"
+            )
+        with self.telemetry.stage("decode"):
+            try:
+                return load_image(
+                    data, max_pixels=self.settings.max_image_pixels, max_side=MAX_IMAGE_SIDE
+                )
+            except ImageError as error:
+                raise InvalidRequestError(f"{where}: {error}") from error
+
+    def analyze(self, pixels: np.ndarray, policy: GatePolicy | None, select: Selection) -> Analysis:
+        try:
+            return self.pipeline.analyze(pixels, policy=policy, select=select)
+        except GateConfigError as error:
+            raise FailedPreconditionError(str(error)) from error
+
+    def search(self, gallery: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        with self.telemetry.stage("search"), store_errors():
+            return self.catalog.search(gallery, np.asarray(vectors, np.float32), k)
+
+
+def image_label(index: int | None, name: str = "") -> str:
+    """How messages name an image: "image", "image 2", or "image 2 (door.jpg)"."""
+    label = "image" if index is None else f"image {index}"
+    return f"{label} ({name})" if name else label

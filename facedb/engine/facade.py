@@ -1,0 +1,229 @@
+"""`Engine`: the one object the service, the CLI and the HTTP API call.
+
+It only wires the use cases together and forwards to them; each request's logic lives in
+`enroll`, `search`, `galleries` and `reindex`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from facedb.calibration import Calibration, load_calibration
+from facedb.config import Settings
+from facedb.engine.core import EngineCore
+from facedb.engine.enroll import Enrollment
+from facedb.engine.errors import require
+from facedb.engine.galleries import GalleryAdmin, IdentityAdmin
+from facedb.engine.policy import PolicyBook
+from facedb.engine.reindex import Progress, reindex_gallery
+from facedb.engine.results import (
+    DEFAULT_THRESHOLDS,
+    NO_GATE_OVERRIDES,
+    EnrollItem,
+    EnrollResult,
+    Gallery,
+    GalleryStats,
+    GatePolicyOptions,
+    IdentifyResult,
+    Thresholds,
+    VerifyResult,
+)
+from facedb.engine.search import Identification, Verification
+from facedb.engine.telemetry import Observer, Telemetry
+from facedb.storage.catalog import Catalog
+from facedb.storage.records import IdentityInfo, ModelInfo
+from facedb.vision.gates import GatePolicy
+from facedb.vision.pipeline import FacePipeline
+
+
+class Engine:
+    """Face search over one loaded embedding model; thread-safe.
+
+    The pipeline runs with the engine's stage hook: every step is timed through the
+    observer and refused once the request's deadline has passed.
+    """
+
+    def __init__(
+        self,
+        pipeline: FacePipeline,
+        catalog: Catalog,
+        *,
+        settings: Settings | None = None,
+        enrollment_policy: GatePolicy | None = None,
+        search_policy: GatePolicy | None = None,
+        calibration: Callable[[str], Calibration | None] = load_calibration,
+        observer: Observer | None = None,
+    ):
+        settings = settings or Settings()
+        self._telemetry = Telemetry(observer)
+        liveness = getattr(pipeline.gates, "liveness", None) is not None
+        policies = PolicyBook(settings, enrollment_policy, search_policy, calibration, liveness)
+        staged = pipeline.with_stage(self._telemetry.stage)
+        self._core = EngineCore(staged, catalog, settings, policies, self._telemetry)
+        self._galleries = GalleryAdmin(self._core)
+        self._identities = IdentityAdmin(self._core)
+        self._enrollment = Enrollment(self._core)
+        self._identification = Identification(self._core)
+        self._verification = Verification(self._core)
+        # What the engine runs (read-only views of its parts).
+        self.settings = settings
+        self.catalog = catalog
+        self.pipeline = staged
+        self.model: ModelInfo = self._core.model
+        self.enrollment_policy = enrollment_policy
+        self.search_policy = search_policy
+
+    @property
+    def observer(self) -> Observer:
+        return self._telemetry.observer
+
+    def observe(self, observer: Observer) -> None:
+        """Send stage timings and refusals to `observer` from now on."""
+        self._telemetry.observer = observer
+
+    def calibration(self, model_sha256: str) -> Calibration | None:
+        """The model's calibration file, looked up once (None: the measured defaults apply)."""
+        return self._core.policies.calibration(model_sha256)
+
+    # ---- galleries ------------------------------------------------------------------------
+
+    def create_gallery(
+        self,
+        name: str,
+        *,
+        embedding_model: str = "",
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+        gates: GatePolicyOptions = NO_GATE_OVERRIDES,
+        store_crops: bool = True,
+    ) -> Gallery:
+        return self._galleries.create_gallery(
+            name,
+            embedding_model=embedding_model,
+            thresholds=thresholds,
+            gates=gates,
+            store_crops=store_crops,
+        )
+
+    def get_gallery(self, name: str) -> Gallery:
+        return self._galleries.get_gallery(name)
+
+    def list_galleries(self) -> list[Gallery]:
+        return self._galleries.list_galleries()
+
+    def delete_gallery(self, name: str) -> None:
+        self._galleries.delete_gallery(name)
+
+    def stats(self) -> list[GalleryStats]:
+        return self._galleries.stats()
+
+    def reindex(
+        self,
+        gallery: str,
+        recognizer: str | None = None,
+        *,
+        kind: str | None = None,
+        batch_size: int = 64,
+        progress: Progress | None = None,
+    ) -> Gallery:
+        """Rebuild the gallery's index; with `recognizer`, re-embed its stored crops with
+        that model and switch the gallery to it (this engine then refuses the gallery)."""
+        require(gallery, "gallery")
+        info = reindex_gallery(
+            self.catalog,
+            gallery,
+            recognizer=recognizer,
+            kind=kind,
+            batch_size=batch_size,
+            progress=progress,
+            threads=self.settings.ort_threads,
+        )
+        return self._galleries.view(info)
+
+    # ---- enrollment and search ------------------------------------------------------------
+
+    def enroll(self, item: EnrollItem, *, timeout: float | None = None) -> EnrollResult:
+        """Enroll the accepted images of one identity (created if new); one outcome each."""
+        return self._enrollment.enroll(item, timeout)
+
+    def identify(
+        self,
+        gallery: str,
+        image: bytes,
+        *,
+        top_k: int = 0,
+        threshold: float | None = None,
+        target_fpir: float | None = None,
+        all_faces: bool = False,
+        timeout: float | None = None,
+    ) -> IdentifyResult:
+        """Candidates per probe face, best identity first; an empty list is "no match"."""
+        return self._identification.identify(
+            gallery,
+            image,
+            top_k=top_k,
+            threshold=threshold,
+            target_fpir=target_fpir,
+            all_faces=all_faces,
+            timeout=timeout,
+        )
+
+    def verify(
+        self,
+        image: bytes,
+        *,
+        reference_image: bytes | None = None,
+        gallery: str = "",
+        external_id: str = "",
+        threshold: float | None = None,
+        target_far: float | None = None,
+        timeout: float | None = None,
+    ) -> VerifyResult:
+        """Is the largest face of `image` the same person as the reference (a second
+        image, or an enrolled identity's stored faces)?"""
+        return self._verification.verify(
+            image,
+            reference_image=reference_image,
+            gallery=gallery,
+            external_id=external_id,
+            threshold=threshold,
+            target_far=target_far,
+            timeout=timeout,
+        )
+
+    # ---- identities -----------------------------------------------------------------------
+
+    def get_identity(self, gallery: str, external_id: str) -> IdentityInfo:
+        return self._identities.get_identity(gallery, external_id)
+
+    def list_identities(
+        self, gallery: str, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[IdentityInfo], str]:
+        return self._identities.list_identities(gallery, page_size, page_token)
+
+    def update_identity(
+        self,
+        gallery: str,
+        external_id: str,
+        *,
+        display_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        replace_metadata: bool = False,
+    ) -> IdentityInfo:
+        return self._identities.update_identity(
+            gallery,
+            external_id,
+            display_name=display_name,
+            metadata=metadata,
+            replace_metadata=replace_metadata,
+        )
+
+    def delete_identity(self, gallery: str, external_id: str) -> int:
+        return self._identities.delete_identity(gallery, external_id)
+
+    def delete_face(self, gallery: str, face_id: int) -> None:
+        self._identities.delete_face(gallery, face_id)
+
+    def close(self) -> None:
+        """Flush index snapshots and close the database."""
+        self.catalog.close()

@@ -1,0 +1,178 @@
+"""Gallery and identity management: create, show, list, delete; identities and faces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facedb.engine.core import EngineCore
+from facedb.engine.errors import (
+    FailedPreconditionError,
+    InvalidRequestError,
+    require,
+    store_errors,
+)
+from facedb.engine.policy import gallery_settings
+from facedb.engine.results import (
+    DEFAULT_THRESHOLDS,
+    NO_GATE_OVERRIDES,
+    Gallery,
+    GalleryStats,
+    GatePolicyOptions,
+    Thresholds,
+)
+from facedb.engine.validation import check_display_name, check_metadata, check_new_gallery_name
+from facedb.storage.records import (
+    GalleryConfig,
+    GalleryInfo,
+    IdentityInfo,
+    ModelInfo,
+)
+
+
+class GalleryAdmin:
+    """Galleries: their settings, as this server applies them, and their sizes."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+
+    def create_gallery(
+        self,
+        name: str,
+        *,
+        embedding_model: str = "",
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+        gates: GatePolicyOptions = NO_GATE_OVERRIDES,
+        store_crops: bool = True,
+    ) -> Gallery:
+        check_new_gallery_name(name)
+        self._check_requested_model(embedding_model)
+        self.core.policies.check_options(gates, thresholds)
+        model = self.core.model
+        config = GalleryConfig(
+            name=name,
+            model_name=model.name,
+            model_sha256=model.sha256,
+            dim=model.dim,
+            settings=gallery_settings(gates, thresholds),
+            store_crops=store_crops,
+        )
+        with store_errors():
+            self.core.catalog.create_gallery(config)
+        return self.get_gallery(name)
+
+    def get_gallery(self, name: str) -> Gallery:
+        require(name, "gallery name")
+        with store_errors():
+            return self.view(self.core.catalog.get_gallery(name))
+
+    def list_galleries(self) -> list[Gallery]:
+        with store_errors():
+            return [self.view(info) for info in self.core.catalog.list_galleries()]
+
+    def delete_gallery(self, name: str) -> None:
+        require(name, "gallery name")
+        with store_errors():
+            self.core.catalog.delete_gallery(name)
+
+    def stats(self) -> list[GalleryStats]:
+        with store_errors():
+            galleries = self.core.catalog.list_galleries()
+        return [
+            GalleryStats(g.name, g.identity_count, g.face_count, _model_of(g)) for g in galleries
+        ]
+
+    def view(self, info: GalleryInfo) -> Gallery:
+        """The gallery as the API shows it: effective thresholds, stored gate overrides."""
+        policy = self.core.policies.for_gallery(info)
+        return Gallery(
+            name=info.name,
+            model=_model_of(info),
+            thresholds=policy.thresholds,
+            gates=policy.gates,
+            store_crops=info.store_crops,
+            identity_count=info.identity_count,
+            face_count=info.face_count,
+        )
+
+    def _check_requested_model(self, requested: str) -> None:
+        if not requested:
+            return
+        model = self.core.model
+        if requested.lower() in {model.name.lower(), model.sha256.lower()}:
+            return
+        if _spec_names_file(requested, model.sha256):
+            return
+        raise FailedPreconditionError(
+            f"embedding model {requested!r} is not loaded; this server runs {model.name} "
+            f"(sha256 {model.sha256[:12]}…): leave embedding_model empty or restart "
+            "the server with --recognizer"
+        )
+
+
+class IdentityAdmin:
+    """Identities and their faces: show, list, update, delete."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+
+    def get_identity(self, gallery: str, external_id: str) -> IdentityInfo:
+        require(gallery, "gallery")
+        require(external_id, "external_id")
+        with store_errors():
+            return self.core.catalog.get_identity(gallery, external_id)
+
+    def list_identities(
+        self, gallery: str, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[IdentityInfo], str]:
+        require(gallery, "gallery")
+        if page_size < 0:
+            raise InvalidRequestError("page_size must not be negative")
+        with store_errors():
+            items, token = self.core.catalog.list_identities(gallery, page_size or 100, page_token)
+        return list(items), token or ""
+
+    def update_identity(
+        self,
+        gallery: str,
+        external_id: str,
+        *,
+        display_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        replace_metadata: bool = False,
+    ) -> IdentityInfo:
+        check_display_name(display_name)
+        current = self.get_identity(gallery, external_id)
+        if metadata is not None and not replace_metadata:
+            metadata = {**current.metadata, **metadata}
+        check_metadata(metadata)
+        with store_errors():
+            return self.core.catalog.update_identity(gallery, external_id, display_name, metadata)
+
+    def delete_identity(self, gallery: str, external_id: str) -> int:
+        require(gallery, "gallery")
+        require(external_id, "external_id")
+        with store_errors():
+            return int(self.core.catalog.delete_identity(gallery, external_id))
+
+    def delete_face(self, gallery: str, face_id: int) -> None:
+        require(gallery, "gallery")
+        if face_id <= 0:
+            raise InvalidRequestError("face_id must be a positive face id")
+        with store_errors():
+            self.core.catalog.delete_face(gallery, face_id)
+
+
+def _model_of(info: GalleryInfo) -> ModelInfo:
+    return ModelInfo(info.model_name, info.model_sha256, info.dim)
+
+
+def _spec_names_file(requested: str, sha256: str) -> bool:
+    """Whether a model spec string names the loaded file (compared by content hash)."""
+    from facedb.models import resolve_model
+    from facedb.models.store import ModelUnavailableError
+    from facedb.vision.embed import file_sha256
+
+    try:
+        return file_sha256(resolve_model(requested, download=False).path) == sha256
+    except (ValueError, OSError, ModelUnavailableError):
+        return False  # a model that is not even here is certainly not the loaded one
