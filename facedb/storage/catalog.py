@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ from facedb.index.vector_index import AUTO, IndexKind, IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
 from facedb.storage.errors import ConflictError, InvalidArgumentError, NotFoundError
-from facedb.storage.follower import CHANNEL, ChangeFollower
+from facedb.storage.follower import CHANNEL, ChangeFollower, payload
 from facedb.storage.page_tokens import decode_page_token, encode_page_token
 from facedb.storage.records import (
     DuplicateOf,
@@ -152,6 +153,7 @@ class Catalog:
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
         self._follower: ChangeFollower | None = None
+        self._origin = uuid.uuid4().hex[:12]  # names this catalog's NOTIFYs
         if snapshot_interval:
             self._flusher = threading.Thread(
                 target=self._flush_periodically, args=(snapshot_interval,), daemon=True
@@ -616,7 +618,9 @@ class Catalog:
         up from the change log when PostgreSQL notifies a commit (polling where it cannot),
         so searches rarely find their index behind (facedb.storage.follower)."""
         if self._follower is None:
-            self._follower = ChangeFollower(self, self._db.url, poll_interval).start()
+            self._follower = ChangeFollower(
+                self, self._db.url, poll_interval, origin=self._origin
+            ).start()
 
     def catch_up_all(self) -> int:
         """Apply the change log after each loaded gallery's watermark; returns how far the
@@ -654,7 +658,8 @@ class Catalog:
         """Wake the followers of other servers when this transaction commits (PostgreSQL
         delivers a NOTIFY at COMMIT, and drops it on ROLLBACK)."""
         if not self._db.sqlite:
-            session.execute(select(func.pg_notify(CHANNEL, str(gallery_id))))
+            notice = payload(gallery_id, self._origin)
+            session.execute(select(func.pg_notify(CHANNEL, notice)))
 
     # ---- loaded galleries -----------------------------------------------------------------
 

@@ -47,8 +47,11 @@ class Followed(Protocol):
 class ChangeFollower:
     """A daemon thread that catches `catalog` up on notification or every `poll_interval`."""
 
-    def __init__(self, catalog: Followed, database_url: str, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, catalog: Followed, database_url: str, poll_interval: float = 1.0, origin: str = ""
+    ) -> None:
         self._catalog = catalog
+        self._origin = origin  # this process's own commits: already in its indexes
         self._conninfo = _libpq_url(database_url)
         self._poll_interval = poll_interval
         self._stopped = threading.Event()
@@ -98,11 +101,21 @@ class ChangeFollower:
         galleries: set[int] = set()
         timeout = self._poll_interval
         for notification in connection.notifies(timeout=timeout, stop_after=1):
-            galleries.add(_gallery_id(notification.payload))
+            galleries.add(self._gallery_of(notification.payload))
         for notification in connection.notifies(timeout=0.0):
-            galleries.add(_gallery_id(notification.payload))
+            galleries.add(self._gallery_of(notification.payload))
         galleries.discard(-1)
         return galleries
+
+    def _gallery_of(self, payload: str) -> int:
+        """The gallery id of a `payload(gallery_id, origin)`; -1 for this process's own."""
+        gallery, _, origin = payload.partition(" ")
+        if origin and origin == self._origin:
+            return -1
+        try:
+            return int(gallery)
+        except ValueError:
+            return -1
 
     def _catch_up(self, galleries: set[int] | None = None) -> None:
         try:
@@ -114,11 +127,9 @@ class ChangeFollower:
             log.exception("change follower: catching up failed")
 
 
-def _gallery_id(payload: str) -> int:
-    try:
-        return int(payload)
-    except ValueError:
-        return -1
+def payload(gallery_id: int, origin: str) -> str:
+    """The NOTIFY payload of a commit on `gallery_id` by the process named `origin`."""
+    return f"{gallery_id} {origin}"
 
 
 def _libpq_url(database_url: str) -> str | None:

@@ -80,8 +80,8 @@ def test_a_commit_out_of_order_waits_for_the_lock_and_nothing_is_skipped(
         # T1 takes its sequence number first, as the catalog's write path does (gallery
         # locked first), then stalls before COMMIT.
         slow = db._write()
-        row = repo.get_gallery(slow, name, lock=True)
-        identity = repo.upsert_identity(slow, row.id, "slow", None, None)
+        row = repo.lock_gallery(slow, name)  # the write path's advisory lock
+        identity, _ = repo.enroll_identity(slow, row.id, "slow", None, None)
         slow_ids, slow_seq = repo.insert_faces(
             slow, row, identity, [NewFace(vectors[1])], vectors[1:2]
         )
