@@ -13,7 +13,9 @@ from facedb.storage.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from tests.store.conftest import make_gallery, unit_vectors
+from tests.store.conftest import BOTH_INDEXES, make_gallery, unit_vectors
+
+INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
 
 
 def faces(vectors: np.ndarray, crop_prefix: bytes = b"crop") -> list[NewFace]:

@@ -15,8 +15,10 @@ import numpy as np
 
 from facedb.index.backend import FAISS, MILVUS, open_backend
 from facedb.storage.catalog import Catalog, GalleryConfig
-from tests.store.conftest import gallery_name
+from tests.store.conftest import BOTH_INDEXES, gallery_name
 from tests.store.crash_child import DIM, enroll_forever, vector_for
+
+INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
 
 ROUNDS = 20
 MILVUS_ROUNDS = 6

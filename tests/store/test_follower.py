@@ -16,7 +16,9 @@ import pytest
 from facedb.storage import repository as repo
 from facedb.storage.catalog import Catalog, NewFace
 from facedb.storage.db import Database
-from tests.store.conftest import OpenCatalog, make_gallery, unit_vectors
+from tests.store.conftest import BOTH_INDEXES, OpenCatalog, make_gallery, unit_vectors
+
+INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
 
 BOUND_S = 10.0  # generous: the test must not flake on a busy machine; lag is printed
 

@@ -15,7 +15,9 @@ import pytest
 
 from facedb.storage.catalog import Catalog, ModelInfo, NewFace
 from facedb.storage.errors import ConflictError, InvalidArgumentError
-from tests.store.conftest import make_gallery, unit_vectors
+from tests.store.conftest import BOTH_INDEXES, make_gallery, unit_vectors
+
+INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
 
 PIXELS = 16 * 16 * 3
 NEW_DIM = 64

@@ -24,8 +24,10 @@ from facedb.index.backend import open_backend
 from facedb.storage.catalog import Catalog, GalleryConfig, NewFace
 from facedb.storage.db import migrate
 from tests.postgres_cluster import PgCluster
-from tests.store.conftest import OpenCatalog, gallery_name
+from tests.store.conftest import BOTH_INDEXES, OpenCatalog, gallery_name
 from tests.store.crash_child import DIM, enroll_and_acknowledge, vector_for
+
+INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
 
 pytestmark = pytest.mark.postgres
 VISIBLE_WITHIN_S = 10.0  # a bound for the test only; the measured lag is printed

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 from facedb.index.snapshot import MANIFEST
 from facedb.storage.catalog import Catalog, NewFace
-from tests.store.conftest import OpenCatalog, make_gallery, unit_vectors
+from tests.store.conftest import BOTH_INDEXES, OpenCatalog, make_gallery, unit_vectors
+
+INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
 
 VECTORS = unit_vectors(30, seed=11)
 
