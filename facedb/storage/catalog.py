@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -126,6 +127,7 @@ class _Write:
             self.index.discard_snapshot()  # the old snapshot still holds these embeddings
 
 
+WAIT_POLL_S = 0.005  # wait_for re-reads SQL this often (a standby replays in ~10 ms)
 MAX_PAGE_SIZE = 1000  # identities per listing page: bounds one response
 
 
@@ -653,6 +655,23 @@ class Catalog:
             return 0
         self._maintain(gallery, index)
         return max(0, index.watermark - before)
+
+    def wait_for(self, gallery: str, sequence: int, timeout: float) -> bool:
+        """Read-your-writes across servers: True once this process's index of `gallery`
+        reflects change `sequence` (the `sequence` an enroll returned, perhaps on
+        another server), catching up from SQL meanwhile; False when `timeout` passes first
+        (e.g. this server reads from a standby that has not replayed that far yet)."""
+        deadline = time.monotonic() + timeout
+        index = self._index(gallery)
+        while index.watermark < sequence:
+            self.catch_up(gallery)
+            index = self._index(gallery)
+            if index.watermark >= sequence:
+                break
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(WAIT_POLL_S)
+        return True
 
     def _announce(self, session: Session, gallery_id: int) -> None:
         """Wake the followers of other servers when this transaction commits (PostgreSQL

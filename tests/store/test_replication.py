@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from facedb.index.backend import open_backend
-from facedb.storage.catalog import Catalog, GalleryConfig, NewFace
+from facedb.storage.catalog import Catalog, EnrollRequest, GalleryConfig, NewFace
 from facedb.storage.db import migrate
 from tests.postgres_cluster import PgCluster
 from tests.store.conftest import BOTH_INDEXES, OpenCatalog, gallery_name
@@ -171,3 +171,30 @@ def _verify(url, index_dir, name, backend, added, deleted) -> None:
         if queries:
             hits = catalog.search(name, np.stack(queries), k=1)
             assert [row[0].face_id for row in hits] == expected
+
+
+def test_read_your_writes_through_a_replica_on_the_standby(
+    primary: PgCluster, standby: PgCluster, tmp_path
+) -> None:
+    """The sequence an enroll returns on the primary is what a standby reader waits for."""
+    url = _new_database(primary)
+    name = gallery_name("ryw")
+    writer = Catalog.open(url, tmp_path / "w", snapshot_interval=None)
+    reader = Catalog.open(_replica_url(standby, url), tmp_path / "r", migrate=False,
+                          snapshot_interval=None)  # fmt: skip
+    try:
+        writer.create_gallery(GalleryConfig(name, "test-model", "ab" * 32, DIM))
+        first = writer.enroll(name, EnrollRequest("r0", [NewFace(vector_for("r0", 0))]))
+        assert first.sequence is not None and reader.wait_for(
+            name, first.sequence, VISIBLE_WITHIN_S
+        )
+        for i in range(1, 6):
+            outcome = writer.enroll(name, EnrollRequest(f"r{i}", [NewFace(vector_for(f"r{i}", 0))]))
+            assert outcome.sequence is not None and outcome.sequence > first.sequence
+            assert reader.wait_for(name, outcome.sequence, VISIBLE_WITHIN_S)
+            hits = reader.search(name, vector_for(f"r{i}", 0)[None], k=1)
+            assert hits[0][0].face_id == outcome.face_ids[0]  # read its own write
+        assert not reader.wait_for(name, outcome.sequence + 1_000_000, 0.05)  # never written
+    finally:
+        reader.close()
+        writer.close()
