@@ -15,7 +15,7 @@ endif
 
 # Install, then run the service on the embedded default (SQLite + local FAISS in ./facedb-data).
 serve: install
-	facedb serve --data-dir ./facedb-data --insecure-no-auth
+	facedb serve --data-dir ./facedb-data --insecure-no-auth --http-port 8080
 
 test:
 	$(PYTHON) -m pytest -q

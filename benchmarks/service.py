@@ -1,4 +1,4 @@
-"""Service throughput and latency: `facedb serve` over gRPC vs the engine in-process.
+"""Service throughput and latency: `facedb serve` over gRPC and HTTP vs the engine in-process.
 
     python -m benchmarks.service                       # 100 identities, 200 probes, 4 clients
     python -m benchmarks.service --identities 50 --probes 100 --clients 2
@@ -8,6 +8,9 @@ SCRFD-500M + ArcFace int8 from ../shared/models). N client threads enroll the LF
 images of the first identities (one Enroll call each), then identify their probes. The same
 two workloads then run against an in-process engine with the same concurrency bound (the
 server's workers), so the ratio column is what gRPC, protobuf and the interceptors cost.
+The probes are also identified over the same server's HTTP/JSON API (multipart uploads,
+one keep-alive session per client thread): the HTTP row against the gRPC row is what the
+HTTP transport costs.
 Figures depend on the machine: they are printed, never asserted.
 """
 
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import requests
 
 from facedb.client import FaceDBClient
 from facedb.config import load_settings
@@ -95,7 +100,7 @@ def measure(call: Callable[[Photo], object], photos: Sequence[Photo], clients: i
 # ------------------------------------------------------------------------- gRPC
 
 
-def start_server(data_dir: Path, workers: int, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_server(data_dir: Path, workers: int, log_path: Path) -> tuple[subprocess.Popen, str, str]:
     env = {
         **os.environ,
         "FACEDB_API_KEYS": json.dumps({KEY: {"role": "admin", "galleries": ["*"]}}),
@@ -103,23 +108,25 @@ def start_server(data_dir: Path, workers: int, log_path: Path) -> tuple[subproce
     }
     command = [sys.executable, "-m", "facedb", "serve", "--data-dir", str(data_dir)]
     command += ["--port", "0", "--detector", DETECTOR, "--recognizer", RECOGNIZER]
-    command += ["--workers", str(workers), "--max-queue", "64"]
+    command += ["--workers", str(workers), "--max-queue", "64", "--http-port", "0"]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stderr=log, stdout=log, env=env)
     while process.poll() is None:
         for line in log_path.read_text().splitlines():
             entry = json.loads(line) if line.startswith("{") else {}
             if entry.get("msg") == "facedb serving":
-                return process, entry["address"]
+                return process, entry["address"], f"http://{entry['http_address']}"
         time.sleep(0.2)
     raise RuntimeError(f"facedb serve exited: {log_path.read_text()[-2000:]}")
 
 
-def grpc_figures(
+def server_figures(
     gallery: list[Photo], probes: list[Photo], clients: int, workers: int
-) -> tuple[Figures, Figures]:
+) -> tuple[Figures, Figures, Figures]:
+    """(enroll over gRPC, identify over gRPC, identify over HTTP) on one server."""
     with tempfile.TemporaryDirectory() as tmp:
-        process, address = start_server(Path(tmp) / "data", workers, Path(tmp) / "serve.log")
+        data_dir, log_path = Path(tmp) / "data", Path(tmp) / "serve.log"
+        process, address, base = start_server(data_dir, workers, log_path)
         try:
             with FaceDBClient(address, api_key=KEY, timeout=300) as db:
                 db.create_gallery("bench")
@@ -130,10 +137,26 @@ def grpc_figures(
                     clients,
                 )
                 identify = measure(lambda p: db.identify("bench", p.path), probes, clients)
+            http_identify = measure(_http_identify(base), probes, clients)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-    return enroll, identify
+    return enroll, identify, http_identify
+
+
+def _http_identify(base: str) -> Callable[[Photo], object]:
+    sessions = threading.local()  # one keep-alive connection per client thread
+
+    def identify(photo: Photo) -> object:
+        if not hasattr(sessions, "session"):
+            sessions.session = requests.Session()
+            sessions.session.headers["x-api-key"] = KEY
+        files = {"image": (photo.path.name, photo.path.read_bytes())}
+        response = sessions.session.post(f"{base}/v1/galleries/bench/identify", files=files)
+        response.raise_for_status()
+        return response.json()
+
+    return identify
 
 
 # ------------------------------------------------------------------- in-process
@@ -183,8 +206,8 @@ def print_table(rows: list[tuple[str, str, Figures]], ratios: dict[str, float]) 
         latency = " ".join(f"{f.percentile(q):>8.1f}" for q in (50, 95, 99))
         print(f"{operation:<10} {path:<10} {f.calls:>6} {f.throughput:>8.1f} {latency}")
     print()
-    for operation, ratio in ratios.items():
-        print(f"gRPC / in-process p50 latency, {operation}: {ratio:.2f}x")
+    for label, ratio in ratios.items():
+        print(f"{label} p50 latency: {ratio:.2f}x")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -199,18 +222,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{len(gallery)} identities, {len(probes)} probes, {args.clients} clients, "
         f"workers {args.workers or os.cpu_count()}, {os.cpu_count()} cores\n"
     )
-    grpc_enroll, grpc_identify = grpc_figures(gallery, probes, args.clients, args.workers)
+    grpc_enroll, grpc_identify, http_identify = server_figures(
+        gallery, probes, args.clients, args.workers
+    )
     local_enroll, local_identify = engine_figures(gallery, probes, args.clients, args.workers)
     print_table(
         [
             ("enroll", "gRPC", grpc_enroll),
             ("enroll", "engine", local_enroll),
             ("identify", "gRPC", grpc_identify),
+            ("identify", "HTTP", http_identify),
             ("identify", "engine", local_identify),
         ],
         {
-            "enroll": grpc_enroll.percentile(50) / local_enroll.percentile(50),
-            "identify": grpc_identify.percentile(50) / local_identify.percentile(50),
+            "gRPC / in-process, enroll": grpc_enroll.percentile(50) / local_enroll.percentile(50),
+            "gRPC / in-process, identify": grpc_identify.percentile(50)
+            / local_identify.percentile(50),
+            "HTTP / gRPC, identify": http_identify.percentile(50) / grpc_identify.percentile(50),
         },
     )
 

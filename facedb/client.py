@@ -12,7 +12,9 @@ server's status code and message (`error.code()`, `error.details()`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import hashlib
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,41 @@ DEFAULT_TIMEOUT_S = 60.0
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
+def _channel(
+    target: str,
+    tls: bool,
+    ca: str | Path | None,
+    client_cert: str | Path | None,
+    client_key: str | Path | None,
+) -> grpc.Channel:
+    options = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if not (tls or ca or client_cert):
+        return grpc.insecure_channel(target, options=options)
+    if bool(client_cert) != bool(client_key):
+        raise ValueError("a client certificate needs its key (client_cert and client_key)")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes() if ca else None,
+        private_key=Path(client_key).read_bytes() if client_key else None,
+        certificate_chain=Path(client_cert).read_bytes() if client_cert else None,
+    )
+    return grpc.secure_channel(target, credentials, options=options)
+
+
 def image_bytes(image: ImageInput) -> bytes:
     return image if isinstance(image, bytes) else Path(image).read_bytes()
+
+
+def content_request_id(gallery: str, external_id: str, images: Sequence[bytes]) -> str:
+    """A request id that names what is sent: enrolling the same photos for the same identity
+    again (a re-run after a crash, a retry) is then answered from the first call's receipt
+    instead of adding the faces twice."""
+    digest = hashlib.sha256(f"{gallery}\0{external_id}".encode())
+    for image in images:
+        digest.update(hashlib.sha256(image).digest())
+    return "sha256:" + digest.hexdigest()[:48]
 
 
 def image_names(images: Sequence[ImageInput]) -> list[str]:
@@ -45,14 +80,14 @@ class FaceDBClient:
         api_key: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT_S,
         channel: grpc.Channel | None = None,
+        tls: bool = False,
+        ca: str | Path | None = None,
+        client_cert: str | Path | None = None,
+        client_key: str | Path | None = None,
     ):
-        self.channel = channel or grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        """`tls` (implied by `ca`): verify the server against `ca`, else the system roots;
+        `client_cert` + `client_key`: present a client certificate (mutual TLS)."""
+        self.channel = channel or _channel(target, tls, ca, client_cert, client_key)
         self.stub = pb_grpc.FaceDBStub(self.channel)
         self.timeout = timeout
         self._metadata = (("x-api-key", api_key),) if api_key else ()
@@ -138,6 +173,30 @@ class FaceDBClient:
         `timeout` bounds the whole stream (None: no deadline).
         """
         return self.stub.EnrollStream(iter(requests), timeout=timeout, metadata=self._metadata)
+
+    def enroll_each(
+        self, requests: Iterable[pb.EnrollRequest], *, in_flight: int = 2
+    ) -> Generator[pb.EnrollResponse | grpc.RpcError, None, None]:
+        """One Enroll call per request, `in_flight` at a time; outcomes in request order.
+
+        Each outcome arrives once the server has processed that request, so a caller can
+        report progress truthfully and stop early: closing the iterator cancels the calls
+        still running. A failed call is yielded as its `grpc.RpcError`, not raised.
+        """
+        pending: deque[grpc.Future] = deque()
+        try:
+            for request in requests:
+                pending.append(self._future(self.stub.Enroll, request))
+                if len(pending) >= max(1, in_flight):
+                    yield _outcome(pending.popleft())
+            while pending:
+                yield _outcome(pending.popleft())
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def _future(self, method: Any, request: Any) -> grpc.Future:
+        return method.future(request, timeout=self.timeout, metadata=self._metadata)
 
     # ------------------------------------------------------------------ search
 
@@ -235,11 +294,53 @@ class FaceDBClient:
     def stats(self) -> pb.Stats:
         return self._call(self.stub.GetStats, pb.GetStatsRequest())
 
+    # ---------------------------------------------------------------- API keys
+
+    def create_api_key(
+        self,
+        role: str,
+        galleries: Sequence[str] = ("*",),
+        *,
+        name: str = "",
+        view_crops: bool | None = None,
+        rate_limit: float = 0.0,
+        expires_in_seconds: int = 0,
+    ) -> pb.IssuedApiKey:
+        """A new key; its secret (`.key`) is in this reply only."""
+        request = pb.CreateApiKeyRequest(
+            name=name,
+            role=role,
+            galleries=list(galleries),
+            rate_limit=rate_limit,
+            expires_in_seconds=expires_in_seconds,
+        )
+        if view_crops is not None:
+            request.view_crops = view_crops
+        return self._call(self.stub.CreateApiKey, request)
+
+    def list_api_keys(self, include_revoked: bool = False) -> list[pb.ApiKey]:
+        request = pb.ListApiKeysRequest(include_revoked=include_revoked)
+        return list(self._call(self.stub.ListApiKeys, request).api_keys)
+
+    def revoke_api_key(self, key_id: str) -> pb.ApiKey:
+        return self._call(self.stub.RevokeApiKey, pb.RevokeApiKeyRequest(key_id=key_id))
+
+    def rotate_api_key(self, key_id: str) -> pb.IssuedApiKey:
+        return self._call(self.stub.RotateApiKey, pb.RotateApiKeyRequest(key_id=key_id))
+
     def health(self, service: str = "") -> str:
         """SERVING, NOT_SERVING, … from the standard health service (needs no key)."""
         stub = health_pb2_grpc.HealthStub(self.channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def _outcome(future: grpc.Future) -> Any:
+    """The call's response, or its error as a value."""
+    try:
+        return future.result()
+    except grpc.RpcError as error:
+        return error
 
 
 def enroll_request(

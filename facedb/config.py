@@ -44,6 +44,16 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_optional_int(name: str) -> int | None:
+    value = _env(name)
+    return int(value) if value else None
+
+
+def _env_optional_path(name: str) -> Path | None:
+    value = _env(name)
+    return Path(value).expanduser() if value else None
+
+
 def _env_bool(name: str) -> bool:
     return (_env(name) or "").lower() in ("1", "true", "yes", "on")
 
@@ -54,7 +64,9 @@ def _env_keys() -> dict[str, dict[str, Any]]:
 
 
 def parse_api_keys(text: str) -> dict[str, dict[str, Any]]:
-    """`{"key": {"role": "admin|enroll|search", "galleries": ["*"]}}` → validated dict."""
+    """`{"key": {"role": "admin|enroll|search", "galleries": ["*"], "view_crops": bool}}`
+    → validated dict (view_crops: may read stored face crops; default off for search keys;
+    optional "rate_limit": requests per second)."""
     try:
         keys = json.loads(text)
     except json.JSONDecodeError as error:
@@ -69,6 +81,11 @@ def parse_api_keys(text: str) -> dict[str, dict[str, Any]]:
         galleries = grant.get("galleries", ["*"])
         if not isinstance(galleries, list) or not all(isinstance(g, str) for g in galleries):
             raise ConfigError(f"API key {key[:4]}…: galleries must be a list of names or ['*']")
+        if not isinstance(grant.get("view_crops", False), bool):
+            raise ConfigError(f"API key {key[:4]}…: view_crops must be true or false")
+        rate = grant.get("rate_limit", 0)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+            raise ConfigError(f"API key {key[:4]}…: rate_limit must be requests per second >= 0")
     return keys
 
 
@@ -93,8 +110,19 @@ class Settings:
     metrics_gallery_labels: bool = field(
         default_factory=lambda: _env_bool("metrics_gallery_labels")
     )
+    # HTTP/JSON API and console beside gRPC; None: off, 0: a free port.
+    http_port: int | None = field(default_factory=lambda: _env_optional_int("http_port"))
+    # TLS for gRPC and HTTP: PEM certificate and key; with a client CA, clients must present
+    # a certificate it signed (mutual TLS). Without TLS only loopback addresses are bound,
+    # unless insecure_plaintext says otherwise.
+    tls_cert: str | None = field(default_factory=lambda: _env("tls_cert"))
+    tls_key: str | None = field(default_factory=lambda: _env("tls_key"))
+    tls_client_ca: str | None = field(default_factory=lambda: _env("tls_client_ca"))
+    insecure_plaintext: bool = field(default_factory=lambda: _env_bool("insecure_plaintext"))
     api_keys: dict[str, dict[str, Any]] = field(default_factory=_env_keys)
     insecure_no_auth: bool = field(default_factory=lambda: _env_bool("insecure_no_auth"))
+    # Audit log (JSON lines: who enrolled, deleted, searched what); None: the process log.
+    audit_log: Path | None = field(default_factory=lambda: _env_optional_path("audit_log"))
 
     # Limits. workers 0: one per core; queue: requests waiting for a worker beyond that.
     workers: int = field(default_factory=lambda: _env_int("workers", 0))
@@ -161,7 +189,7 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if "Path" in kind:
         return Path(value).expanduser()
-    if kind == "int":
+    if kind in ("int", "int | None"):
         return int(value)
     if kind == "float":
         return float(value)

@@ -69,8 +69,11 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def run_reindex(args: argparse.Namespace) -> int:
+    from facedb.models import resolve_model
     from facedb.storage.catalog import Catalog
 
+    if args.model:
+        resolve_model(args.model)  # a bad spec is one error line, before any progress bar
     settings = _settings(args)
     catalog = Catalog.open(
         settings.resolved_database_url, settings.index_dir, snapshot_interval=None

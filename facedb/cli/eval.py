@@ -68,7 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gallery-probe", type=Path, default=None, help="gallery_probe.csv")
     parser.add_argument("--folds", type=parse_folds, default=parse_folds("1-5"), help="e.g. 1-5")
     parser.add_argument("--flip", action="store_true", help="add the mirrored crop's embedding")
-    parser.add_argument("--detector-input", type=_parse_size, default=None, metavar="WxH")
+    parser.add_argument(
+        "--detector-input",
+        type=_parse_size,
+        default=None,
+        metavar="WxH",
+        help="detector input size (dynamic detectors only)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--workers", type=int, default=1, help="images analysed in parallel")
     parser.add_argument("--out", type=Path, default=Path("calibration"), help="output folder")
@@ -221,7 +227,8 @@ def pipeline_analyzer(
 
 def pair_scores(pairs: Sequence[LabelledPair], embeddings: Embeddings) -> tuple[np.ndarray, ...]:
     """(genuine, impostor) cosine scores of the pairs whose two images both have a face."""
-    genuine, impostor = [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
     for pair in pairs:
         a, b = embeddings.get(pair.path_a), embeddings.get(pair.path_b)
         if a is None or b is None:
@@ -234,7 +241,7 @@ def stack(
     entries: Sequence[tuple[str, str]], embeddings: Embeddings
 ) -> tuple[list[str], np.ndarray]:
     """(identities, (n, dim) matrix) of the entries whose image has a face."""
-    kept = [(name, embeddings[path]) for name, path in entries if embeddings.get(path) is not None]
+    kept = [(name, v) for name, path in entries if (v := embeddings.get(path)) is not None]
     if not kept:
         return [], np.zeros((0, 0), np.float32)
     return [k[0] for k in kept], np.stack([k[1] for k in kept])

@@ -5,13 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from facedb.config import load_settings
-from facedb.engine import open_engine
+from facedb.cli.errors import describe
+from facedb.config import ConfigError, load_settings
 from facedb.index.backend import IndexBackendError
-from facedb.models.store import ModelUnavailableError
-from facedb.service.logs import configure_json_logging
-from facedb.service.server import FaceDBServer, run_until_signalled
-from facedb.storage.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's commands to the `facedb` parser."""
     parser = subparsers.add_parser(
         "serve",
-        help="run the gRPC server",
-        description="Serve enroll / identify / verify over gRPC. Settings come from flags, "
+        help="run the gRPC (and HTTP) server",
+        description="Serve enroll / identify / verify over gRPC, and with --http-port over "
+        "HTTP/JSON with the web console. Settings come from flags, "
         "then FACEDB_* environment variables, then --config FILE (JSON).",
     )
     parser.add_argument("--config", help="JSON settings file (keys as in facedb.config)")
@@ -30,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (default 50051; 0 picks one)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: off)")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        help="HTTP/JSON API and web console port (0 picks one; default off)",
+    )
     parser.add_argument(
         "--metrics-host", help="address /metrics binds (default 127.0.0.1: it has no auth)"
     )
@@ -74,11 +76,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("Bounded", "Session", "Strong", "Eventually"),
         help="consistency level of Milvus searches (default Bounded)",
     )
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC and HTTP over TLS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca", help="PEM CA: clients must present a certificate it signed (mTLS)"
+    )
+    parser.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback --host without TLS (TLS ends in front of this server)",
+    )
+    parser.add_argument("--audit-log", help="append the audit log (JSON lines) to this file")
     parser.add_argument("--text-logs", action="store_true", help="plain text logs, not JSON")
     parser.set_defaults(handler=serve)
 
 
 def serve(args: argparse.Namespace) -> int:
+    # Imported here: every other command starts without loading the engine and its models.
+    from facedb.engine import open_engine
+    from facedb.service.logs import configure_json_logging
+    from facedb.service.server import FaceDBServer, run_until_signalled
+    from facedb.service.tls import check_transport_security
+
     if not args.text_logs:
         configure_json_logging(logging.DEBUG if args.verbose else logging.INFO)
     settings = load_settings(
@@ -88,6 +108,7 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
+        http_port=args.http_port,
         metrics_host=args.metrics_host,
         metrics_gallery_labels=args.metrics_gallery_labels,
         detector=args.detector,
@@ -104,18 +125,38 @@ def serve(args: argparse.Namespace) -> int:
         index_backend=args.index_backend,
         milvus_uri=args.milvus_uri,
         milvus_consistency=args.milvus_consistency,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        insecure_plaintext=args.insecure_plaintext,
+        audit_log=args.audit_log,
     )
-    if not settings.insecure_no_auth and not settings.api_keys:
-        log.error(
-            "no API keys configured: set FACEDB_API_KEYS (JSON) or api_keys in --config, "
-            "or pass --insecure-no-auth for local development"
-        )
+    try:
+        check_transport_security(settings)  # before the models load: fail fast
+    except ConfigError as error:
+        log.error("cannot start: %s", error)
         return 2
     try:
         engine = open_engine(settings)
-    except (ValueError, ModelUnavailableError, StoreError, IndexBackendError) as error:
-        # A model that is not there, a bad spec, an outdated schema: say what, not a traceback.
+    except IndexBackendError as error:  # Milvus unreachable or refusing: one line
         log.error("cannot start: %s", error)
         return 2
-    run_until_signalled(FaceDBServer(engine, settings))
+    except Exception as error:
+        # A model that is not there, a bad spec, a database that is down or outdated: say
+        # what (one log line), not a traceback. Anything else is a bug: let it show.
+        known = describe(error)
+        if known is None:
+            raise
+        log.error("cannot start: %s", known[0])
+        return known[1]
+    server = FaceDBServer(engine, settings)
+    if not settings.insecure_no_auth and not settings.api_keys and not server.managed_keys.list():
+        log.error(
+            "no API keys configured: set FACEDB_API_KEYS (JSON) or api_keys in --config "
+            "(bootstrap keys; then `facedb keys create`), or pass --insecure-no-auth for "
+            "local development"
+        )
+        server.stop(grace=0)
+        return 2
+    run_until_signalled(server)
     return 0

@@ -7,15 +7,22 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from facedb.cli.errors import EXIT_NO_FACE
 from facedb.vision.types import Face
+
+if TYPE_CHECKING:
+    from facedb.vision.gates import FaceAssessment
 
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
 DEFAULT_RECOGNIZER = "ARCFACE_MNET"
+# Box colours (BGR): faces the gates accept, and faces they refuse (labelled with the reason).
+ACCEPTED_COLOUR = (0, 255, 0)
+REFUSED_COLOUR = (0, 0, 255)
 # One colour per landmark (BGR): eyes blue/green, nose red, mouth corners cyan/magenta.
 LANDMARK_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255))
 
@@ -40,8 +47,20 @@ def _register_detect(subparsers: argparse._SubParsersAction) -> None:
         help=f"model spec: registry name or FAMILY:PATH (default: $FACEDB_DETECTOR or "
         f"{DEFAULT_DETECTOR})",
     )
-    parser.add_argument("--score-threshold", type=float, default=0.5, metavar="X")
-    parser.add_argument("--nms-threshold", type=float, default=0.4, metavar="X")
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="lowest detector score kept (default 0.5)",
+    )
+    parser.add_argument(
+        "--nms-threshold",
+        type=float,
+        default=0.4,
+        metavar="X",
+        help="box overlap (IoU) above which the weaker box is dropped (default 0.4)",
+    )
     parser.add_argument(
         "--input-size", type=parse_size, default=None, metavar="WxH", help="dynamic models only"
     )
@@ -49,7 +68,14 @@ def _register_detect(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--upscale", action="store_true", help="enlarge small images to fit")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--draw", type=Path, default=None, metavar="OUT.png")
+    parser.add_argument(
+        "--draw",
+        type=Path,
+        default=None,
+        metavar="OUT.png",
+        help="write the image with each face drawn: green if the --policy gates accept it, "
+        "red with the reason code if they refuse it",
+    )
     _add_gate_options(parser)
     parser.set_defaults(handler=run_detect)
 
@@ -85,15 +111,13 @@ def run_detect(args: argparse.Namespace) -> int:
         print(f"facedb detect: {error}", file=sys.stderr)
         return 2
     faces = detector.detect(image)
-    if args.draw is not None and not cv2.imwrite(str(args.draw), draw_faces(image, faces)):
+    assessments = assess_faces(args, image, faces) if args.json or args.draw else []
+    drawn = args.draw is None or cv2.imwrite(str(args.draw), draw_faces(image, faces, assessments))
+    if not drawn:
         print(f"facedb detect: cannot write {args.draw}", file=sys.stderr)
         return 2
     if args.json:
-        try:
-            assessments = assess_faces(args, image, faces)
-        except (ValueError, OSError) as error:
-            print(f"facedb detect: {error}", file=sys.stderr)
-            return 2
+        verdicts = [a.to_dict() for a in assessments]
         report = {
             "image": str(args.image),
             "width": int(image.shape[1]),
@@ -101,7 +125,7 @@ def run_detect(args: argparse.Namespace) -> int:
             "detector": detector.name,
             "family": detector.family,
             "policy": args.policy,
-            "faces": [face_to_json(f) | a for f, a in zip(faces, assessments, strict=True)],
+            "faces": [face_to_json(f) | a for f, a in zip(faces, verdicts, strict=True)],
         }
         print(json.dumps(report, indent=2))
     else:
@@ -134,8 +158,10 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def assess_faces(args: argparse.Namespace, image: np.ndarray, faces: list[Face]) -> list[dict]:
-    """Each face's quality report, liveness score and gate verdict, as JSON-ready dicts."""
+def assess_faces(
+    args: argparse.Namespace, image: np.ndarray, faces: list[Face]
+) -> list[FaceAssessment]:
+    """Each face's quality report, liveness score and gate verdict under --policy."""
     import dataclasses
 
     from facedb.vision.align import align_face
@@ -150,7 +176,7 @@ def assess_faces(args: argparse.Namespace, image: np.ndarray, faces: list[Face])
         # No liveness model: report the quality verdict alone ("liveness": null says so).
         policy = dataclasses.replace(policy, require_liveness=False)
     crops = [align_face(image, face.landmarks) for face in faces]
-    return [a.to_dict() for a in gates.assess_batch(image, faces, crops, policy)]
+    return list(gates.assess_batch(image, faces, crops, policy))
 
 
 def face_to_json(face: Face) -> dict[str, Any]:
@@ -167,17 +193,25 @@ def describe_face(number: int, face: Face) -> str:
     return f"  #{number} score {face.score:.3f} box [{box}] landmarks {points}"
 
 
-def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """A copy of `image` with each box, its score and the five landmarks drawn."""
+def draw_faces(
+    image: np.ndarray, faces: list[Face], assessments: list[FaceAssessment]
+) -> np.ndarray:
+    """A copy of `image` with each box, its label and the five landmarks drawn.
+
+    Accepted faces are green with their score; refused ones red with the reason code, so
+    the picture shows at a glance which faces would be enrolled (or searched) and why not.
+    """
     picture = image.copy()
     thickness = max(1, round(max(image.shape[:2]) / 500))
-    for face in faces:
+    for face, assessment in zip(faces, assessments, strict=True):
+        refusal = assessment.rejection
+        colour = ACCEPTED_COLOUR if refusal is None else REFUSED_COLOUR
+        label = f"{face.score:.2f}" if refusal is None else str(refusal.reason)
         x1, y1, x2, y2 = (round(float(v)) for v in face.box)
-        cv2.rectangle(picture, (x1, y1), (x2, y2), (0, 255, 0), thickness)
-        label = f"{face.score:.2f}"
+        cv2.rectangle(picture, (x1, y1), (x2, y2), colour, thickness)
         cv2.putText(
             picture, label, (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-            0.4 * thickness, (0, 255, 0), thickness,
+            0.4 * thickness, colour, thickness,
         )  # fmt: skip
         for (x, y), colour in zip(face.landmarks, LANDMARK_COLOURS, strict=True):
             if np.isfinite(x) and np.isfinite(y):
@@ -192,13 +226,17 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
 
 def _register_compare(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("compare", help="cosine similarity of two photos' main faces")
-    parser.add_argument("image_a", type=Path)
-    parser.add_argument("image_b", type=Path)
-    parser.add_argument("--detector", default=None, help="default: $FACEDB_DETECTOR or SCRFD")
+    parser.add_argument("image_a", type=Path, help="first image file")
+    parser.add_argument("image_b", type=Path, help="second image file")
+    parser.add_argument(
+        "--detector",
+        default=None,
+        help=f"model spec (default: $FACEDB_DETECTOR or {DEFAULT_DETECTOR})",
+    )
     parser.add_argument(
         "--recognizer",
         default=None,
-        help=f"default: $FACEDB_RECOGNIZER or {DEFAULT_RECOGNIZER}",
+        help=f"model spec (default: $FACEDB_RECOGNIZER or {DEFAULT_RECOGNIZER})",
     )
     parser.add_argument("--flip", action="store_true", help="add the mirror image's embedding")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
@@ -226,8 +264,10 @@ def run_compare(args: argparse.Namespace) -> int:
     for path, analysis in zip((args.image_a, args.image_b), analyses, strict=True):
         if not analysis.accepted:
             print(f"facedb compare: no face found in {path}", file=sys.stderr)
-            return 1
+            return EXIT_NO_FACE
     a, b = (analysis.accepted[0] for analysis in analyses)
+    # An accepted face always carries its embedding (the pipeline embeds what it accepts).
+    assert a.embedding is not None and b.embedding is not None
     score = float(np.dot(a.embedding, b.embedding))
     if args.json:
         report = {

@@ -23,6 +23,7 @@ import numpy as np
 from facedb.engine.core import EngineCore, image_label
 from facedb.engine.errors import InvalidRequestError, require, store_errors
 from facedb.engine.policy import GalleryPolicy
+from facedb.engine.receipts import outcomes_of, receipt_of
 from facedb.engine.results import Box, EnrollItem, EnrollResult, ImageOutcome
 from facedb.engine.telemetry import deadline_scope
 from facedb.engine.validation import (
@@ -31,7 +32,13 @@ from facedb.engine.validation import (
     check_metadata,
     check_request_id,
 )
-from facedb.storage.records import DuplicateOf, EnrollRequest, GalleryInfo, NewFace
+from facedb.storage.records import (
+    DuplicateOf,
+    EnrollOutcome,
+    EnrollRequest,
+    GalleryInfo,
+    NewFace,
+)
 from facedb.vision.crops import encode_crop_png
 from facedb.vision.gates import FaceAssessment, GatePolicy, Reason, Rejection
 from facedb.vision.image import DecodedImage
@@ -63,6 +70,9 @@ class Enrollment:
         """Enroll the accepted images of one identity (created if new); one outcome each."""
         self._check_request(item)
         with deadline_scope(timeout):
+            replayed = self._replayed(item)
+            if replayed is not None:
+                return replayed  # a retry: answered from the first call's receipt
             info = self.core.usable_gallery(item.gallery)
             policy = self.core.policies.for_gallery(info)
             refused, embedded = self._analyze_each(item, policy)
@@ -135,38 +145,44 @@ class Enrollment:
     ) -> EnrollResult:
         """One catalog call: identity lookup, duplicate check and write, atomic across
         processes (the catalog holds the gallery's lock and one SQL transaction)."""
+        threshold = policy.duplicate
+
+        def ordered(written: EnrollOutcome) -> list[ImageOutcome]:
+            outcomes = dict(refused)
+            for face, face_id, duplicate in zip(
+                embedded, written.face_ids, written.duplicates, strict=True
+            ):
+                outcomes[face.index] = _written(face, face_id, duplicate, threshold)
+            return [outcomes[index] for index in range(len(item.images))]
+
         request = EnrollRequest(
             external_id=item.external_id,
             faces=[self._new_face(e, info.store_crops) for e in embedded],
             display_name=item.display_name or None,
             metadata=item.metadata or None,
-            duplicate_threshold=None if item.allow_duplicate else policy.duplicate,
+            duplicate_threshold=None if item.allow_duplicate else threshold,
             duplicate_k=DUPLICATE_SEARCH_K,
+            request_id=item.request_id,
+            receipt=lambda written: receipt_of(ordered(written)),
         )
         stage = self.core.telemetry.stage("write") if embedded else nullcontext()
         with stage, store_errors():
             written = self.core.catalog.enroll(item.gallery, request)
-        outcomes = dict(refused)
-        for face, face_id, duplicate in zip(
-            embedded, written.face_ids, written.duplicates, strict=True
-        ):
-            outcomes[face.index] = self._outcome(face, face_id, duplicate, policy.duplicate)
-        ordered = [outcomes[index] for index in range(len(item.images))]
-        return EnrollResult(item.external_id, written.created, written.identity, ordered)
+        if written.receipt is not None:  # another call with this request id got there first
+            return _replay(item, written)
+        outcomes = ordered(written)
+        for outcome in outcomes:
+            if outcome.duplicate_of is not None:
+                self.core.telemetry.rejection(Reason.DUPLICATE)
+        return EnrollResult(item.external_id, written.created, written.identity, outcomes)
 
-    def _outcome(
-        self,
-        embedded: _Embedded,
-        face_id: int | None,
-        duplicate: DuplicateOf | None,
-        threshold: float,
-    ) -> ImageOutcome:
-        if face_id is not None:
-            return _accepted(embedded, face_id)
-        if duplicate is None:  # the catalog writes every face it does not refuse
-            raise RuntimeError(f"image {embedded.index}: neither written nor refused")
-        self.core.telemetry.rejection(Reason.DUPLICATE)
-        return _duplicate(embedded.index, duplicate.external_id, duplicate.score, threshold)
+    def _replayed(self, item: EnrollItem) -> EnrollResult | None:
+        if not item.request_id:
+            return None
+        probe = EnrollRequest(item.external_id, [], request_id=item.request_id)
+        with store_errors():
+            found = self.core.catalog.enrollment_receipt(item.gallery, probe)
+        return None if found is None else _replay(item, found)
 
     def _new_face(self, embedded: _Embedded, store_crops: bool) -> NewFace:
         analyzed = embedded.face
@@ -182,6 +198,23 @@ class Enrollment:
             crop=encode_crop_png(analyzed.aligned) if store_crops else None,
             model_sha256=self.core.model.sha256,
         )
+
+
+def _written(
+    embedded: _Embedded, face_id: int | None, duplicate: DuplicateOf | None, threshold: float
+) -> ImageOutcome:
+    if face_id is not None:
+        return _accepted(embedded, face_id)
+    if duplicate is None:  # the catalog writes every face it does not refuse
+        raise RuntimeError(f"image {embedded.index}: neither written nor refused")
+    return _duplicate(embedded.index, duplicate.external_id, duplicate.score, threshold)
+
+
+def _replay(item: EnrollItem, found: EnrollOutcome) -> EnrollResult:
+    assert found.receipt is not None
+    return EnrollResult(
+        item.external_id, False, found.identity, outcomes_of(found.receipt), replayed=True
+    )
 
 
 def face_box(face: AnalyzedFace, scale: float) -> Box:

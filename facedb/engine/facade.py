@@ -6,11 +6,12 @@ It only wires the use cases together and forwards to them; each request's logic 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from facedb.calibration import Calibration, load_calibration
 from facedb.config import Settings
+from facedb.engine.analysis import AnalyzeResult, ClusterResult, FaceAnalysis, SearchFacesResult
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import Enrollment
 from facedb.engine.errors import require
@@ -33,6 +34,7 @@ from facedb.engine.search import Identification, Verification
 from facedb.engine.telemetry import Observer, Telemetry
 from facedb.storage.catalog import Catalog
 from facedb.storage.records import IdentityInfo, ModelInfo
+from facedb.vision.analysis import FaceAnalyzer
 from facedb.vision.gates import GatePolicy
 from facedb.vision.pipeline import FacePipeline
 
@@ -54,6 +56,7 @@ class Engine:
         search_policy: GatePolicy | None = None,
         calibration: Callable[[str], Calibration | None] = load_calibration,
         observer: Observer | None = None,
+        analyzer: FaceAnalyzer | None = None,
     ):
         settings = settings or Settings()
         self._telemetry = Telemetry(observer)
@@ -64,8 +67,9 @@ class Engine:
         self._galleries = GalleryAdmin(self._core)
         self._identities = IdentityAdmin(self._core)
         self._enrollment = Enrollment(self._core)
-        self._identification = Identification(self._core)
+        self._identification = Identification(self._core, analyzer)
         self._verification = Verification(self._core)
+        self._analysis = FaceAnalysis(self._core, analyzer)
         # What the engine runs (read-only views of its parts).
         self.settings = settings
         self.catalog = catalog
@@ -156,8 +160,10 @@ class Engine:
         target_fpir: float | None = None,
         all_faces: bool = False,
         timeout: float | None = None,
+        attributes: Sequence[str] = (),
     ) -> IdentifyResult:
-        """Candidates per probe face, best identity first; an empty list is "no match"."""
+        """Candidates per probe face, best identity first; an empty list is "no match";
+        `attributes` (names, as for `analyze`) are measured on every probe face."""
         return self._identification.identify(
             gallery,
             image,
@@ -166,6 +172,7 @@ class Engine:
             target_fpir=target_fpir,
             all_faces=all_faces,
             timeout=timeout,
+            attributes=attributes,
         )
 
     def verify(
@@ -189,6 +196,52 @@ class Engine:
             threshold=threshold,
             target_far=target_far,
             timeout=timeout,
+        )
+
+    # ---- analysis ---------------------------------------------------------------------------
+
+    def analyze(
+        self,
+        image: bytes,
+        attributes: Sequence[str] = (),
+        *,
+        gallery: str = "",
+        timeout: float | None = None,
+    ) -> AnalyzeResult:
+        """Every face of `image` (box, landmarks, quality, liveness, search-gate verdict) and
+        the attributes asked for by name; nothing is stored."""
+        return self._analysis.analyze(image, attributes, gallery=gallery, timeout=timeout)
+
+    def search_faces(
+        self,
+        gallery: str,
+        *,
+        face_id: int | None = None,
+        embedding: Sequence[float] | None = None,
+        top_k: int = 0,
+        threshold: float | None = None,
+    ) -> SearchFacesResult:
+        """The enrolled faces nearest an enrolled face or a raw embedding, best first."""
+        return self._analysis.search_faces(
+            gallery, face_id=face_id, embedding=embedding, top_k=top_k, threshold=threshold
+        )
+
+    def cluster_faces(
+        self,
+        *,
+        gallery: str = "",
+        face_ids: Sequence[int] = (),
+        embeddings: Sequence[Sequence[float]] = (),
+        threshold: float | None = None,
+        neighbours: int = 0,
+    ) -> ClusterResult:
+        """Gallery faces or raw embeddings grouped into people, largest group first."""
+        return self._analysis.cluster_faces(
+            gallery=gallery,
+            face_ids=face_ids,
+            embeddings=embeddings,
+            threshold=threshold,
+            neighbours=neighbours,
         )
 
     # ---- identities -----------------------------------------------------------------------
@@ -223,6 +276,10 @@ class Engine:
 
     def delete_face(self, gallery: str, face_id: int) -> None:
         self._identities.delete_face(gallery, face_id)
+
+    def face_crop(self, gallery: str, face_id: int) -> bytes:
+        """The stored aligned crop of one face (PNG); NOT_FOUND when none is kept."""
+        return self._identities.face_crop(gallery, face_id)
 
     def close(self) -> None:
         """Flush index snapshots and close the database."""

@@ -8,6 +8,7 @@ from facedb.engine.core import EngineCore
 from facedb.engine.errors import (
     FailedPreconditionError,
     InvalidRequestError,
+    NotFoundEngineError,
     require,
     store_errors,
 )
@@ -160,6 +161,17 @@ class IdentityAdmin:
             raise InvalidRequestError("face_id must be a positive face id")
         with store_errors():
             self.core.catalog.delete_face(gallery, face_id)
+
+    def face_crop(self, gallery: str, face_id: int) -> bytes:
+        """The stored aligned crop of one face (PNG, 112x112); NOT_FOUND when none is kept."""
+        require(gallery, "gallery")
+        if face_id <= 0:
+            raise InvalidRequestError("face_id must be a positive face id")
+        with store_errors():
+            crop = self.core.catalog.get_crop(gallery, face_id)
+        if crop is None:
+            raise NotFoundEngineError(f"face {face_id} has no stored crop (store_crops is off)")
+        return crop
 
 
 def _model_of(info: GalleryInfo) -> ModelInfo:

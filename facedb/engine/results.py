@@ -111,6 +111,7 @@ class EnrollResult:
     created: bool
     identity: IdentityInfo | None  # None when a new identity got no accepted face
     outcomes: list[ImageOutcome]
+    replayed: bool = False  # a retry of a request id: the first call's outcomes
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class ProbeResult:
     detection_score: float
     candidates: list[Candidate]  # ranked; empty = no match
     rejection: Rejection | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)  # the attributes asked for
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ the gallery).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from facedb.engine.analysis import checked_attributes, measured_attributes
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import face_box
 from facedb.engine.errors import InvalidRequestError, require, store_errors
@@ -20,6 +21,7 @@ from facedb.engine.policy import GalleryPolicy
 from facedb.engine.results import Candidate, IdentifyResult, ProbeResult, VerifyResult
 from facedb.engine.telemetry import deadline_scope
 from facedb.storage.records import Hit
+from facedb.vision.analysis import FaceAnalyzer
 from facedb.vision.gates import Rejection
 from facedb.vision.pipeline import Analysis, AnalyzedFace, Selection
 
@@ -34,8 +36,9 @@ READ_ATTEMPTS = 3
 class Identification:
     """The identify use case."""
 
-    def __init__(self, core: EngineCore) -> None:
+    def __init__(self, core: EngineCore, analyzer: FaceAnalyzer | None = None) -> None:
         self.core = core
+        self.analyzer = analyzer or FaceAnalyzer({})
 
     def identify(
         self,
@@ -47,9 +50,12 @@ class Identification:
         target_fpir: float | None = None,
         all_faces: bool = False,
         timeout: float | None = None,
+        attributes: Sequence[str] = (),
     ) -> IdentifyResult:
-        """Candidates per probe face, best identity first; an empty list is "no match"."""
+        """Candidates per probe face, best identity first; an empty list is "no match".
+        With `attributes`, each probe face also carries those (facedb.engine.analysis)."""
         top_k = _top_k(top_k)
+        names = checked_attributes(self.analyzer, attributes) if attributes else ()
         with deadline_scope(timeout):
             policy = self.core.policies.for_gallery(self.core.usable_gallery(gallery))
             limit = policy.decision_threshold("identify", threshold, target_fpir)
@@ -57,6 +63,13 @@ class Identification:
             select: Selection = "all" if all_faces else "largest"
             analysis = self.core.analyze(decoded.pixels, policy.policies.search, select)
             probes = self._probes(gallery, analysis, decoded.scale, top_k, limit)
+            if names:
+                faces = [f.face for f in analysis.faces]
+                with self.core.telemetry.stage("analyze"):
+                    measured = measured_attributes(
+                        self.analyzer, decoded.pixels, faces, names, decoded.scale
+                    )
+                probes = [replace(p, attributes=m) for p, m in zip(probes, measured, strict=True)]
         return IdentifyResult(probes, limit)
 
     def _probes(

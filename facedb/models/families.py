@@ -36,6 +36,9 @@ class Family:
 _UNIT = (127.5, 127.5, 127.5)
 _NONE = (0.0, 0.0, 0.0)
 _ONE = (1.0, 1.0, 1.0)
+# ImageNet statistics on the 0-255 scale: (x / 255 - m) / s == (x - 255 m) / (255 s).
+_IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+_IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 # Defaults per MODEL_FACTS §1, §2, §4, §5 (the published conventions of these weights).
 FAMILIES: dict[str, Family] = {
@@ -54,6 +57,17 @@ FAMILIES: dict[str, Family] = {
         Family("sphereface", "embed", Preprocessing("RGB", _UNIT, _UNIT)),
         Family("minifasnet", "liveness", Preprocessing("BGR", _NONE, _ONE)),  # raw 0-255
         Family("fiqa", "quality", Preprocessing("RGB", _UNIT, _UNIT)),
+        # --- face analysis (facedb.vision.analysis; sources in each family's module) ---
+        # AgeGender and 2D106 normalise inside the graph: they take raw 0-255 RGB.
+        Family("landmark106", "landmarks", Preprocessing("RGB", _NONE, _ONE)),
+        Family("agegender", "attributes", Preprocessing("RGB", _NONE, _ONE)),
+        Family("fairface", "attributes", Preprocessing("RGB", _IMAGENET_MEAN, _IMAGENET_STD)),
+        Family("affectnet", "attributes", Preprocessing("RGB", _IMAGENET_MEAN, _IMAGENET_STD)),
+        # Greyscale input: the grey plane is normalised with the first channel's mean / std.
+        Family("minixception", "attributes", Preprocessing("RGB", _UNIT, _UNIT)),
+        Family("mobilegaze", "gaze", Preprocessing("RGB", _IMAGENET_MEAN, _IMAGENET_STD)),
+        Family("bisenet", "parsing", Preprocessing("RGB", _IMAGENET_MEAN, _IMAGENET_STD)),
+        Family("xseg", "segmentation", Preprocessing("BGR", _NONE, (255.0, 255.0, 255.0))),
     )
 }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from facedb.models.errors import ModelSpecError
 from facedb.models.families import family as family_of
+from facedb.models.registry_analysis import ANALYSIS_ALIASES, ANALYSIS_TABLE
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,8 @@ def _build(row: tuple) -> RegistryEntry:
     )
 
 
-REGISTRY: dict[str, RegistryEntry] = {row[0]: _build(row) for row in _TABLE}
+REGISTRY: dict[str, RegistryEntry] = {row[0]: _build(row) for row in _TABLE + ANALYSIS_TABLE}
+ALIASES.update(ANALYSIS_ALIASES)
 
 
 def _normalise(name: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from facedb.engine import EngineError
+from facedb.service.auth import AuthError
 from facedb.service.limits import OverloadedError, SlotTimeoutError
 
 log = logging.getLogger(__name__)
@@ -22,15 +23,21 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def status_for(error: Exception) -> grpc.StatusCode | None:
-    """The status code for an expected error, None for a bug."""
-    if isinstance(error, EngineError):
-        return grpc.StatusCode[error.status]
+def status_name(error: Exception) -> str | None:
+    """The status code's name for an expected error, None for a bug (every transport)."""
+    if isinstance(error, EngineError | AuthError):
+        return error.status
     if isinstance(error, OverloadedError):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
+        return "RESOURCE_EXHAUSTED"
     if isinstance(error, SlotTimeoutError):
-        return grpc.StatusCode.DEADLINE_EXCEEDED
+        return "DEADLINE_EXCEEDED"
     return None
+
+
+def status_for(error: Exception) -> grpc.StatusCode | None:
+    """The gRPC status code for an expected error, None for a bug."""
+    name = status_name(error)
+    return None if name is None else grpc.StatusCode[name]
 
 
 def abort_for(error: Exception, context: grpc.ServicerContext, method: str) -> None:

@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -19,7 +20,9 @@ import grpc
 from facedb import engine as eng
 from facedb.service.auth import current_principal, gallery_denied
 from facedb.service.errors import status_for, translated
+from facedb.service.keys import ManagedKeys
 from facedb.service.limits import ConcurrencyLimiter
+from facedb.storage.api_keys import ApiKeyRecord
 from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.v1 import facedb_pb2 as pb
 from facedb.v1 import facedb_pb2_grpc as pb_grpc
@@ -32,9 +35,10 @@ PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
 
 
 class FaceDBServicer(pb_grpc.FaceDBServicer):
-    def __init__(self, engine: eng.Engine, limiter: ConcurrencyLimiter):
+    def __init__(self, engine: eng.Engine, limiter: ConcurrencyLimiter, keys: ManagedKeys):
         self.engine = engine
         self.limiter = limiter
+        self.keys = keys
 
     # -------------------------------------------------------------- galleries
 
@@ -74,6 +78,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             identity=_identity(result.identity) if result.identity else None,
             created=result.created,
             outcomes=[_outcome(o) for o in result.outcomes],
+            replayed=result.replayed,
         )
 
     @translated
@@ -115,6 +120,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             external_id=request.external_id,
             created=result.created,
             outcomes=[_outcome(o) for o in result.outcomes],
+            replayed=result.replayed,
         )
 
     # ------------------------------------------------------------------ search
@@ -131,6 +137,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 target_fpir=request.target_fpir if decision == "target_fpir" else None,
                 all_faces=request.all_faces,
                 timeout=context.time_remaining(),
+                attributes=list(request.attributes),
             )
         return pb.IdentifyResponse(
             faces=[_probe(p) for p in result.faces], threshold=result.threshold
@@ -213,8 +220,106 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             loaded_model=_model(self.engine.model),
         )
 
+    # ---------------------------------------------------------------- analysis
+
+    @translated
+    def Analyze(self, request: pb.AnalyzeRequest, context: Any) -> pb.AnalyzeResponse:
+        with self.limiter.slot(context.time_remaining()):
+            result = self.engine.analyze(
+                request.image,
+                list(request.attributes),
+                gallery=request.gallery,
+                timeout=context.time_remaining(),
+            )
+        return pb.AnalyzeResponse(
+            faces=[_analyzed_face(f) for f in result.faces], attributes=list(result.attributes)
+        )
+
+    @translated
+    def SearchFaces(self, request: pb.SearchFacesRequest, context: Any) -> Any:
+        query = request.WhichOneof("query")
+        with self.limiter.slot(context.time_remaining()):
+            result = self.engine.search_faces(
+                request.gallery,
+                face_id=request.face_id if query == "face_id" else None,
+                embedding=list(request.embedding.values) if query == "embedding" else None,
+                top_k=request.top_k,
+                threshold=request.threshold if request.HasField("threshold") else None,
+            )
+        return pb.SearchFacesResponse(
+            matches=[
+                pb.FaceMatch(face_id=m.face_id, external_id=m.external_id, score=m.score)
+                for m in result.matches
+            ],
+            threshold=result.threshold,
+        )
+
+    @translated
+    def ClusterFaces(self, request: pb.ClusterFacesRequest, context: Any) -> Any:
+        with self.limiter.slot(context.time_remaining()):
+            result = self.engine.cluster_faces(
+                gallery=request.gallery,
+                face_ids=list(request.face_ids),
+                embeddings=[list(e.values) for e in request.embeddings],
+                threshold=request.threshold if request.HasField("threshold") else None,
+                neighbours=request.neighbours,
+            )
+        gallery = bool(request.gallery)
+        clusters = [
+            pb.FaceCluster(face_ids=members) if gallery else pb.FaceCluster(indices=members)
+            for members in result.clusters
+        ]
+        return pb.ClusterFacesResponse(clusters=clusters, threshold=result.threshold)
+
+    # ---------------------------------------------------------------- API keys
+
+    @translated
+    def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: Any) -> pb.IssuedApiKey:
+        issued = self.keys.create(
+            name=request.name,
+            role=request.role,
+            galleries=list(request.galleries) or ["*"],
+            view_crops=request.view_crops if request.HasField("view_crops") else None,
+            rate_limit=request.rate_limit or None,
+            expires_in=request.expires_in_seconds or None,
+        )
+        return pb.IssuedApiKey(key=issued.secret, api_key=api_key_message(issued.record))
+
+    @translated
+    def ListApiKeys(self, request: pb.ListApiKeysRequest, context: Any) -> Any:
+        records = self.keys.list(request.include_revoked)
+        return pb.ListApiKeysResponse(api_keys=[api_key_message(r) for r in records])
+
+    @translated
+    def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: Any) -> pb.ApiKey:
+        return api_key_message(self.keys.revoke(request.key_id))
+
+    @translated
+    def RotateApiKey(self, request: pb.RotateApiKeyRequest, context: Any) -> pb.IssuedApiKey:
+        issued = self.keys.rotate(request.key_id)
+        return pb.IssuedApiKey(key=issued.secret, api_key=api_key_message(issued.record))
+
 
 # ------------------------------------------------------------------ conversions
+
+
+def _time(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def api_key_message(record: ApiKeyRecord) -> pb.ApiKey:
+    return pb.ApiKey(
+        key_id=record.key_id,
+        name=record.name,
+        role=record.role,
+        galleries=list(record.galleries),
+        view_crops=record.view_crops,
+        rate_limit=record.rate_limit or 0.0,
+        created_at=_time(record.created_at),
+        last_used_at=_time(record.last_used_at),
+        expires_at=_time(record.expires_at),
+        revoked_at=_time(record.revoked_at),
+    )
 
 
 def _thresholds(message: pb.Thresholds) -> eng.Thresholds:
@@ -377,4 +482,52 @@ def _probe(probe: eng.ProbeResult) -> pb.ProbeFace:
             for c in probe.candidates
         ],
         rejection=_rejection(probe.rejection),
+        attributes=_attributes(probe.attributes) if probe.attributes else None,
     )
+
+
+def _analyzed_face(face: Any) -> pb.AnalyzedFace:
+    return pb.AnalyzedFace(
+        box=_box(face.box),
+        detection_score=face.detection_score,
+        landmarks=[pb.Point(x=x, y=y) for x, y in face.landmarks],
+        quality=face.quality,
+        liveness=face.liveness,
+        rejection=_rejection(face.rejection),
+        attributes=_attributes(face.attributes),
+    )
+
+
+# Attribute names whose value maps onto one FaceAttributes field of the same name.
+_SCALAR_ATTRIBUTES = (
+    "age", "gender", "gender_confidence", "race", "race_confidence", "age_group",
+    "age_group_confidence", "eyes_open", "eye_openness", "mouth_open", "mouth_openness",
+    "glasses", "sunglasses", "hat", "mask",
+)  # fmt: skip
+
+
+def _attributes(values: dict[str, Any]) -> pb.FaceAttributes:
+    message = pb.FaceAttributes()
+    for name in _SCALAR_ATTRIBUTES:
+        if values.get(name) is not None:
+            setattr(message, name, values[name])
+    emotion = values.get("emotion")
+    if emotion:
+        message.emotion.CopyFrom(
+            pb.Emotion(
+                label=emotion["label"], confidence=emotion["confidence"], scores=emotion["scores"]
+            )
+        )
+    points = (values.get("landmarks_106") or {}).get("points", [])
+    message.landmarks_106.extend(pb.Point(x=x, y=y) for x, y in points)
+    if values.get("gaze"):
+        message.gaze.CopyFrom(pb.Gaze(**values["gaze"]))
+    if values.get("head_pose"):
+        message.head_pose.CopyFrom(pb.HeadPose(**values["head_pose"]))
+    if values.get("occlusion"):
+        message.occlusion.CopyFrom(pb.Occlusion(**values["occlusion"]))
+    if values.get("parsing"):
+        message.parsing_class_shares.update(values["parsing"]["class_shares"])
+    if values.get("segmentation"):
+        message.segmentation_face_fraction = values["segmentation"]["face_fraction"]
+    return message

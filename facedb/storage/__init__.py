@@ -10,6 +10,9 @@ from facedb.storage.errors import (
     StoreError,
 )
 from facedb.storage.records import (
+    DuplicateOf,
+    EnrollOutcome,
+    EnrollRequest,
     FaceInfo,
     GalleryConfig,
     GalleryInfo,
@@ -23,6 +26,9 @@ from facedb.storage.records import (
 __all__ = [
     "AlreadyExistsError",
     "ConflictError",
+    "DuplicateOf",
+    "EnrollOutcome",
+    "EnrollRequest",
     "FaceInfo",
     "GalleryConfig",
     "GalleryInfo",

@@ -13,7 +13,7 @@ This is the only place that writes both, and every write takes the same path (`_
 A crash between 4 and 5 is repaired on the next open, which replays the change log after
 the snapshot's watermark. Searches run concurrently with each other and see an index state
 either before or after a write; a search first catches up when SQL holds changes another
-process made (`_current`: one query when there are none).
+process made (`LiveIndexes.current`: one query when there are none).
 
 A removal also deletes the gallery's snapshot file at once (it still holds the removed
 embedding); the next flush (periodic, or on close) writes a fresh one. A deleted gallery's
@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,14 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from facedb.index.backend import FaissBackend, IndexBackend, LiveIndex
-from facedb.index.manager import GalleryRef, Replay
+from facedb.index.backend import IndexBackend, LiveIndex
+from facedb.index.manager import GalleryRef
 from facedb.index.vector_index import AUTO, IndexKind, IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
 from facedb.storage.errors import ConflictError, InvalidArgumentError, NotFoundError
 from facedb.storage.follower import CHANNEL, ChangeFollower, payload
+from facedb.storage.live import LiveIndexes
 from facedb.storage.page_tokens import decode_page_token, encode_page_token
 from facedb.storage.records import (
     DuplicateOf,
@@ -58,7 +59,7 @@ from facedb.storage.records import (
     ModelInfo,
     NewFace,
 )
-from facedb.storage.tables import OP_REMOVED, Gallery
+from facedb.storage.tables import Gallery
 
 __all__ = [
     "Catalog",
@@ -76,22 +77,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+WAIT_POLL_S = 0.005  # wait_for re-reads SQL this often (a standby replays in ~10 ms)
 
 EmbedCrops = Callable[[list[bytes]], np.ndarray]
 Progress = Callable[[int, int], None]  # (done, total)
 INDEX_KINDS = (AUTO, *(kind.value for kind in IndexKind))
-
-
-@dataclass
-class _Gallery:
-    """One gallery name in this process: the lock that orders its loading, writers and
-    deletion, and its index once loaded. A slot lives while it holds an index or a thread
-    uses it, so that every thread working on one name takes the same lock, and names that
-    were never a gallery leave nothing behind."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    index: LiveIndex | None = None
-    users: int = 0
 
 
 @dataclass
@@ -127,7 +117,6 @@ class _Write:
             self.index.discard_snapshot()  # the old snapshot still holds these embeddings
 
 
-WAIT_POLL_S = 0.005  # wait_for re-reads SQL this often (a standby replays in ~10 ms)
 MAX_PAGE_SIZE = 1000  # identities per listing page: bounds one response
 
 
@@ -145,13 +134,9 @@ class Catalog:
             raise InvalidArgumentError(f"index kind must be one of {INDEX_KINDS}")
         self._db = db
         self._index_dir = Path(index_dir)
-        self._index_kind = index_kind
         self._params = params or IndexParams()
-        self._backend: IndexBackend = backend or FaissBackend()
-        self._source = _SqlIndexSource(db)
-        self._galleries: dict[str, _Gallery] = {}
-        self._rebuilds: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()  # guards the two dicts above
+        self._live = LiveIndexes(db, self._index_dir, index_kind, self._params, backend)
+        self._backend = self._live.backend
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
         self._follower: ChangeFollower | None = None
@@ -195,7 +180,7 @@ class Catalog:
             self._follower.stop()
         if self._flusher is not None:
             self._flusher.join()
-        self.wait_for_maintenance()
+        self._live.close()
         self.flush()
         self._backend.close()
         self._db.dispose()
@@ -208,7 +193,7 @@ class Catalog:
 
     def flush(self) -> None:
         """Write the snapshot of every gallery whose index changed."""
-        for index in self._loaded():
+        for index in self._live.loaded():
             try:
                 index.snapshot()
             except OSError:
@@ -238,13 +223,13 @@ class Catalog:
 
     def delete_gallery(self, name: str) -> None:
         """Delete the gallery, its identities, faces, crops, index and snapshots."""
-        with self._locked(name) as slot:
+        with self._live.locked(name) as slot:
             with self._db.write() as session:
                 row = repo.lock_gallery(session, name)
-                ref = self._ref(row)
+                ref = self._live.ref(row)
                 repo.delete_gallery(session, row)
                 self._announce(session, row.id)
-            self._forget(slot)
+            self._live.forget(slot)
             shutil.rmtree(self._index_dir / ref.uid, ignore_errors=True)
             self._backend.drop(ref, self._index_dir)  # also what this process never loaded
         self._db.checkpoint_after_erasure()
@@ -263,6 +248,17 @@ class Catalog:
             row = repo.get_gallery(session, gallery)
             identity = repo.get_identity(session, row.id, external_id)
             return repo.identity_embeddings(session, identity.id, row.dim)
+
+    def face_embeddings(
+        self, gallery: str, face_ids: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, (n, d) float32 vectors) of the listed faces that exist, or of every face of
+        the gallery when `face_ids` is None; in face id order (SearchFaces, ClusterFaces)."""
+        with self._db.read() as session:
+            row = repo.get_gallery(session, gallery)
+            if face_ids is None:
+                return repo.all_embeddings(session, row.id, row.dim)
+            return repo.embeddings(session, row.id, sorted({int(i) for i in face_ids}), row.dim)
 
     def list_identities(
         self, gallery: str, page_size: int = 100, page_token: str = ""
@@ -319,22 +315,59 @@ class Catalog:
                 self._find_identity(gallery, request.external_id), False, [], [], None
             )
         with self._writing(gallery) as write:
-            row = write.row
-            vectors = _unit_rows([face.embedding for face in request.faces], row.dim, "embedding")
-            _check_models(request.faces, row)
-            duplicates = self._duplicates(write, vectors, request)
-            keep = [number for number, found in enumerate(duplicates) if found is None]
-            if not keep:
-                existing = repo.find_identity(write.session, row.id, request.external_id)
-                info = None if existing is None else repo.identity_info(write.session, existing)
-                return EnrollOutcome(info, False, [None] * len(duplicates), duplicates, None)
-            identity, created = repo.enroll_identity(
-                write.session, row.id, request.external_id, request.display_name, request.metadata
+            replayed = self._replayed(write.session, write.row.id, request)
+            if replayed is not None:
+                return replayed
+            outcome = self._write_faces(write, request)
+            if request.request_id and request.receipt is not None:
+                receipt = request.receipt(outcome)
+                repo.add_receipt(
+                    write.session, write.row.id, request.request_id, request.external_id, receipt
+                )
+        return outcome
+
+    def enrollment_receipt(self, gallery: str, request: EnrollRequest) -> EnrollOutcome | None:
+        """The outcome of an earlier Enroll with this request id (its receipt set), or None:
+        lets a retry skip the image analysis. `enroll` checks again under the lock."""
+        if not request.request_id:
+            return None
+        with self._db.read() as session:
+            return self._replayed(session, repo.get_gallery(session, gallery).id, request)
+
+    def _replayed(
+        self, session: Session, gallery_id: int, request: EnrollRequest
+    ) -> EnrollOutcome | None:
+        if not request.request_id:
+            return None
+        found = repo.find_receipt(session, gallery_id, request.request_id)
+        if found is None:
+            return None
+        if found.external_id != request.external_id:
+            raise ConflictError(
+                f"request_id {request.request_id!r} was used for identity "
+                f"{found.external_id!r}: a request id names one request"
             )
-            faces = [request.faces[number] for number in keep]
-            ids, seq = repo.insert_faces(write.session, row, identity, faces, vectors[keep])
-            write.add(seq, ids, vectors[keep])
-            info = repo.identity_info(write.session, identity)
+        identity = repo.find_identity(session, gallery_id, request.external_id)
+        info = None if identity is None else repo.identity_info(session, identity)
+        return EnrollOutcome(info, False, [], [], None, receipt=dict(found.receipt))
+
+    def _write_faces(self, write: _Write, request: EnrollRequest) -> EnrollOutcome:
+        row = write.row
+        vectors = _unit_rows([face.embedding for face in request.faces], row.dim, "embedding")
+        _check_models(request.faces, row)
+        duplicates = self._duplicates(write, vectors, request)
+        keep = [number for number, found in enumerate(duplicates) if found is None]
+        if not keep:
+            existing = repo.find_identity(write.session, row.id, request.external_id)
+            info = None if existing is None else repo.identity_info(write.session, existing)
+            return EnrollOutcome(info, False, [None] * len(duplicates), duplicates, None)
+        identity, created = repo.enroll_identity(
+            write.session, row.id, request.external_id, request.display_name, request.metadata
+        )
+        faces = [request.faces[number] for number in keep]
+        ids, seq = repo.insert_faces(write.session, row, identity, faces, vectors[keep])
+        write.add(seq, ids, vectors[keep])
+        info = repo.identity_info(write.session, identity)
         face_ids: list[int | None] = [None] * len(duplicates)
         for number, face_id in zip(keep, ids, strict=True):
             face_ids[number] = face_id
@@ -376,7 +409,7 @@ class Catalog:
 
     def index_ids(self, gallery: str) -> np.ndarray:
         """Every face id the live index holds for the gallery."""
-        return self._index(gallery).ids()
+        return self._live.get(gallery).ids()
 
     def search(
         self, gallery: str, embeddings: np.ndarray, k: int = 10, threshold: float | None = None
@@ -384,9 +417,9 @@ class Catalog:
         """Top-k faces per query row, best first, scores >= threshold (cosine)."""
         if k <= 0:
             raise InvalidArgumentError("k must be positive")
-        index = self._index(gallery)
+        index = self._live.get(gallery)
         with self._db.read() as session:
-            index = self._current(session, gallery, index)
+            index = self._live.current(session, gallery, index)
             ref = index.ref
             queries = _unit_rows(embeddings, ref.dim, "query")
             scores, ids = index.search(queries, k, threshold)
@@ -396,8 +429,7 @@ class Catalog:
     def stats(self) -> dict[str, Any]:
         galleries = []
         for info in self.list_galleries():
-            slot = self._galleries.get(info.name)
-            index = slot.index if slot is not None else None
+            index = self._live.peek(info.name)
             entry: dict[str, Any] = {
                 "name": info.name,
                 "model": info.model_name,
@@ -438,7 +470,7 @@ class Catalog:
         if kind is not None:
             self._remember_kind(gallery, kind)
         if model is None:
-            self._rebuild(gallery)
+            self._live.rebuild(gallery)
         else:
             if embed_crops is None:
                 raise InvalidArgumentError("re-embedding needs an embed_crops function")
@@ -450,18 +482,6 @@ class Catalog:
             repo.set_index_kind(write.row, None if kind == AUTO else kind)
             write.new_ref = replace(write.index.ref, kind=kind)
 
-    def _rebuild(self, gallery: str) -> None:
-        """Build a new index from SQL while the old one serves, then swap it in."""
-        index = self._index(gallery)
-        ref = index.ref
-        prepared = self._backend.prepare(self._source, ref, self._params)
-        with self._locked(gallery) as slot:  # no write can slip between the replay and the swap
-            if slot.index is not index or index.ref != ref:
-                self._backend.discard(prepared)
-                return  # deleted, reloaded or re-embedded meanwhile: this build is stale
-            self._backend.install(index, prepared, self._source)
-        index.snapshot()
-
     def _reembed(
         self,
         gallery: str,
@@ -470,7 +490,7 @@ class Catalog:
         batch_size: int,
         progress: Progress | None,
     ) -> None:
-        ref = self._index(gallery).ref
+        ref = self._live.get(gallery).ref
         with self._db.read() as session:
             _require_crops(session, ref.id)
             ids = repo.face_ids(session, ref.id)
@@ -495,7 +515,7 @@ class Catalog:
             prepared = self._backend.prepare_from(new_ref, vectors, watermark, self._params)
             target = write.index
             write.replacement = lambda: self._backend.install(target, prepared, None)
-        self._index(gallery).snapshot()
+        self._live.get(gallery).snapshot()
         log.info("gallery %r: re-embedded %d faces with %s", gallery, len(vectors), model.name)
 
     def _embed(
@@ -533,70 +553,19 @@ class Catalog:
     def _writing(self, gallery: str) -> Iterator[_Write]:
         """A write on the gallery (see the module docstring): the body runs inside the SQL
         transaction; what it records on the `_Write` reaches the index after the commit."""
-        with self._locked(gallery) as slot:
-            self._load(slot, gallery)
+        with self._live.locked(gallery) as slot:
+            self._live.load(slot, gallery)
             with self._db.write() as session:
                 try:
                     row = repo.lock_gallery(session, gallery)
                 except NotFoundError:
-                    self._forget(slot)  # deleted by another process: drop what we hold of it
+                    self._live.forget(slot)  # deleted by another process: drop what we hold of it
                     raise
-                write = _Write(session, row, self._caught_up(session, slot, row))
+                write = _Write(session, row, self._live.caught_up(session, slot, row))
                 yield write
                 self._announce(session, row.id)  # other servers' followers wake at COMMIT
             write.apply()
-        self._maintain(gallery, write.index)
-
-    def _current(self, session: Session, gallery: str, index: LiveIndex) -> LiveIndex:
-        """The index a search should use: caught up first when another process changed the
-        gallery since this one last looked (else one cheap query, and no lock)."""
-        row, latest = repo.gallery_with_latest_seq(session, gallery)
-        ref = index.ref
-        if latest <= index.watermark and (ref.uid, ref.model_sha256, ref.dim) == (
-            row.uid,
-            row.model_sha256,
-            row.dim,
-        ):
-            return index
-        with self._locked(gallery) as slot:  # in order with this process's writers
-            self._load(slot, gallery)
-            # A fresh transaction: what this process's writers did while we waited for the
-            # lock is newer than `session`'s view.
-            with self._db.read() as fresh:
-                return self._caught_up(fresh, slot, repo.get_gallery(fresh, gallery))
-
-    def _caught_up(self, session: Session, slot: _Gallery, row: Gallery) -> LiveIndex:
-        """The slot's index with every change committed after its watermark applied (this
-        transaction holds the gallery's write lock, so no other writer is in between)."""
-        index = slot.index
-        assert index is not None
-        ref = index.ref
-        if (ref.uid, ref.model_sha256, ref.dim) != (row.uid, row.model_sha256, row.dim):
-            # Created again or re-embedded by another process: this index is of the past.
-            log.info("gallery %r changed in another process: reloading its index", row.name)
-            return self._reloaded(session, slot, row)
-        changes = _replay(session, ref, index.watermark)
-        if changes.watermark > index.watermark:
-            index.apply(
-                changes.watermark, changes.added_ids, changes.added_vectors, changes.removed
-            )
-            if len(changes.removed):
-                index.discard_snapshot()
-        return index
-
-    def _reloaded(self, session: Session, slot: _Gallery, row: Gallery) -> LiveIndex:
-        ref = self._ref(row)
-        old = slot.index
-        if old is not None and old.ref.uid == ref.uid:  # re-embedded: same gallery, new model
-            watermark = repo.latest_seq(session, row.id)
-            ids, vectors = repo.all_embeddings(session, row.id, row.dim)
-            by_id = dict(zip(ids.tolist(), vectors, strict=True))
-            prepared = self._backend.prepare_from(ref, by_id, watermark, self._params)
-            self._backend.install(old, prepared, None)
-            return old
-        self._forget(slot)
-        slot.index = self._backend.open(self._source, ref, self._index_dir, self._params)
-        return slot.index
+        self._live.maintain(gallery, write.index)
 
     def _duplicates(
         self, write: _Write, vectors: np.ndarray, request: EnrollRequest
@@ -613,6 +582,12 @@ class Catalog:
             found.append(None if other is None else DuplicateOf(other.external_id, other.score))
         return found
 
+    def _find_identity(self, gallery: str, external_id: str) -> IdentityInfo | None:
+        with self._db.read() as session:
+            row = repo.get_gallery(session, gallery)
+            identity = repo.find_identity(session, row.id, external_id)
+            return None if identity is None else repo.identity_info(session, identity)
+
     # ---- following other servers' writes --------------------------------------------------
 
     def follow(self, poll_interval: float = 1.0) -> None:
@@ -627,45 +602,37 @@ class Catalog:
     def catch_up_all(self) -> int:
         """Apply the change log after each loaded gallery's watermark; returns how far the
         watermarks moved. A gallery deleted or re-created elsewhere is dropped or reloaded."""
-        with self._lock:
-            names = [name for name, slot in self._galleries.items() if slot.index is not None]
-        return sum(self.catch_up(name) for name in names)
+        return sum(self.catch_up(index.ref.name) for index in self._live.loaded())
 
     def catch_up_ids(self, gallery_ids: set[int]) -> int:
-        with self._lock:
-            names = [
-                name
-                for name, slot in self._galleries.items()
-                if slot.index is not None and slot.index.ref.id in gallery_ids
-            ]
-        return sum(self.catch_up(name) for name in names)
+        loaded = self._live.loaded()
+        return sum(self.catch_up(i.ref.name) for i in loaded if i.ref.id in gallery_ids)
 
     def catch_up(self, gallery: str) -> int:
-        slot = self._galleries.get(gallery)
-        index = slot.index if slot is not None else None
+        index = self._live.peek(gallery)
         if index is None:
             return 0
         before = index.watermark
         try:
             with self._db.read() as session:
-                index = self._current(session, gallery, index)
+                index = self._live.current(session, gallery, index)
         except NotFoundError:
-            with self._locked(gallery) as held:
-                self._forget(held)  # deleted by another server
+            with self._live.locked(gallery) as slot:
+                self._live.forget(slot)  # deleted by another server
             return 0
-        self._maintain(gallery, index)
+        self._live.maintain(gallery, index)
         return max(0, index.watermark - before)
 
     def wait_for(self, gallery: str, sequence: int, timeout: float) -> bool:
         """Read-your-writes across servers: True once this process's index of `gallery`
-        reflects change `sequence` (the `sequence` an enroll returned, perhaps on
-        another server), catching up from SQL meanwhile; False when `timeout` passes first
-        (e.g. this server reads from a standby that has not replayed that far yet)."""
+        reflects change `sequence` (the `sequence` an enroll returned, perhaps on another
+        server), catching up from SQL meanwhile; False when `timeout` passes first (e.g.
+        this server reads from a standby that has not replayed that far yet)."""
         deadline = time.monotonic() + timeout
-        index = self._index(gallery)
+        index = self._live.get(gallery)
         while index.watermark < sequence:
             self.catch_up(gallery)
-            index = self._index(gallery)
+            index = self._live.get(gallery)
             if index.watermark >= sequence:
                 break
             if time.monotonic() >= deadline:
@@ -680,125 +647,13 @@ class Catalog:
             notice = payload(gallery_id, self._origin)
             session.execute(select(func.pg_notify(CHANNEL, notice)))
 
-    # ---- loaded galleries -----------------------------------------------------------------
-
-    @contextmanager
-    def _locked(self, gallery: str) -> Iterator[_Gallery]:
-        """The gallery's slot, with its lock held."""
-        with self._lock:
-            slot = self._galleries.setdefault(gallery, _Gallery())
-            slot.users += 1
-        try:
-            with slot.lock:
-                yield slot
-        finally:
-            with self._lock:
-                slot.users -= 1
-                if not slot.users and slot.index is None:
-                    del self._galleries[gallery]
-
-    def _index(self, gallery: str) -> LiveIndex:
-        """The gallery's index, loaded on first use (one loader per gallery)."""
-        slot = self._galleries.get(gallery)
-        index = slot.index if slot is not None else None
-        if index is not None:
-            return index
-        with self._locked(gallery) as slot:
-            return self._load(slot, gallery)
-
-    def _load(self, slot: _Gallery, gallery: str) -> LiveIndex:
-        """The slot's index, opened if not yet (the caller holds the slot's lock)."""
-        if slot.index is None:
-            with self._db.read() as session:
-                ref = self._ref(repo.get_gallery(session, gallery))
-            slot.index = self._backend.open(self._source, ref, self._index_dir, self._params)
-        return slot.index
-
-    def _forget(self, slot: _Gallery) -> None:
-        """The gallery is gone: drop its index and its files (the caller holds the lock)."""
-        index, slot.index = slot.index, None
-        if index is not None:
-            index.delete()
-
-    def _ref(self, row: Gallery) -> GalleryRef:
-        kind = row.index_kind or self._index_kind
-        return GalleryRef(row.id, row.uid, row.name, row.model_sha256, row.dim, kind)
-
-    def _find_identity(self, gallery: str, external_id: str) -> IdentityInfo | None:
-        with self._db.read() as session:
-            row = repo.get_gallery(session, gallery)
-            identity = repo.find_identity(session, row.id, external_id)
-            return None if identity is None else repo.identity_info(session, identity)
-
-    def _loaded(self) -> list[LiveIndex]:
-        with self._lock:
-            return [slot.index for slot in self._galleries.values() if slot.index is not None]
-
-    def _maintain(self, gallery: str, index: LiveIndex) -> None:
-        """Start a background rebuild when the index no longer suits the gallery."""
-        reason = index.needs_rebuild()
-        if reason is None or self._closed.is_set():
-            return
-        with self._lock:
-            running = self._rebuilds.get(gallery)
-            if running is not None and running.is_alive():
-                return
-            log.info("gallery %r: rebuilding the index in the background: %s", gallery, reason)
-            thread = threading.Thread(target=self._rebuild_logged, args=(gallery,), daemon=True)
-            self._rebuilds[gallery] = thread
-            thread.start()
-
-    def _rebuild_logged(self, gallery: str) -> None:
-        try:
-            self._rebuild(gallery)
-        except NotFoundError:
-            pass  # deleted meanwhile
-        except Exception:
-            log.exception("gallery %r: background rebuild failed", gallery)
-
     def wait_for_maintenance(self) -> None:
         """Wait for background rebuilds to finish (for tools and tests)."""
-        with self._lock:
-            threads = list(self._rebuilds.values())
-        for thread in threads:
-            thread.join()
+        self._live.wait()
 
     def _flush_periodically(self, interval: float) -> None:
         while not self._closed.wait(interval):
             self.flush()
-
-
-class _SqlIndexSource:
-    """The index's view of SQL: change log, embeddings, counts."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def replay(self, gallery: GalleryRef, since: int) -> Replay:
-        with self._db.snapshot_read() as session:
-            return _replay(session, gallery, since)
-
-    def everything(self, gallery: GalleryRef) -> tuple[int, np.ndarray, np.ndarray]:
-        with self._db.snapshot_read() as session:
-            watermark = repo.latest_seq(session, gallery.id)
-            ids, vectors = repo.all_embeddings(session, gallery.id, gallery.dim)
-        return watermark, ids, vectors
-
-    def count(self, gallery: GalleryRef) -> int:
-        with self._db.read() as session:
-            return repo.count_faces(session, gallery.id)
-
-
-def _replay(session: Session, gallery: GalleryRef, since: int) -> Replay:
-    """The change log after `since`, folded to each face's final state, with the vectors of
-    the faces added (read in the caller's session, so in one consistent view)."""
-    changes = repo.changes_after(session, gallery.id, since)
-    final = {face_id: op for _, face_id, op in changes}
-    added = [face_id for face_id, op in final.items() if op != OP_REMOVED]
-    ids, vectors = repo.embeddings(session, gallery.id, sorted(added), gallery.dim)
-    removed = [face_id for face_id, op in final.items() if op == OP_REMOVED]
-    watermark = changes[-1][0] if changes else since
-    return Replay(watermark, np.asarray(removed, dtype=np.int64), ids, vectors)
 
 
 def _migrate(url: str) -> None:

@@ -9,7 +9,8 @@ busy timeout instead of failing when a deferred read transaction tries to upgrad
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,8 +28,10 @@ from facedb.storage.errors import SchemaError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
-# An erasure's checkpoint waits this long for readers to leave the old WAL frames.
-ERASURE_CHECKPOINT_TIMEOUT_MS = 5000
+# An erasure's checkpoint waits this long for readers to leave the old WAL frames, then
+# retries in the background every ERASURE_RETRY_S.
+ERASURE_CHECKPOINT_WAIT_MS = 200
+ERASURE_RETRY_S = 0.5
 _WRITE_OPTION = "facedb_write"
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,7 @@ class Database:
         write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(write_engine, expire_on_commit=False)
+        self._erasure_retry = _Retry(self._truncate_wal, ERASURE_RETRY_S)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -117,25 +121,62 @@ class Database:
 
         With `secure_delete` the database pages are zeroed, but the WAL still holds the old
         page images (crop PNG, embedding) until a checkpoint; TRUNCATE empties the file too.
+        A checkpoint must wait for readers of older snapshots, so it waits briefly; while
+        searches keep such snapshots open, a background thread retries until it completes
+        (the delete itself does not wait for the readers).
         On PostgreSQL the dead tuples stay in the table's pages until VACUUM reclaims them
-        (autovacuum does so within minutes; see docs/DESIGN.md, "Erasure").
+        (see docs/DESIGN.md, "Erasure").
         """
-        if not self.sqlite:
-            return
+        if self.sqlite and not self._truncate_wal():
+            self._erasure_retry.schedule()
+
+    def _truncate_wal(self) -> bool:
+        """One TRUNCATE checkpoint; False when readers kept it from completing."""
         raw = self.engine.raw_connection()
         try:
             cursor = raw.cursor()
-            cursor.execute(f"PRAGMA busy_timeout={ERASURE_CHECKPOINT_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={ERASURE_CHECKPOINT_WAIT_MS}")
             busy, _frames, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
             cursor.close()
         finally:
             raw.close()
-        if busy:
-            log.warning("erasure checkpoint was blocked by a reader; the next one completes it")
+        return not busy
 
     def dispose(self) -> None:
+        self._erasure_retry.stop()
         self.engine.dispose()
+
+
+class _Retry:
+    """Runs `attempt` every `interval` seconds on a daemon thread until it returns True;
+    `schedule` while one is pending does nothing (erasures coalesce)."""
+
+    def __init__(self, attempt: Callable[[], bool], interval: float) -> None:
+        self._attempt, self._interval = attempt, interval
+        self._pending = threading.Event()
+        self._stopped = threading.Event()
+        self._guard = threading.Lock()
+
+    def schedule(self) -> None:
+        with self._guard:
+            if self._pending.is_set() or self._stopped.is_set():
+                return
+            self._pending.set()
+        threading.Thread(target=self._run, name="facedb-erasure", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                if self._attempt():
+                    break
+            except Exception:  # the database went away (closing): nothing left to erase
+                log.exception("erasure checkpoint failed")
+                break
+        self._pending.clear()
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 # ---- schema revisions ---------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -124,6 +124,10 @@ class EnrollRequest:
     metadata: dict[str, Any] | None = None  # merged over the existing identity's metadata
     duplicate_threshold: float | None = None  # None: no duplicate check
     duplicate_k: int = 10  # nearest faces looked at per face for another identity's
+    # Idempotency: with a request id, the first call's receipt (what `receipt` made of its
+    # outcome, inside the same transaction) is kept; a retry writes nothing and gets it back.
+    request_id: str = ""
+    receipt: Callable[[EnrollOutcome], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,3 +145,4 @@ class EnrollOutcome:
     face_ids: list[int | None]  # per request face; None where refused as duplicate
     duplicates: list[DuplicateOf | None]  # per request face
     sequence: int | None  # change-log sequence of the write (None if nothing written)
+    receipt: dict[str, Any] | None = None  # set on a retry: the first call's receipt

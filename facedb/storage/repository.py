@@ -35,6 +35,7 @@ from facedb.storage.tables import (
     OP_REMOVED,
     Base,
     Change,
+    EnrollReceipt,
     Face,
     Gallery,
     Identity,
@@ -155,6 +156,7 @@ def delete_gallery(session: Session, row: Gallery) -> None:
     """Delete a gallery locked with `lock_gallery`, with everything it holds."""
     # Explicit deletes (children first) rather than relying on ON DELETE CASCADE alone.
     session.execute(delete(Change).where(Change.gallery_id == row.id))
+    session.execute(delete(EnrollReceipt).where(EnrollReceipt.gallery_id == row.id))
     session.execute(delete(Face).where(Face.gallery_id == row.id))
     session.execute(delete(Identity).where(Identity.gallery_id == row.id))
     session.delete(row)
@@ -273,10 +275,34 @@ def checked_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return dict(metadata)
 
 
+def find_receipt(session: Session, gallery_id: int, request_id: str) -> EnrollReceipt | None:
+    query = select(EnrollReceipt).where(
+        EnrollReceipt.gallery_id == gallery_id, EnrollReceipt.request_id == request_id
+    )
+    return session.scalars(query).one_or_none()
+
+
+def add_receipt(
+    session: Session, gallery_id: int, request_id: str, external_id: str, receipt: dict[str, Any]
+) -> None:
+    session.add(
+        EnrollReceipt(
+            gallery_id=gallery_id, request_id=request_id, external_id=external_id, receipt=receipt
+        )
+    )
+    session.flush()
+
+
 def delete_identity(session: Session, row: Identity) -> tuple[list[int], int | None]:
     """Delete an identity and its faces; returns the face ids and the last change seq."""
     face_ids = list(session.scalars(select(Face.id).where(Face.identity_id == row.id)))
     session.execute(delete(Face).where(Face.identity_id == row.id))
+    session.execute(  # a forgotten identity leaves no trace, not even its receipts
+        delete(EnrollReceipt).where(
+            EnrollReceipt.gallery_id == row.gallery_id,
+            EnrollReceipt.external_id == row.external_id,
+        )
+    )
     session.delete(row)
     return face_ids, record_changes(session, row.gallery_id, face_ids, OP_REMOVED)
 

@@ -118,6 +118,27 @@ class Face(Base):
     identity: Mapped[Identity] = relationship(back_populates="faces", lazy="raise")
 
 
+class EnrollReceipt(Base):
+    """What an Enroll with a client request id answered, so that a retry writes nothing
+    and gets the same answer. The receipt is the engine's (opaque here); it names face ids
+    and the external id, never biometric data."""
+
+    __tablename__ = "enroll_receipts"
+    __table_args__ = (
+        UniqueConstraint("gallery_id", "request_id", name="uq_enroll_receipts_request"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("galleries.id", ondelete="CASCADE"), index=True
+    )
+    request_id: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str] = mapped_column(String(256))
+    receipt: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Change(Base):
     """The index change log: replayed after a snapshot's watermark on open."""
 
@@ -133,3 +154,23 @@ class Change(Base):
     face_id: Mapped[int] = mapped_column(BigInteger)  # no FK: the face row is gone on removal
     op: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key managed at run time. Only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)  # public, for logs and revoking
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256 of the secret
+    name: Mapped[str] = mapped_column(String(128), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    galleries: Mapped[list[str]] = mapped_column(JSON)
+    view_crops: Mapped[bool] = mapped_column(Boolean, default=False)
+    rate_limit: Mapped[float | None] = mapped_column(Float)  # requests per second; None: no limit
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -21,6 +21,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SPOOF: _ClassVar[Reason]
     DUPLICATE: _ClassVar[Reason]
     INVALID_IMAGE: _ClassVar[Reason]
+    OCCLUDED: _ClassVar[Reason]
+    EYES_CLOSED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 NO_FACE: Reason
 MULTIPLE_FACES: Reason
@@ -33,6 +35,8 @@ LOW_QUALITY: Reason
 SPOOF: Reason
 DUPLICATE: Reason
 INVALID_IMAGE: Reason
+OCCLUDED: Reason
+EYES_CLOSED: Reason
 
 class EmbeddingModel(_message.Message):
     __slots__ = ("name", "sha256", "dim")
@@ -233,20 +237,22 @@ class EnrollResponse(_message.Message):
     def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class EnrollItemResult(_message.Message):
-    __slots__ = ("index", "external_id", "created", "outcomes", "error_code", "error_message")
+    __slots__ = ("index", "external_id", "created", "outcomes", "error_code", "error_message", "replayed")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     OUTCOMES_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     index: int
     external_id: str
     created: bool
     outcomes: _containers.RepeatedCompositeFieldContainer[ImageOutcome]
     error_code: int
     error_message: str
-    def __init__(self, index: _Optional[int] = ..., external_id: _Optional[str] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, index: _Optional[int] = ..., external_id: _Optional[str] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class EnrollSummary(_message.Message):
     __slots__ = ("items", "identities_created", "images_accepted", "images_rejected", "items_failed", "rejections_by_reason")
@@ -292,20 +298,22 @@ class Box(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("gallery", "image", "top_k", "threshold", "target_fpir", "all_faces")
+    __slots__ = ("gallery", "image", "top_k", "threshold", "target_fpir", "all_faces", "attributes")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     TARGET_FPIR_FIELD_NUMBER: _ClassVar[int]
     ALL_FACES_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     image: bytes
     top_k: int
     threshold: float
     target_fpir: float
     all_faces: bool
-    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., target_fpir: _Optional[float] = ..., all_faces: _Optional[bool] = ...) -> None: ...
+    attributes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., target_fpir: _Optional[float] = ..., all_faces: _Optional[bool] = ..., attributes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("external_id", "display_name", "score", "face_id", "metadata")
@@ -329,16 +337,18 @@ class Candidate(_message.Message):
     def __init__(self, external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., score: _Optional[float] = ..., face_id: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ProbeFace(_message.Message):
-    __slots__ = ("box", "detection_score", "candidates", "rejection")
+    __slots__ = ("box", "detection_score", "candidates", "rejection", "attributes")
     BOX_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     REJECTION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     box: Box
     detection_score: float
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     rejection: Rejection
-    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., detection_score: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
+    attributes: FaceAttributes
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., detection_score: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., attributes: _Optional[_Union[FaceAttributes, _Mapping]] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
     __slots__ = ("faces", "threshold")
@@ -482,3 +492,298 @@ class Stats(_message.Message):
     faces: int
     loaded_model: EmbeddingModel
     def __init__(self, galleries: _Optional[_Iterable[_Union[GalleryStats, _Mapping]]] = ..., identities: _Optional[int] = ..., faces: _Optional[int] = ..., loaded_model: _Optional[_Union[EmbeddingModel, _Mapping]] = ...) -> None: ...
+
+class AnalyzeRequest(_message.Message):
+    __slots__ = ("image", "attributes", "gallery")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    attributes: _containers.RepeatedScalarFieldContainer[str]
+    gallery: str
+    def __init__(self, image: _Optional[bytes] = ..., attributes: _Optional[_Iterable[str]] = ..., gallery: _Optional[str] = ...) -> None: ...
+
+class Point(_message.Message):
+    __slots__ = ("x", "y")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
+
+class Emotion(_message.Message):
+    __slots__ = ("label", "confidence", "scores")
+    class ScoresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    confidence: float
+    scores: _containers.ScalarMap[str, float]
+    def __init__(self, label: _Optional[str] = ..., confidence: _Optional[float] = ..., scores: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class Gaze(_message.Message):
+    __slots__ = ("pitch", "yaw", "pitch_deg", "yaw_deg")
+    PITCH_FIELD_NUMBER: _ClassVar[int]
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    PITCH_DEG_FIELD_NUMBER: _ClassVar[int]
+    YAW_DEG_FIELD_NUMBER: _ClassVar[int]
+    pitch: float
+    yaw: float
+    pitch_deg: float
+    yaw_deg: float
+    def __init__(self, pitch: _Optional[float] = ..., yaw: _Optional[float] = ..., pitch_deg: _Optional[float] = ..., yaw_deg: _Optional[float] = ...) -> None: ...
+
+class HeadPose(_message.Message):
+    __slots__ = ("yaw", "pitch", "roll")
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    PITCH_FIELD_NUMBER: _ClassVar[int]
+    ROLL_FIELD_NUMBER: _ClassVar[int]
+    yaw: float
+    pitch: float
+    roll: float
+    def __init__(self, yaw: _Optional[float] = ..., pitch: _Optional[float] = ..., roll: _Optional[float] = ...) -> None: ...
+
+class Occlusion(_message.Message):
+    __slots__ = ("eyes", "nose", "mouth")
+    EYES_FIELD_NUMBER: _ClassVar[int]
+    NOSE_FIELD_NUMBER: _ClassVar[int]
+    MOUTH_FIELD_NUMBER: _ClassVar[int]
+    eyes: float
+    nose: float
+    mouth: float
+    def __init__(self, eyes: _Optional[float] = ..., nose: _Optional[float] = ..., mouth: _Optional[float] = ...) -> None: ...
+
+class FaceAttributes(_message.Message):
+    __slots__ = ("age", "gender", "gender_confidence", "race", "race_confidence", "age_group", "age_group_confidence", "emotion", "landmarks_106", "gaze", "parsing_class_shares", "segmentation_face_fraction", "eyes_open", "eye_openness", "mouth_open", "mouth_openness", "head_pose", "occlusion", "glasses", "sunglasses", "hat", "mask")
+    class ParsingClassSharesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    AGE_FIELD_NUMBER: _ClassVar[int]
+    GENDER_FIELD_NUMBER: _ClassVar[int]
+    GENDER_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    RACE_FIELD_NUMBER: _ClassVar[int]
+    RACE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    AGE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    AGE_GROUP_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    EMOTION_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS_106_FIELD_NUMBER: _ClassVar[int]
+    GAZE_FIELD_NUMBER: _ClassVar[int]
+    PARSING_CLASS_SHARES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTATION_FACE_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    EYES_OPEN_FIELD_NUMBER: _ClassVar[int]
+    EYE_OPENNESS_FIELD_NUMBER: _ClassVar[int]
+    MOUTH_OPEN_FIELD_NUMBER: _ClassVar[int]
+    MOUTH_OPENNESS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_POSE_FIELD_NUMBER: _ClassVar[int]
+    OCCLUSION_FIELD_NUMBER: _ClassVar[int]
+    GLASSES_FIELD_NUMBER: _ClassVar[int]
+    SUNGLASSES_FIELD_NUMBER: _ClassVar[int]
+    HAT_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    age: float
+    gender: str
+    gender_confidence: float
+    race: str
+    race_confidence: float
+    age_group: str
+    age_group_confidence: float
+    emotion: Emotion
+    landmarks_106: _containers.RepeatedCompositeFieldContainer[Point]
+    gaze: Gaze
+    parsing_class_shares: _containers.ScalarMap[str, float]
+    segmentation_face_fraction: float
+    eyes_open: bool
+    eye_openness: float
+    mouth_open: bool
+    mouth_openness: float
+    head_pose: HeadPose
+    occlusion: Occlusion
+    glasses: bool
+    sunglasses: bool
+    hat: bool
+    mask: bool
+    def __init__(self, age: _Optional[float] = ..., gender: _Optional[str] = ..., gender_confidence: _Optional[float] = ..., race: _Optional[str] = ..., race_confidence: _Optional[float] = ..., age_group: _Optional[str] = ..., age_group_confidence: _Optional[float] = ..., emotion: _Optional[_Union[Emotion, _Mapping]] = ..., landmarks_106: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., gaze: _Optional[_Union[Gaze, _Mapping]] = ..., parsing_class_shares: _Optional[_Mapping[str, float]] = ..., segmentation_face_fraction: _Optional[float] = ..., eyes_open: _Optional[bool] = ..., eye_openness: _Optional[float] = ..., mouth_open: _Optional[bool] = ..., mouth_openness: _Optional[float] = ..., head_pose: _Optional[_Union[HeadPose, _Mapping]] = ..., occlusion: _Optional[_Union[Occlusion, _Mapping]] = ..., glasses: _Optional[bool] = ..., sunglasses: _Optional[bool] = ..., hat: _Optional[bool] = ..., mask: _Optional[bool] = ...) -> None: ...
+
+class AnalyzedFace(_message.Message):
+    __slots__ = ("box", "detection_score", "landmarks", "quality", "liveness", "rejection", "attributes")
+    class QualityEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    box: Box
+    detection_score: float
+    landmarks: _containers.RepeatedCompositeFieldContainer[Point]
+    quality: _containers.ScalarMap[str, float]
+    liveness: float
+    rejection: Rejection
+    attributes: FaceAttributes
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., detection_score: _Optional[float] = ..., landmarks: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., quality: _Optional[_Mapping[str, float]] = ..., liveness: _Optional[float] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., attributes: _Optional[_Union[FaceAttributes, _Mapping]] = ...) -> None: ...
+
+class AnalyzeResponse(_message.Message):
+    __slots__ = ("faces", "attributes")
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    faces: _containers.RepeatedCompositeFieldContainer[AnalyzedFace]
+    attributes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, faces: _Optional[_Iterable[_Union[AnalyzedFace, _Mapping]]] = ..., attributes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EmbeddingVector(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class SearchFacesRequest(_message.Message):
+    __slots__ = ("gallery", "face_id", "embedding", "top_k", "threshold")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    face_id: int
+    embedding: EmbeddingVector
+    top_k: int
+    threshold: float
+    def __init__(self, gallery: _Optional[str] = ..., face_id: _Optional[int] = ..., embedding: _Optional[_Union[EmbeddingVector, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class FaceMatch(_message.Message):
+    __slots__ = ("face_id", "external_id", "score")
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    face_id: int
+    external_id: str
+    score: float
+    def __init__(self, face_id: _Optional[int] = ..., external_id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class SearchFacesResponse(_message.Message):
+    __slots__ = ("matches", "threshold")
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[FaceMatch]
+    threshold: float
+    def __init__(self, matches: _Optional[_Iterable[_Union[FaceMatch, _Mapping]]] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class ClusterFacesRequest(_message.Message):
+    __slots__ = ("gallery", "face_ids", "embeddings", "threshold", "neighbours")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    face_ids: _containers.RepeatedScalarFieldContainer[int]
+    embeddings: _containers.RepeatedCompositeFieldContainer[EmbeddingVector]
+    threshold: float
+    neighbours: int
+    def __init__(self, gallery: _Optional[str] = ..., face_ids: _Optional[_Iterable[int]] = ..., embeddings: _Optional[_Iterable[_Union[EmbeddingVector, _Mapping]]] = ..., threshold: _Optional[float] = ..., neighbours: _Optional[int] = ...) -> None: ...
+
+class FaceCluster(_message.Message):
+    __slots__ = ("face_ids", "indices")
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    face_ids: _containers.RepeatedScalarFieldContainer[int]
+    indices: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, face_ids: _Optional[_Iterable[int]] = ..., indices: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ClusterFacesResponse(_message.Message):
+    __slots__ = ("clusters", "threshold")
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[FaceCluster]
+    threshold: float
+    def __init__(self, clusters: _Optional[_Iterable[_Union[FaceCluster, _Mapping]]] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class ApiKey(_message.Message):
+    __slots__ = ("key_id", "name", "role", "galleries", "view_crops", "rate_limit", "created_at", "last_used_at", "expires_at", "revoked_at")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    GALLERIES_FIELD_NUMBER: _ClassVar[int]
+    VIEW_CROPS_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    name: str
+    role: str
+    galleries: _containers.RepeatedScalarFieldContainer[str]
+    view_crops: bool
+    rate_limit: float
+    created_at: str
+    last_used_at: str
+    expires_at: str
+    revoked_at: str
+    def __init__(self, key_id: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[str] = ..., galleries: _Optional[_Iterable[str]] = ..., view_crops: _Optional[bool] = ..., rate_limit: _Optional[float] = ..., created_at: _Optional[str] = ..., last_used_at: _Optional[str] = ..., expires_at: _Optional[str] = ..., revoked_at: _Optional[str] = ...) -> None: ...
+
+class CreateApiKeyRequest(_message.Message):
+    __slots__ = ("name", "role", "galleries", "view_crops", "rate_limit", "expires_in_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    GALLERIES_FIELD_NUMBER: _ClassVar[int]
+    VIEW_CROPS_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    galleries: _containers.RepeatedScalarFieldContainer[str]
+    view_crops: bool
+    rate_limit: float
+    expires_in_seconds: int
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., galleries: _Optional[_Iterable[str]] = ..., view_crops: _Optional[bool] = ..., rate_limit: _Optional[float] = ..., expires_in_seconds: _Optional[int] = ...) -> None: ...
+
+class IssuedApiKey(_message.Message):
+    __slots__ = ("key", "api_key")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    api_key: ApiKey
+    def __init__(self, key: _Optional[str] = ..., api_key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
+
+class ListApiKeysRequest(_message.Message):
+    __slots__ = ("include_revoked",)
+    INCLUDE_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    include_revoked: bool
+    def __init__(self, include_revoked: _Optional[bool] = ...) -> None: ...
+
+class ListApiKeysResponse(_message.Message):
+    __slots__ = ("api_keys",)
+    API_KEYS_FIELD_NUMBER: _ClassVar[int]
+    api_keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
+    def __init__(self, api_keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ...) -> None: ...
+
+class RevokeApiKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class RotateApiKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...

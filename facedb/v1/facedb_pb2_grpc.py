@@ -104,6 +104,41 @@ class FaceDBStub:
                 request_serializer=facedb_dot_v1_dot_facedb__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=facedb_dot_v1_dot_facedb__pb2.Stats.FromString,
                 _registered_method=True)
+        self.Analyze = channel.unary_unary(
+                '/facedb.v1.FaceDB/Analyze',
+                request_serializer=facedb_dot_v1_dot_facedb__pb2.AnalyzeRequest.SerializeToString,
+                response_deserializer=facedb_dot_v1_dot_facedb__pb2.AnalyzeResponse.FromString,
+                _registered_method=True)
+        self.SearchFaces = channel.unary_unary(
+                '/facedb.v1.FaceDB/SearchFaces',
+                request_serializer=facedb_dot_v1_dot_facedb__pb2.SearchFacesRequest.SerializeToString,
+                response_deserializer=facedb_dot_v1_dot_facedb__pb2.SearchFacesResponse.FromString,
+                _registered_method=True)
+        self.ClusterFaces = channel.unary_unary(
+                '/facedb.v1.FaceDB/ClusterFaces',
+                request_serializer=facedb_dot_v1_dot_facedb__pb2.ClusterFacesRequest.SerializeToString,
+                response_deserializer=facedb_dot_v1_dot_facedb__pb2.ClusterFacesResponse.FromString,
+                _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/facedb.v1.FaceDB/CreateApiKey',
+                request_serializer=facedb_dot_v1_dot_facedb__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=facedb_dot_v1_dot_facedb__pb2.IssuedApiKey.FromString,
+                _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/facedb.v1.FaceDB/ListApiKeys',
+                request_serializer=facedb_dot_v1_dot_facedb__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=facedb_dot_v1_dot_facedb__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/facedb.v1.FaceDB/RevokeApiKey',
+                request_serializer=facedb_dot_v1_dot_facedb__pb2.RevokeApiKeyRequest.SerializeToString,
+                response_deserializer=facedb_dot_v1_dot_facedb__pb2.ApiKey.FromString,
+                _registered_method=True)
+        self.RotateApiKey = channel.unary_unary(
+                '/facedb.v1.FaceDB/RotateApiKey',
+                request_serializer=facedb_dot_v1_dot_facedb__pb2.RotateApiKeyRequest.SerializeToString,
+                response_deserializer=facedb_dot_v1_dot_facedb__pb2.IssuedApiKey.FromString,
+                _registered_method=True)
 
 
 class FaceDBServicer:
@@ -198,6 +233,56 @@ class FaceDBServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Analyze(self, request, context):
+        """Face analysis: every face of an image with its box, landmarks, quality, liveness and
+        the attributes asked for by name (age, gender, emotion, eyes_open, occlusion, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchFaces(self, request, context):
+        """The enrolled faces most similar to an enrolled face or to a raw embedding.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClusterFaces(self, request, context):
+        """Group faces (of a gallery, or raw embeddings) into people.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateApiKey(self, request, context):
+        """API keys (admin keys for all galleries only). Keys are stored as their SHA-256; the
+        secret is returned once, by CreateApiKey and RotateApiKey. FACEDB_API_KEYS bootstrap
+        keys are not listed. Revocation reaches every server process within seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateApiKey(self, request, context):
+        """A new secret for the key (same id and grants); the old secret stops working.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceDBServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -270,6 +355,41 @@ def add_FaceDBServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=facedb_dot_v1_dot_facedb__pb2.GetStatsRequest.FromString,
                     response_serializer=facedb_dot_v1_dot_facedb__pb2.Stats.SerializeToString,
+            ),
+            'Analyze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Analyze,
+                    request_deserializer=facedb_dot_v1_dot_facedb__pb2.AnalyzeRequest.FromString,
+                    response_serializer=facedb_dot_v1_dot_facedb__pb2.AnalyzeResponse.SerializeToString,
+            ),
+            'SearchFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchFaces,
+                    request_deserializer=facedb_dot_v1_dot_facedb__pb2.SearchFacesRequest.FromString,
+                    response_serializer=facedb_dot_v1_dot_facedb__pb2.SearchFacesResponse.SerializeToString,
+            ),
+            'ClusterFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClusterFaces,
+                    request_deserializer=facedb_dot_v1_dot_facedb__pb2.ClusterFacesRequest.FromString,
+                    response_serializer=facedb_dot_v1_dot_facedb__pb2.ClusterFacesResponse.SerializeToString,
+            ),
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=facedb_dot_v1_dot_facedb__pb2.CreateApiKeyRequest.FromString,
+                    response_serializer=facedb_dot_v1_dot_facedb__pb2.IssuedApiKey.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=facedb_dot_v1_dot_facedb__pb2.ListApiKeysRequest.FromString,
+                    response_serializer=facedb_dot_v1_dot_facedb__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiKey,
+                    request_deserializer=facedb_dot_v1_dot_facedb__pb2.RevokeApiKeyRequest.FromString,
+                    response_serializer=facedb_dot_v1_dot_facedb__pb2.ApiKey.SerializeToString,
+            ),
+            'RotateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateApiKey,
+                    request_deserializer=facedb_dot_v1_dot_facedb__pb2.RotateApiKeyRequest.FromString,
+                    response_serializer=facedb_dot_v1_dot_facedb__pb2.IssuedApiKey.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -650,6 +770,195 @@ class FaceDB:
             '/facedb.v1.FaceDB/GetStats',
             facedb_dot_v1_dot_facedb__pb2.GetStatsRequest.SerializeToString,
             facedb_dot_v1_dot_facedb__pb2.Stats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Analyze(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facedb.v1.FaceDB/Analyze',
+            facedb_dot_v1_dot_facedb__pb2.AnalyzeRequest.SerializeToString,
+            facedb_dot_v1_dot_facedb__pb2.AnalyzeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facedb.v1.FaceDB/SearchFaces',
+            facedb_dot_v1_dot_facedb__pb2.SearchFacesRequest.SerializeToString,
+            facedb_dot_v1_dot_facedb__pb2.SearchFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClusterFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facedb.v1.FaceDB/ClusterFaces',
+            facedb_dot_v1_dot_facedb__pb2.ClusterFacesRequest.SerializeToString,
+            facedb_dot_v1_dot_facedb__pb2.ClusterFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facedb.v1.FaceDB/CreateApiKey',
+            facedb_dot_v1_dot_facedb__pb2.CreateApiKeyRequest.SerializeToString,
+            facedb_dot_v1_dot_facedb__pb2.IssuedApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facedb.v1.FaceDB/ListApiKeys',
+            facedb_dot_v1_dot_facedb__pb2.ListApiKeysRequest.SerializeToString,
+            facedb_dot_v1_dot_facedb__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facedb.v1.FaceDB/RevokeApiKey',
+            facedb_dot_v1_dot_facedb__pb2.RevokeApiKeyRequest.SerializeToString,
+            facedb_dot_v1_dot_facedb__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facedb.v1.FaceDB/RotateApiKey',
+            facedb_dot_v1_dot_facedb__pb2.RotateApiKeyRequest.SerializeToString,
+            facedb_dot_v1_dot_facedb__pb2.IssuedApiKey.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from facedb.models.session import SessionSettings
+from facedb.vision.analysis.signals import FaceSignals, SignalModels
 from facedb.vision.liveness import LivenessChecker
 from facedb.vision.quality import FiqaModel, QualityReport, measure_quality
 from facedb.vision.types import Face
@@ -61,6 +62,8 @@ class Reason(StrEnum):
     SPOOF = "SPOOF"
     DUPLICATE = "DUPLICATE"  # decided after embedding: the face already belongs to another identity
     INVALID_IMAGE = "INVALID_IMAGE"  # the image could not be decoded or is over a size limit
+    OCCLUDED = "OCCLUDED"  # eyes, nose or mouth covered (needs a parsing or XSeg model)
+    EYES_CLOSED = "EYES_CLOSED"  # needs a 106-landmark or parsing model
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,11 @@ class GatePolicy:
     min_quality: float = 0.1  # learned quality, when a model is configured
     min_liveness: float = 0.5  # fused P(live)
     require_liveness: bool = True
+    # Analysis signals (facedb.vision.analysis.signals): checked only when a model that
+    # measures them is configured. Not yet measured on real weights (none are available
+    # here for parsing / XSeg / 2D106): the values follow the signals' geometry.
+    max_occlusion: float = 0.5  # share of a region's disc (eyes, nose, mouth) covered
+    min_eye_openness: float = 0.12  # the more open eye's height / width
 
     @classmethod
     def enrollment(cls) -> GatePolicy:
@@ -127,6 +135,8 @@ class GatePolicy:
             max_clipped_fraction=0.5,
             min_quality=0.0,
             require_liveness=False,
+            max_occlusion=0.8,
+            min_eye_openness=0.0,
         )
 
     @classmethod
@@ -146,6 +156,8 @@ class GatePolicy:
             min_quality=0.0,
             min_liveness=0.0,
             require_liveness=False,
+            max_occlusion=1.0,
+            min_eye_openness=0.0,
         )
 
     def to_dict(self) -> dict[str, float | bool]:
@@ -185,6 +197,7 @@ class FaceAssessment:
     quality: QualityReport
     liveness: float | None  # fused P(live), None without a liveness model
     rejection: Rejection | None
+    signals: FaceSignals | None = None  # with landmark / parsing / XSeg models configured
 
     @property
     def accepted(self) -> bool:
@@ -200,7 +213,10 @@ class FaceAssessment:
                 "message": self.rejection.message,
             }
         liveness = None if self.liveness is None else round(float(self.liveness), 4)
-        return {"quality": self.quality.to_dict(), "liveness": liveness, "rejection": rejection}
+        data = {"quality": self.quality.to_dict(), "liveness": liveness, "rejection": rejection}
+        if self.signals is not None:
+            data["signals"] = self.signals.to_dict()
+        return data
 
 
 @dataclass(frozen=True)
@@ -289,6 +305,11 @@ _CHECKS: tuple[_Check, ...] = (
     ),
 )
 
+_OCCLUDED = (
+    "the face is covered at the {region}: {value:.0%} of it hidden, at most {threshold:.0%} "
+    "allowed (sunglasses, a mask, a hand?)"
+)
+_EYES_CLOSED = "the eyes look closed: openness {value:.2f}, at least {threshold:.2f} needed"
 _LOW_QUALITY = "the quality model rates the face {value:.2f}, at least {threshold:.2f} needed"
 _SPOOF = (
     "the face looks like a photo or a screen rather than a live person: "
@@ -312,10 +333,33 @@ def _below(reason: Reason, value: float, threshold: float, message: str) -> Reje
     return Rejection(reason, value, threshold, message.format(value=value, threshold=threshold))
 
 
-def judge(quality: QualityReport, liveness: float | None, policy: GatePolicy) -> Rejection | None:
+def judge_signals(signals: FaceSignals, policy: GatePolicy) -> Rejection | None:
+    """OCCLUDED, then EYES_CLOSED, for the signals a configured model measured."""
+    occlusion, region = signals.max_occlusion, signals.worst_region()
+    if occlusion is not None and region is not None and occlusion > policy.max_occlusion:
+        threshold = policy.max_occlusion
+        message = _OCCLUDED.format(region=region, value=occlusion, threshold=threshold)
+        return Rejection(Reason.OCCLUDED, occlusion, threshold, message)
+    if signals.eye_openness is not None:
+        return _below(
+            Reason.EYES_CLOSED, signals.eye_openness, policy.min_eye_openness, _EYES_CLOSED
+        )
+    return None
+
+
+def judge(
+    quality: QualityReport,
+    liveness: float | None,
+    policy: GatePolicy,
+    signals: FaceSignals | None = None,
+) -> Rejection | None:
     """The first check this face fails under `policy`, or None when it passes them all."""
     for check in _CHECKS:
         rejection = _run_check(check, quality, policy)
+        if rejection is not None:
+            return rejection
+    if signals is not None:
+        rejection = judge_signals(signals, policy)
         if rejection is not None:
             return rejection
     if quality.learned_quality is not None:
@@ -333,10 +377,14 @@ class FaceGates:
     """Measures faces and applies a `GatePolicy`; models (liveness, quality) are optional."""
 
     def __init__(
-        self, liveness: LivenessChecker | None = None, quality_model: FiqaModel | None = None
+        self,
+        liveness: LivenessChecker | None = None,
+        quality_model: FiqaModel | None = None,
+        signals: SignalModels | None = None,
     ) -> None:
         self.liveness = liveness
         self.quality_model = quality_model
+        self.signals = signals if signals is not None and signals.configured else None
 
     @classmethod
     def from_specs(
@@ -346,12 +394,18 @@ class FaceGates:
         threads: int | None = None,
         *,
         allow_spinning: bool | None = None,
+        landmarks_spec: str | None = None,
+        parsing_spec: str | None = None,
+        xseg_spec: str | None = None,
     ) -> FaceGates:
-        """Gates with these liveness models (none: no liveness) and optional quality model."""
+        """Gates with these liveness models (none: no liveness), an optional quality model,
+        and optional analysis models for OCCLUDED (parsing, XSeg) and EYES_CLOSED (106
+        landmarks, parsing)."""
         runtime = SessionSettings(threads, allow_spinning)
         checker = LivenessChecker.from_specs(liveness_specs, runtime) if liveness_specs else None
         quality = FiqaModel.from_spec(quality_spec, runtime) if quality_spec else None
-        return cls(checker, quality)
+        signals = SignalModels.from_specs(landmarks_spec, parsing_spec, xseg_spec, runtime)
+        return cls(checker, quality, signals)
 
     def assess_batch(
         self,
@@ -372,10 +426,17 @@ class FaceGates:
             return []
         learned = self._learned_quality(aligned_crops)
         live = self._liveness(image, faces)
+        signals = self._signals(image, faces)
         assessments = []
         for i, face in enumerate(faces):
             quality = measure_quality(face, aligned_crops[i], learned[i])
-            assessments.append(FaceAssessment(quality, live[i], judge(quality, live[i], policy)))
+            pose = None if signals[i] is None else signals[i].pose  # type: ignore[union-attr]
+            if pose is not None:  # 106 points beat the 5-point estimate when configured
+                quality = dataclasses.replace(
+                    quality, yaw=pose.yaw, pitch=pose.pitch, roll=pose.roll
+                )
+            verdict = judge(quality, live[i], policy, signals[i])
+            assessments.append(FaceAssessment(quality, live[i], verdict, signals[i]))
         return assessments
 
     def assess(
@@ -387,6 +448,11 @@ class FaceGates:
         if self.quality_model is None:
             return [None] * len(crops)
         return [float(s) for s in self.quality_model.scores(list(crops))]
+
+    def _signals(self, image: np.ndarray, faces: Sequence[Face]) -> list[FaceSignals | None]:
+        if self.signals is None:
+            return [None] * len(faces)
+        return list(self.signals.measure(image, faces))
 
     def _liveness(self, image: np.ndarray, faces: Sequence[Face]) -> list[float | None]:
         if self.liveness is None:

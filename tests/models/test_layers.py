@@ -9,7 +9,17 @@ import facedb.models
 
 PACKAGE = Path(facedb.models.__file__).parent
 # Each module may import only modules to its left (the order in facedb/models/__init__.py).
-ORDER = ["errors", "families", "digests", "session", "registry", "store", "spec", "onnx_model"]
+ORDER = [
+    "errors",
+    "families",
+    "digests",
+    "session",
+    "registry_analysis",
+    "registry",
+    "store",
+    "spec",
+    "onnx_model",
+]
 
 
 def facedb_imports(path: Path) -> list[str]:

@@ -193,7 +193,9 @@ def test_registry_is_complete_and_consistent() -> None:
         "MINIFASNET_V1SE", "MINIFASNET_V2",
     }  # fmt: skip
     from facedb.models.registry import REGISTRY
+    from facedb.models.registry_analysis import ANALYSIS_TABLE
 
+    expected |= {row[0] for row in ANALYSIS_TABLE}  # checked in tests/vision/analysis
     assert set(REGISTRY) == expected
     assert len({e.sha256 for e in REGISTRY.values()}) == len(expected)
     assert len({e.filename for e in REGISTRY.values()}) == len(expected)

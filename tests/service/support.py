@@ -33,6 +33,7 @@ KEYS = {
     ADMIN_KEY: {"role": "admin", "galleries": ["*"]},
     "enroll-a": {"role": "enroll", "galleries": ["a"]},
     "search-a": {"role": "search", "galleries": ["a"]},
+    "search-crops-a": {"role": "search", "galleries": ["a"], "view_crops": True},
     "enroll-b": {"role": "enroll", "galleries": ["b"]},
 }
 SERVER_START_TIMEOUT_S = 120

@@ -54,7 +54,7 @@ def test_gallery_enroll_identify_verify_stats(
         address, capsys, "enroll", str(root), "--gallery", "people", "--allow-multiple-faces"
     )
     assert code == 0, err
-    assert "4 identities sent, 3 created" in out and "6 images accepted, 1 rejected" in out
+    assert "4 identities, 3 created" in out and "6 images accepted, 1 rejected" in out
     assert "NO_FACE" in out
 
     probe = LFW / "images" / "Tony_Blair" / "Tony_Blair_0003.jpg"
@@ -84,10 +84,10 @@ def test_gallery_enroll_identify_verify_stats(
     assert "people" not in out
 
 
-def test_errors_print_the_status_and_exit_1(
+def test_errors_print_the_status_and_exit_2(
     address: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(address, capsys, "stats", key="wrong-key")
-    assert code == 1 and "UNAUTHENTICATED" in err
+    assert code == 2 and "UNAUTHENTICATED" in err
     code, _, err = run(address, capsys, "gallery", "delete", "never-made")
-    assert code == 1 and "NOT_FOUND" in err
+    assert code == 2 and "NOT_FOUND" in err

@@ -4,6 +4,8 @@ directory still holds the deleted face's crop PNG or embedding (SQLite's WAL inc
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,7 +52,8 @@ def _enroll(engine: Engine, external_id: str, photo: bytes) -> tuple[int, list[b
     assert face_id is not None
     crop = engine.catalog.get_crop("g", face_id)
     assert crop is not None
-    return face_id, _samples(crop)
+    (embedding,) = engine.catalog.identity_embeddings("g", external_id)
+    return face_id, _samples(crop) + _samples(np.asarray(embedding, np.float32).tobytes())
 
 
 def test_deleted_identity_leaves_no_crop_or_embedding_on_disk(engine) -> None:
@@ -63,8 +66,36 @@ def test_deleted_identity_leaves_no_crop_or_embedding_on_disk(engine) -> None:
     assert engine.get_identity("g", "tony").external_id == "tony"
 
 
-def test_deleted_face_leaves_no_crop_on_disk(engine) -> None:
+def test_deleted_face_leaves_no_crop_or_embedding_on_disk(engine) -> None:
     engine, data_dir = engine
     face_id, chunks = _enroll(engine, "gray", _photo("Gray_Davis", 1))
     engine.delete_face("g", face_id)
+    assert _files_holding(data_dir, chunks) == []
+
+
+def test_erasure_completes_while_searches_keep_running(engine) -> None:
+    """Readers hold old snapshots: the delete returns at once and the WAL is emptied by the
+    background retry as soon as they let go (here: within a few seconds)."""
+    engine, data_dir = engine
+    _face_id, chunks = _enroll(engine, "colin", _photo("Colin_Powell", 1))
+    probe = _photo("Colin_Powell", 2)
+    stop = threading.Event()
+
+    def search() -> None:
+        while not stop.is_set():
+            engine.identify("g", probe)
+
+    readers = [threading.Thread(target=search) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        time.sleep(0.3)
+        engine.delete_identity("g", "colin")
+        deadline = time.monotonic() + 15
+        while _files_holding(data_dir, chunks) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
     assert _files_holding(data_dir, chunks) == []

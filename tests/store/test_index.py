@@ -77,7 +77,7 @@ def test_hnsw_tombstones_trigger_a_rebuild(database_url, index_dir) -> None:
         for face_id in ids[:30]:  # 15 % of the graph
             catalog.delete_face(name, face_id)
         catalog.wait_for_maintenance()
-        gallery_index = catalog._index(name)
+        gallery_index = catalog._live.get(name)
         assert gallery_index.kind is IndexKind.HNSW
         index = gallery_index._index
         assert index.index.ntotal < 200  # the graph was rebuilt without the dead vectors

@@ -16,7 +16,7 @@ from facedb.storage.errors import SchemaError
 from facedb.storage.tables import Base
 from tests.store.conftest import DatabaseFactory
 
-TABLES = {"galleries", "identities", "faces", "changes"}
+TABLES = {"galleries", "identities", "faces", "changes", "enroll_receipts", "api_keys"}
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 # The galleries table as revision 0001 made it (no verify_threshold column).
 OLD_GALLERIES = sa.table(

@@ -7,13 +7,20 @@ from __future__ import annotations
 import os
 import tracemalloc
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from facedb.engine import Engine, EnrollItem, InvalidRequestError, open_engine
+from facedb.engine import (
+    Engine,
+    EnrollItem,
+    FailedPreconditionError,
+    InvalidRequestError,
+    open_engine,
+)
 from facedb.storage.db import migrate
 from tests.paths import LFW
 from tests.service.support import server_settings
@@ -111,3 +118,39 @@ def test_images_are_decoded_one_at_a_time(tmp_path: Path) -> None:
         engine.close()
     assert [o.rejection.reason for o in result.outcomes if o.rejection] == ["NO_FACE"] * 6
     assert peak < 3 * one_image, f"peak {peak / 1e6:.0f} MB for images of {one_image / 1e6:.0f} MB"
+
+
+# ---- idempotency ------------------------------------------------------------------------
+
+SECOND = (LFW / "images" / "Colin_Powell" / "Colin_Powell_0002.jpg").read_bytes()
+
+
+def test_a_retried_request_id_adds_nothing_and_answers_the_same(engine: Engine) -> None:
+    item = _item(images=[PHOTO, b"not an image", SECOND], request_id="req-1")
+    first = engine.enroll(item)
+    again = engine.enroll(item)
+    assert not first.replayed and again.replayed
+    assert [o.face_id for o in again.outcomes] == [o.face_id for o in first.outcomes]
+    assert again.outcomes[1].rejection.reason == first.outcomes[1].rejection.reason
+    assert again.outcomes[0].box == first.outcomes[0].box
+    assert len(engine.get_identity("g", "colin").face_ids) == 2  # not 4
+    # Another request id is another request; the same id for another identity is refused.
+    assert not engine.enroll(_item(images=[SECOND], request_id="req-2")).replayed
+    with pytest.raises(FailedPreconditionError, match="req-1"):
+        engine.enroll(_item("someone-else", request_id="req-1"))
+
+
+def test_concurrent_retries_of_one_request_write_once(engine: Engine) -> None:
+    item = _item(images=[PHOTO], request_id="burst")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: engine.enroll(item), range(4)))
+    assert sum(not r.replayed for r in results) == 1
+    assert len({r.outcomes[0].face_id for r in results}) == 1
+    assert len(engine.get_identity("g", "colin").face_ids) == 1
+
+
+def test_deleting_an_identity_forgets_its_request_ids(engine: Engine) -> None:
+    engine.enroll(_item(request_id="gone"))
+    engine.delete_identity("g", "colin")
+    fresh = engine.enroll(_item(request_id="gone"))
+    assert not fresh.replayed and fresh.outcomes[0].accepted

@@ -27,10 +27,10 @@ def test_same_person_scores_above_different_people(capsys: pytest.CaptureFixture
     assert len(same["faces"]) == 2
 
 
-def test_no_face_is_reported_with_exit_code_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_face_is_reported_with_exit_code_3(capsys: pytest.CaptureFixture[str]) -> None:
     coffee = EDGE / "no_face" / "skimage_coffee.png"
     args = ["compare", str(coffee), str(BLAIR / "Tony_Blair_0001.jpg")]
-    assert main([*args, "--detector", SCRFD, "--recognizer", ARCFACE]) == 1
+    assert main([*args, "--detector", SCRFD, "--recognizer", ARCFACE]) == 3
     assert "no face found" in capsys.readouterr().err
 
 

@@ -1,0 +1,1 @@
+"""HTTP/JSON API and web console tests (a real `facedb serve` on loopback)."""

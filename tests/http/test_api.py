@@ -1,0 +1,377 @@
+"""The HTTP/JSON API of a real `facedb serve --http-port` on loopback: every route, every
+error mapping, multipart and base64 images, and every response checked against the
+server's own /openapi.json."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from openapi_core import OpenAPI
+
+from facedb.v1 import facedb_pb2 as pb
+from tests.http.support import Api, error_of, start_http_server
+from tests.paths import EDGE, LFW
+from tests.service.support import ADMIN_KEY, ServerProcess, client
+
+ALICE = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg"
+ALICE_AGAIN = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0002.jpg"
+BOB = LFW / "images" / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg"
+BOB_AGAIN = LFW / "images" / "Abdullah_Gul" / "Abdullah_Gul_0002.jpg"
+CAROL = LFW / "images" / "Tony_Blair" / "Tony_Blair_0001.jpg"
+NO_FACE = EDGE / "no_face" / "skimage_coffee.png"
+BROKEN = EDGE / "corrupt" / "thumbor_truncated.jpg"
+MAX_BODY = 2_000_000
+
+# Every facedb.v1 RPC and the route that serves it.
+ROUTES = {
+    "CreateGallery": ("post", "/v1/galleries"),
+    "ListGalleries": ("get", "/v1/galleries"),
+    "GetGallery": ("get", "/v1/galleries/{gallery}"),
+    "DeleteGallery": ("delete", "/v1/galleries/{gallery}"),
+    "Enroll": ("post", "/v1/galleries/{gallery}/enroll"),
+    "EnrollStream": ("post", "/v1/galleries/{gallery}/enroll/batch"),
+    "Identify": ("post", "/v1/galleries/{gallery}/identify"),
+    "Verify": ("post", "/v1/verify"),
+    "GetIdentity": ("get", "/v1/galleries/{gallery}/identities/{external_id}"),
+    "ListIdentities": ("get", "/v1/galleries/{gallery}/identities"),
+    "UpdateIdentity": ("patch", "/v1/galleries/{gallery}/identities/{external_id}"),
+    "DeleteIdentity": ("delete", "/v1/galleries/{gallery}/identities/{external_id}"),
+    "DeleteFace": ("delete", "/v1/galleries/{gallery}/faces/{face_id}"),
+    "GetStats": ("get", "/v1/stats"),
+    "CreateApiKey": ("post", "/v1/keys"),
+    "ListApiKeys": ("get", "/v1/keys"),
+    "RevokeApiKey": ("post", "/v1/keys/{key_id}/revoke"),
+    "RotateApiKey": ("post", "/v1/keys/{key_id}/rotate"),
+}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+    """One worker and no queue, so that two identifies at once make the second a 429."""
+    data_dir = tmp_path_factory.mktemp("http-data")
+    log = data_dir / "server.log"
+    options = ("--workers", "1", "--max-queue", "0", "--max-message-bytes", str(MAX_BODY))
+    options += ("--metrics-port", str(_free_port()))
+    server, base = start_http_server(data_dir, log, *options)
+    try:
+        yield server, base
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def spec(served: tuple[ServerProcess, str]) -> OpenAPI:
+    return OpenAPI.from_dict(requests.get(served[1] + "/openapi.json", timeout=30).json())
+
+
+@pytest.fixture(scope="module")
+def admin(served: tuple[ServerProcess, str], spec: OpenAPI) -> Api:
+    api = Api(served[1], ADMIN_KEY, spec, log=served[0].log_path)
+    assert api.post("/v1/galleries", json={"name": "a"}).status_code == 201
+    assert api.post("/v1/galleries", json={"name": "b"}).status_code == 201
+    return api
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_key(served: tuple[ServerProcess, str], spec: OpenAPI, key: str | None) -> Api:
+    return Api(served[1], key, spec, log=served[0].log_path)
+
+
+def b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def test_openapi_document_has_a_route_for_every_rpc(spec: OpenAPI, served: tuple) -> None:
+    rpcs = set(pb.DESCRIPTOR.services_by_name["FaceDB"].methods_by_name)
+    assert rpcs == set(ROUTES)
+    document = requests.get(served[1] + "/openapi.json", timeout=30).json()
+    served_routes = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert set(ROUTES.values()) <= served_routes
+    console_routes = {
+        ("get", "/healthz"),
+        ("get", "/v1/me"),
+        ("get", "/v1/galleries/{gallery}/faces/{face_id}/crop"),
+    }
+    assert served_routes - set(ROUTES.values()) == console_routes
+    identify = document["paths"]["/v1/galleries/{gallery}/identify"]["post"]["requestBody"]
+    assert set(identify["content"]) == {"application/json", "multipart/form-data"}
+    multipart = identify["content"]["multipart/form-data"]["schema"]["properties"]
+    assert multipart["image"] == {"type": "string", "format": "binary"}
+
+
+def test_enroll_identify_verify_multipart_and_base64(admin: Api) -> None:
+    with ALICE.open("rb") as photo:
+        enrolled = admin.post(
+            "/v1/galleries/a/enroll",
+            data={"external_id": "alice", "display_name": "Alice", "metadata": '{"team": "x"}'},
+            files={"images": photo},
+        )
+    assert enrolled.status_code == 200, enrolled.text
+    body = enrolled.json()
+    assert body["created"] and body["outcomes"][0]["accepted"]
+    assert body["identity"]["metadata"] == {"team": "x"}
+
+    enrolled = admin.post(
+        "/v1/galleries/a/enroll",
+        json={"external_id": "bob", "images": [b64(BOB), b64(NO_FACE)]},
+    )
+    assert enrolled.status_code == 200, enrolled.text
+    outcomes = enrolled.json()["outcomes"]
+    assert outcomes[0]["accepted"] and not outcomes[1]["accepted"]
+    refusal = outcomes[1]["rejection"]
+    assert refusal["reason"] == "NO_FACE" and refusal["message"]
+
+    with ALICE_AGAIN.open("rb") as photo:
+        found = admin.post("/v1/galleries/a/identify", files={"image": photo}, data={"top_k": 3})
+    assert found.status_code == 200, found.text
+    face = found.json()["faces"][0]
+    assert face["candidates"][0]["external_id"] == "alice"
+    assert face["candidates"][0]["score"] >= found.json()["threshold"]
+    assert face["box"]["x2"] > face["box"]["x1"]
+
+    found = admin.post("/v1/galleries/a/identify", json={"image": b64(BOB_AGAIN)})
+    assert [c["external_id"] for c in found.json()["faces"][0]["candidates"]][:1] == ["bob"]
+    found = admin.post("/v1/galleries/a/identify", json={"image": b64(CAROL)})
+    assert found.json()["faces"][0]["candidates"] == []  # not enrolled: no match
+
+    same = admin.post("/v1/verify", json={"image": b64(ALICE), "reference_image": b64(ALICE_AGAIN)})
+    assert same.json()["match"] is True and same.json()["reference_box"] is not None
+    with BOB_AGAIN.open("rb") as photo:
+        other = admin.post(
+            "/v1/verify", files={"image": photo}, data={"gallery": "a", "external_id": "alice"}
+        )
+    assert other.json()["match"] is False and other.json()["reference_face_id"] > 0
+
+
+def test_batch_enroll_reports_each_item(admin: Api) -> None:
+    items = [
+        {"external_id": "carol", "images": [b64(CAROL)], "allow_multiple_faces": True},
+        {"external_id": "", "images": [b64(CAROL)]},  # the whole item is refused
+        {"external_id": "cup", "images": [b64(NO_FACE), b64(BROKEN)]},
+    ]
+    response = admin.post("/v1/galleries/b/enroll/batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    empty = admin.post("/v1/galleries/b/enroll/batch", json={"items": []})
+    assert error_of(empty)[:2] == (400, "INVALID_ARGUMENT")
+    result = response.json()
+    assert [i["error"] is None for i in result["items"]] == [True, False, True]
+    assert result["items"][1]["error"]["status"] == "INVALID_ARGUMENT"
+    assert result["summary"] == {
+        "items": 3,
+        "identities_created": 1,
+        "images_accepted": 1,
+        "images_rejected": 2,
+        "items_failed": 1,
+        "rejections_by_reason": {"NO_FACE": 1, "INVALID_IMAGE": 1},
+    }
+
+
+def test_identities_pages_update_and_delete(admin: Api, served: tuple) -> None:
+    for name, photo in (("dan", ALICE_AGAIN), ("erin", BOB_AGAIN)):
+        body = {"external_id": name, "images": [b64(photo)], "allow_duplicate": True}
+        assert admin.post("/v1/galleries/b/enroll", json=body).status_code == 200
+    seen, token = [], ""
+    while True:
+        page = admin.get("/v1/galleries/b/identities", params={"page_size": 2, "page_token": token})
+        seen += [i["external_id"] for i in page.json()["identities"]]
+        token = page.json()["next_page_token"]
+        if not token:
+            break
+    assert sorted(seen) == ["carol", "dan", "erin"]
+
+    patched = admin.patch(
+        "/v1/galleries/b/identities/dan", json={"display_name": "Dan", "metadata": {"k": "v"}}
+    )
+    assert patched.json()["display_name"] == "Dan" and patched.json()["metadata"] == {"k": "v"}
+    dan = admin.get("/v1/galleries/b/identities/dan").json()
+    with client(served[0].address) as grpc_client:  # the same data over gRPC
+        assert grpc_client.get_identity("b", "dan").display_name == "Dan"
+
+    assert admin.delete(f"/v1/galleries/b/faces/{dan['face_ids'][0]}").status_code == 204
+    assert admin.get("/v1/galleries/b/identities/dan").json()["face_ids"] == []
+    removed = admin.delete("/v1/galleries/b/identities/erin")
+    assert removed.json() == {"faces_removed": 1}
+    assert error_of(admin.get("/v1/galleries/b/identities/erin"))[:2] == (404, "NOT_FOUND")
+
+    stats = admin.get("/v1/stats").json()
+    assert {g["name"] for g in stats["galleries"]} == {"a", "b"}
+    assert stats["faces"] == sum(g["faces"] for g in stats["galleries"])
+    galleries = admin.get("/v1/galleries").json()["galleries"]
+    assert [g["name"] for g in galleries] == ["a", "b"]
+
+
+def test_galleries_create_conflict_and_delete(admin: Api) -> None:
+    assert admin.post("/v1/galleries", json={"name": "tmp"}).status_code == 201
+    assert error_of(admin.post("/v1/galleries", json={"name": "tmp"}))[:2] == (
+        409,
+        "ALREADY_EXISTS",
+    )
+    other_model = admin.post("/v1/galleries", json={"name": "x", "embedding_model": "adaface"})
+    code, status, message = error_of(other_model)
+    assert (code, status) == (409, "FAILED_PRECONDITION") and "not loaded" in message
+    assert admin.get("/v1/galleries/tmp").json()["identity_count"] == 0
+    assert admin.delete("/v1/galleries/tmp").status_code == 204
+    assert error_of(admin.get("/v1/galleries/tmp"))[:2] == (404, "NOT_FOUND")
+
+
+def test_keys_roles_and_galleries(served: tuple, spec: OpenAPI, admin: Api) -> None:
+    anonymous = as_key(served, spec, None)
+    code, status, message = error_of(anonymous.get("/v1/galleries"))
+    assert (code, status) == (401, "UNAUTHENTICATED") and "x-api-key" in message
+    assert error_of(as_key(served, spec, "wrong").get("/v1/stats"))[:2] == (401, "UNAUTHENTICATED")
+    bearer = Api(served[1], None, spec)
+    bearer.session.headers["authorization"] = "Bearer search-a"
+    assert [g["name"] for g in bearer.get("/v1/galleries").json()["galleries"]] == ["a"]
+
+    search_a = as_key(served, spec, "search-a")
+    code, status, role_message = error_of(search_a.delete("/v1/galleries/a/identities/alice"))
+    assert (code, status) == (403, "PERMISSION_DENIED") and "enroll role" in role_message
+    code, _, message = error_of(search_a.post("/v1/galleries/b/identify", json={"image": ""}))
+    assert code == 403 and "gallery 'b'" in message
+    verify_b = {"image": b64(ALICE), "gallery": "b", "external_id": "carol"}
+    assert error_of(search_a.post("/v1/verify", json=verify_b))[0] == 403
+    assert error_of(as_key(served, spec, "enroll-a").delete("/v1/galleries/a"))[0] == 403
+
+    # The same refusal, word for word, over gRPC.
+    with (
+        client(served[0].address, "search-a") as grpc_client,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        grpc_client.delete_identity("a", "alice")
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.details() == role_message
+
+
+def test_bad_input_is_400_and_changes_nothing(admin: Api) -> None:
+    before = admin.get("/v1/galleries/a").json()
+    broken = admin.post(
+        "/v1/galleries/a/enroll", files={"images": BROKEN.read_bytes()}, data={"external_id": "z"}
+    )
+    assert broken.json()["outcomes"][0]["rejection"]["reason"] == "INVALID_IMAGE"
+    assert error_of(admin.get("/v1/galleries/a/identities/z"))[0] == 404  # nothing written
+    with BROKEN.open("rb") as photo:
+        code, status, message = error_of(
+            admin.post("/v1/galleries/a/identify", files={"image": photo})
+        )
+    assert (code, status) == (400, "INVALID_ARGUMENT") and message
+    assert error_of(admin.post("/v1/galleries/a/identify", json={"image": "not base64!"}))[0] == 400
+    bad_json = admin.post(
+        "/v1/galleries/a/identify", data=b"{", headers={"content-type": "application/json"}
+    )
+    assert error_of(bad_json)[:2] == (400, "INVALID_ARGUMENT")
+    assert "external_id" in error_of(admin.post("/v1/galleries/a/enroll", json={"images": []}))[2]
+    assert error_of(admin.post("/v1/galleries", json={}))[:2] == (400, "INVALID_ARGUMENT")
+    assert error_of(admin.post("/v1/galleries/a/identify", data=b"x"))[0] == 400  # no type
+    assert error_of(admin.get("/v1/galleries/a/identities", params={"page_size": -1}))[0] == 400
+    assert error_of(admin.get("/v1/galleries/nope/identities"))[:2] == (404, "NOT_FOUND")
+    assert admin.get("/v1/galleries/a").json() == before
+
+
+def test_oversized_body_is_refused_before_it_is_read(admin: Api) -> None:
+    big = b"\xff" * (MAX_BODY + 1)
+    code, status, message = error_of(
+        admin.post("/v1/galleries/a/identify", files={"image": ("big.jpg", big)})
+    )
+    assert (code, status) == (413, "RESOURCE_EXHAUSTED") and "max_message_bytes" in message
+
+
+def test_deadline_is_504(admin: Api) -> None:
+    response = admin.post(
+        "/v1/galleries/a/identify",
+        json={"image": b64(ALICE)},
+        headers={"x-timeout-seconds": "0.000001"},
+    )
+    assert error_of(response)[:2] == (504, "DEADLINE_EXCEEDED")
+
+
+def test_overload_is_429(admin: Api) -> None:
+    """One worker, no queue: of several identifies sent at once, some are refused at once."""
+    start = threading.Barrier(4)
+    codes: list[int] = []
+
+    def identify() -> None:
+        api = Api(admin.base, ADMIN_KEY, admin.spec)
+        start.wait()
+        codes.append(api.post("/v1/galleries/a/identify", json={"image": b64(ALICE)}).status_code)
+
+    threads = [threading.Thread(target=identify) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 200 in codes and 429 in codes and set(codes) <= {200, 429}
+
+
+def test_unknown_route_is_a_json_404(admin: Api, served: tuple) -> None:
+    response = requests.get(served[1] + "/v1/nothing", timeout=30)
+    assert response.status_code == 404 and response.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_face_crops_need_the_view_crops_permission(
+    served: tuple, spec: OpenAPI, admin: Api
+) -> None:
+    face_id = admin.get("/v1/galleries/a/identities/alice").json()["face_ids"][0]
+    path = f"/v1/galleries/a/faces/{face_id}/crop"
+    crop = admin.get(path)
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/png"
+    assert crop.content.startswith(b"\x89PNG")
+    code, status, message = error_of(as_key(served, spec, "search-a").get(path))
+    assert (code, status) == (403, "PERMISSION_DENIED") and "view_crops" in message
+    assert as_key(served, spec, "search-crops-a").get(path).content == crop.content
+    assert error_of(admin.get("/v1/galleries/a/faces/999999/crop"))[:2] == (404, "NOT_FOUND")
+    me = as_key(served, spec, "search-a").get("/v1/me").json()
+    assert me == {"key_id": me["key_id"], "role": "search", "galleries": ["a"], "view_crops": False}
+
+
+def test_console_page_is_served_with_a_strict_policy(served: tuple) -> None:
+    page = requests.get(served[1] + "/", timeout=30)
+    assert page.status_code == 200 and "<title>facedb console</title>" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert requests.get(served[1] + "/console/console.js", timeout=30).status_code == 200
+
+
+def test_keys_over_http(admin: Api, served: tuple, spec: OpenAPI) -> None:
+    created = admin.post(
+        "/v1/keys",
+        json={"role": "search", "galleries": ["a"], "name": "kiosk", "rate_limit": 50},
+    )
+    assert created.status_code == 201, created.text
+    secret, key_id = created.json()["key"], created.json()["api_key"]["key_id"]
+    kiosk = as_key(served, spec, secret)
+    assert [g["name"] for g in kiosk.get("/v1/galleries").json()["galleries"]] == ["a"]
+    listed = admin.get("/v1/keys").json()["api_keys"]
+    assert [k["key_id"] for k in listed] == [key_id] and listed[0]["last_used_at"]
+    rotated = admin.post(f"/v1/keys/{key_id}/rotate").json()
+    assert rotated["api_key"]["key_id"] == key_id and rotated["key"] != secret
+    assert error_of(kiosk.get("/v1/galleries"))[:2] == (401, "UNAUTHENTICATED")
+    revoked = admin.post(f"/v1/keys/{key_id}/revoke").json()
+    assert revoked["revoked_at"] is not None
+    assert admin.get("/v1/keys").json()["api_keys"] == []
+    assert len(admin.get("/v1/keys", params={"include_revoked": True}).json()["api_keys"]) == 1
+    bad = admin.post("/v1/keys", json={"role": "root"})
+    assert error_of(bad)[:2] == (400, "INVALID_ARGUMENT")
+    assert error_of(admin.post("/v1/keys/nope/revoke"))[:2] == (404, "NOT_FOUND")
+
+
+def test_health_needs_no_key(served: tuple, spec: OpenAPI) -> None:
+    assert as_key(served, spec, None).get("/healthz").json() == {"status": "SERVING"}
+
+
+def test_http_calls_are_counted_in_the_metrics(admin: Api, served: tuple) -> None:
+    admin.get("/v1/galleries/missing")
+    started = next(e for e in served[0].log_lines() if e.get("msg") == "facedb serving")
+    metrics = requests.get(f"http://{started['metrics']}/metrics", timeout=30).text
+    assert 'facedb_requests_total{code="NOT_FOUND",method="GetGallery"}' in metrics
+    assert 'facedb_request_seconds_count{method="Identify"}' in metrics
