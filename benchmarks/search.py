@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -287,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         del vectors
     if server is not None:
         server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)  # its binaries and data
     print()
     print_table(rows)
     if args.json:

@@ -23,6 +23,7 @@ class LocalMilvus:
         from milvus import MilvusServer  # the server package, only where a test asks for it
 
         self._server: Any = MilvusServer(wait_for_started=False)
+        self.directory = directory
         self._server.set_base_dir(str(directory))
         started = time.monotonic()
         self._server.start()
