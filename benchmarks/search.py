@@ -16,12 +16,17 @@ search (IndexFlatIP) in the same run, and identity@1 (the top hit is the right p
     python -m benchmarks.search                       # N = 10k, 100k, 1M; every kind
     python -m benchmarks.search --sizes 100k,1M --kinds flat,ivf,ivf_sq8,ivf_pq  # no HNSW
     python -m benchmarks.search --sizes 10k,100k --kinds flat,ivf --json out.json
+    python -m benchmarks.search --sizes 100k,1M --kinds flat,ivf --milvus  # + Milvus rows
+
+`--milvus` adds the same kinds on the real Milvus core (a standalone server started here, or
+`--milvus-uri URI`), built and searched as facedb's Milvus backend does (benchmarks.milvus_search).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -144,6 +149,43 @@ def _variants(kind: IndexKind, params: list[IndexParams]) -> list[IndexParams]:
     return list({p.ivf_nprobe: p for p in params}.values())
 
 
+def measure_milvus(milvus, kind, vectors, owners, queries, query_owners, truth, params, singles):
+    """The Milvus rows for `kind`: `milvus` is (backend, server pid or None)."""
+    from benchmarks.milvus_search import MilvusCollectionBench
+
+    backend, pid = milvus
+    bench = MilvusCollectionBench(backend, kind, vectors, params[0], pid)
+    rows = []
+    try:
+        for search_params in _variants(kind, params):
+
+            def search(batch, k, p=search_params):
+                return bench.search(batch, k, p)
+
+            rows.append(
+                Row(
+                    len(vectors),
+                    f"milvus {kind.value}",
+                    bench.describe(search_params),
+                    bench.build_s,
+                    bench.memory_mb,
+                    *_timed_search(
+                        _Searcher(search), queries, query_owners, owners, truth, singles
+                    ),
+                )
+            )
+    finally:
+        bench.drop()
+    return rows
+
+
+class _Searcher:
+    """Anything with .search(queries, k) -> (scores, ids), for _timed_search."""
+
+    def __init__(self, search) -> None:
+        self.search = search
+
+
 def _timed_search(index, queries, query_owners, owners, truth, singles) -> tuple:
     latencies, cpu_times = [], []
     threads = faiss.omp_get_max_threads()
@@ -223,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--isotropic", action="store_true", help="centres uniform on the sphere")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--milvus", action="store_true", help="also every kind on Milvus")
+    parser.add_argument("--milvus-uri", help="a running Milvus (default: start one here)")
     args = parser.parse_args(argv)
+    milvus, server = _start_milvus(args) if args.milvus else (None, None)
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
     base = IndexParams(
@@ -250,13 +295,39 @@ def main(argv: list[str] | None = None) -> int:
             )
             print_table(new_rows)
             rows += new_rows
+            if milvus is not None:
+                milvus_rows = measure_milvus(
+                    milvus, kind, vectors, owners, queries, query_owners, truth, params,
+                    args.singles,
+                )  # fmt: skip
+                print_table(milvus_rows)
+                rows += milvus_rows
         del vectors
+    if server is not None:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)  # its binaries and data
     print()
     print_table(rows)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump([asdict(row) for row in rows], out, indent=1)
     return 0
+
+
+def _start_milvus(args):
+    """((MilvusBackend, server pid or None), the server to stop or None)."""
+    import tempfile
+    from pathlib import Path
+
+    from facedb.index.milvus_backend import MilvusBackend
+
+    if args.milvus_uri:
+        return (MilvusBackend(args.milvus_uri), None), None
+    from tests.milvus_server import LocalMilvus
+
+    server = LocalMilvus(Path(tempfile.mkdtemp(prefix="facedb-bench-milvus-")))
+    print(f"# Milvus standalone up in {server.startup_seconds:.1f} s", file=sys.stderr)
+    return (MilvusBackend(server.uri), server.pid), server
 
 
 if __name__ == "__main__":

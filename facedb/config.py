@@ -157,6 +157,16 @@ class Settings:
     # onnxruntime threads of the shared recognizer runs (0: every core): while a run goes,
     # the callers whose faces it holds are idle, so it may use their cores.
     batch_threads: int = field(default_factory=lambda: _env_int("batch_threads", 0))
+    # Index backend: "faiss" (in process, snapshots in data_dir/index) or "milvus" (a
+    # collection per gallery on the Milvus server at milvus_uri; see facedb.index.backend).
+    index_backend: str = field(default_factory=lambda: _env("index_backend") or "faiss")
+    milvus_uri: str | None = field(default_factory=lambda: _env("milvus_uri"))
+    milvus_consistency: str = field(default_factory=lambda: _env("milvus_consistency") or "Bounded")
+    # Servers sharing a database follow each other's writes from the change log: woken by
+    # PostgreSQL NOTIFY at each commit, and polling every this many seconds (0: off).
+    change_poll_interval: float = field(
+        default_factory=lambda: float(_env("change_poll_interval") or 1.0)
+    )
 
     # Thresholds used when a gallery does not set its own and no calibration is available.
     identify_threshold: float = DEFAULT_IDENTIFY_THRESHOLD

@@ -7,6 +7,7 @@ import logging
 
 from facedb.cli.errors import describe
 from facedb.config import ConfigError, load_settings
+from facedb.index.backend import IndexBackendError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="accept calls without an API key (local development only)",
     )
+    parser.add_argument(
+        "--index-backend",
+        choices=("faiss", "milvus"),
+        help="where galleries are searched: faiss (in process, default) or milvus",
+    )
+    parser.add_argument("--milvus-uri", help="Milvus server, e.g. http://127.0.0.1:19530")
+    parser.add_argument(
+        "--milvus-consistency",
+        choices=("Bounded", "Session", "Strong", "Eventually"),
+        help="consistency level of Milvus searches (default Bounded)",
+    )
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC and HTTP over TLS")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument(
@@ -128,6 +140,9 @@ def serve(args: argparse.Namespace) -> int:
         max_images_per_request=args.max_images_per_request,
         max_request_pixels=args.max_request_pixels,
         insecure_no_auth=args.insecure_no_auth,
+        index_backend=args.index_backend,
+        milvus_uri=args.milvus_uri,
+        milvus_consistency=args.milvus_consistency,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
@@ -141,6 +156,9 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     try:
         engine = open_engine(settings)
+    except IndexBackendError as error:  # Milvus unreachable or refusing: one line
+        log.error("cannot start: %s", error)
+        return 2
     except Exception as error:
         # A model that is not there, a bad spec, a database that is down or outdated: say
         # what (one log line), not a traceback. Anything else is a bug: let it show.

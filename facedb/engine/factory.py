@@ -10,6 +10,7 @@ from facedb.config import Settings
 from facedb.engine.errors import DeadlineExceededError
 from facedb.engine.facade import Engine
 from facedb.engine.telemetry import Observer, current_deadline
+from facedb.index.backend import open_backend
 from facedb.models import SessionSettings
 from facedb.storage.catalog import Catalog
 from facedb.vision.analysis import FaceAnalyzer
@@ -36,7 +37,12 @@ def open_engine(settings: Settings, observer: Observer | None = None) -> Engine:
     gates, enrollment, search = load_gates(settings, threads)
     batcher = load_batcher(settings, embedder)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog.open(settings.resolved_database_url, settings.index_dir)
+    backend = open_backend(
+        settings.index_backend, settings.milvus_uri, consistency=settings.milvus_consistency
+    )
+    catalog = Catalog.open(settings.resolved_database_url, settings.index_dir, backend=backend)
+    if settings.change_poll_interval > 0:
+        catalog.follow(settings.change_poll_interval)
     # Analysis models (Analyze attributes) come from FACEDB_<KIND>_MODEL; none by default.
     analyzer = FaceAnalyzer.from_env(SessionSettings(threads))
     embed = None if batcher is None else batcher.embed

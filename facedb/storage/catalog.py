@@ -25,6 +25,8 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -32,13 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from facedb.index.manager import GalleryIndex, GalleryRef
-from facedb.index.vector_index import AUTO, IndexKind, IndexParams, VectorIndex, choose_kind
+from facedb.index.backend import IndexBackend, LiveIndex
+from facedb.index.manager import GalleryRef
+from facedb.index.vector_index import AUTO, IndexKind, IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
 from facedb.storage.errors import ConflictError, InvalidArgumentError, NotFoundError
+from facedb.storage.follower import CHANNEL, ChangeFollower, payload
 from facedb.storage.live import LiveIndexes
 from facedb.storage.page_tokens import decode_page_token, encode_page_token
 from facedb.storage.records import (
@@ -72,6 +77,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+WAIT_POLL_S = 0.005  # wait_for re-reads SQL this often (a standby replays in ~10 ms)
 
 EmbedCrops = Callable[[list[bytes]], np.ndarray]
 Progress = Callable[[int, int], None]  # (done, total)
@@ -85,13 +91,13 @@ class _Write:
 
     session: Session
     row: Gallery
-    index: GalleryIndex
+    index: LiveIndex
     seq: int | None = None
     added_ids: np.ndarray | None = None
     added_vectors: np.ndarray | None = None
     removed: np.ndarray | None = None
     new_ref: GalleryRef | None = None
-    replacement: tuple[GalleryRef, VectorIndex, int] | None = None
+    replacement: Callable[[], None] | None = None  # switches the index (a new model)
 
     def add(self, seq: int | None, ids: Sequence[int], vectors: np.ndarray) -> None:
         self.seq, self.added_ids, self.added_vectors = seq, np.asarray(ids, np.int64), vectors
@@ -102,7 +108,7 @@ class _Write:
     def apply(self) -> None:
         """Called after the commit, still under the gallery's lock."""
         if self.replacement is not None:
-            self.index.replace(*self.replacement)
+            self.replacement()
         if self.new_ref is not None:
             self.index.ref = self.new_ref
         if self.seq is not None:
@@ -122,15 +128,19 @@ class Catalog:
         index_kind: str = AUTO,
         params: IndexParams | None = None,
         snapshot_interval: float | None = 60.0,
+        backend: IndexBackend | None = None,
     ) -> None:
         if index_kind not in INDEX_KINDS:
             raise InvalidArgumentError(f"index kind must be one of {INDEX_KINDS}")
         self._db = db
         self._index_dir = Path(index_dir)
         self._params = params or IndexParams()
-        self._live = LiveIndexes(db, self._index_dir, index_kind, self._params)
+        self._live = LiveIndexes(db, self._index_dir, index_kind, self._params, backend)
+        self._backend = self._live.backend
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._follower: ChangeFollower | None = None
+        self._origin = uuid.uuid4().hex[:12]  # names this catalog's NOTIFYs
         if snapshot_interval:
             self._flusher = threading.Thread(
                 target=self._flush_periodically, args=(snapshot_interval,), daemon=True
@@ -147,6 +157,7 @@ class Catalog:
         migrate: bool | None = None,
         params: IndexParams | None = None,
         snapshot_interval: float | None = 60.0,
+        backend: IndexBackend | None = None,
     ) -> Catalog:
         """Open the catalog. `migrate`: True upgrades the schema first, False refuses an
         outdated schema, None (default) upgrades only the embedded SQLite database."""
@@ -158,17 +169,20 @@ class Catalog:
         except Exception:
             db.dispose()
             raise
-        return cls(db, Path(index_dir), index_kind, params, snapshot_interval)
+        return cls(db, Path(index_dir), index_kind, params, snapshot_interval, backend)
 
     def close(self) -> None:
         """Stop background work and write every changed snapshot."""
         if self._closed.is_set():
             return
         self._closed.set()
+        if self._follower is not None:
+            self._follower.stop()
         if self._flusher is not None:
             self._flusher.join()
         self._live.close()
         self.flush()
+        self._backend.close()
         self._db.dispose()
 
     def __enter__(self) -> Catalog:
@@ -212,10 +226,12 @@ class Catalog:
         with self._live.locked(name) as slot:
             with self._db.write() as session:
                 row = repo.lock_gallery(session, name)
-                uid = row.uid
+                ref = self._live.ref(row)
                 repo.delete_gallery(session, row)
+                self._announce(session, row.id)
             self._live.forget(slot)
-            shutil.rmtree(self._index_dir / uid, ignore_errors=True)
+            shutil.rmtree(self._index_dir / ref.uid, ignore_errors=True)
+            self._backend.drop(ref, self._index_dir)  # also what this process never loaded
         self._db.checkpoint_after_erasure()
 
     # ---- identities -----------------------------------------------------------------------
@@ -496,7 +512,9 @@ class Catalog:
             repo.set_model(row, model.name, model.sha256, model.dim)
             watermark = repo.latest_seq(write.session, row.id)
             new_ref = replace(write.index.ref, model_sha256=model.sha256, dim=model.dim)
-            write.replacement = (new_ref, _index_of(new_ref, vectors, self._params), watermark)
+            prepared = self._backend.prepare_from(new_ref, vectors, watermark, self._params)
+            target = write.index
+            write.replacement = lambda: self._backend.install(target, prepared, None)
         self._live.get(gallery).snapshot()
         log.info("gallery %r: re-embedded %d faces with %s", gallery, len(vectors), model.name)
 
@@ -545,6 +563,7 @@ class Catalog:
                     raise
                 write = _Write(session, row, self._live.caught_up(session, slot, row))
                 yield write
+                self._announce(session, row.id)  # other servers' followers wake at COMMIT
             write.apply()
         self._live.maintain(gallery, write.index)
 
@@ -568,6 +587,65 @@ class Catalog:
             row = repo.get_gallery(session, gallery)
             identity = repo.find_identity(session, row.id, external_id)
             return None if identity is None else repo.identity_info(session, identity)
+
+    # ---- following other servers' writes --------------------------------------------------
+
+    def follow(self, poll_interval: float = 1.0) -> None:
+        """Keep the loaded indexes current with other processes' writes: a thread catches
+        up from the change log when PostgreSQL notifies a commit (polling where it cannot),
+        so searches rarely find their index behind (facedb.storage.follower)."""
+        if self._follower is None:
+            self._follower = ChangeFollower(
+                self, self._db.url, poll_interval, origin=self._origin
+            ).start()
+
+    def catch_up_all(self) -> int:
+        """Apply the change log after each loaded gallery's watermark; returns how far the
+        watermarks moved. A gallery deleted or re-created elsewhere is dropped or reloaded."""
+        return sum(self.catch_up(index.ref.name) for index in self._live.loaded())
+
+    def catch_up_ids(self, gallery_ids: set[int]) -> int:
+        loaded = self._live.loaded()
+        return sum(self.catch_up(i.ref.name) for i in loaded if i.ref.id in gallery_ids)
+
+    def catch_up(self, gallery: str) -> int:
+        index = self._live.peek(gallery)
+        if index is None:
+            return 0
+        before = index.watermark
+        try:
+            with self._db.read() as session:
+                index = self._live.current(session, gallery, index)
+        except NotFoundError:
+            with self._live.locked(gallery) as slot:
+                self._live.forget(slot)  # deleted by another server
+            return 0
+        self._live.maintain(gallery, index)
+        return max(0, index.watermark - before)
+
+    def wait_for(self, gallery: str, sequence: int, timeout: float) -> bool:
+        """Read-your-writes across servers: True once this process's index of `gallery`
+        reflects change `sequence` (the `sequence` an enroll returned, perhaps on another
+        server), catching up from SQL meanwhile; False when `timeout` passes first (e.g.
+        this server reads from a standby that has not replayed that far yet)."""
+        deadline = time.monotonic() + timeout
+        index = self._live.get(gallery)
+        while index.watermark < sequence:
+            self.catch_up(gallery)
+            index = self._live.get(gallery)
+            if index.watermark >= sequence:
+                break
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(WAIT_POLL_S)
+        return True
+
+    def _announce(self, session: Session, gallery_id: int) -> None:
+        """Wake the followers of other servers when this transaction commits (PostgreSQL
+        delivers a NOTIFY at COMMIT, and drops it on ROLLBACK)."""
+        if not self._db.sqlite:
+            notice = payload(gallery_id, self._origin)
+            session.execute(select(func.pg_notify(CHANNEL, notice)))
 
     def wait_for_maintenance(self) -> None:
         """Wait for background rebuilds to finish (for tools and tests)."""
@@ -619,13 +697,6 @@ def _require_crops(session: Session, gallery_id: int) -> None:
     missing = repo.faces_without_crop(session, gallery_id)
     if missing:
         raise ConflictError(f"{missing} faces have no stored crop: cannot re-embed them")
-
-
-def _index_of(ref: GalleryRef, vectors: dict[int, np.ndarray], params: IndexParams) -> VectorIndex:
-    ids = np.fromiter(sorted(vectors), dtype=np.int64, count=len(vectors))
-    matrix = np.stack([vectors[int(i)] for i in ids]) if len(ids) else np.empty((0, ref.dim))
-    kind = choose_kind(len(ids), ref.kind, params)
-    return VectorIndex.build(kind, ref.dim, ids, matrix, params)
 
 
 def _labelled_hits(

@@ -1,7 +1,7 @@
 """This process's live indexes, one per gallery, and how they stay current with SQL.
 
 Each gallery name has a `Slot`: the lock that orders this process's loading, writing and
-deleting of the gallery, and its `GalleryIndex` once loaded. Other processes change the
+deleting of the gallery, and its `LiveIndex` once loaded. Other processes change the
 same tables; `caught_up` applies what they committed after the index's watermark (or
 reloads the index when the gallery was created again or re-embedded elsewhere). The catalog
 calls it inside its write transaction, under the gallery's SQL write lock, and `current`
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
-from facedb.index.manager import GalleryIndex, GalleryRef, Replay, build, open_index, replay
-from facedb.index.vector_index import IndexParams, VectorIndex, choose_kind
+from facedb.index.backend import FaissBackend, IndexBackend, LiveIndex
+from facedb.index.manager import GalleryRef, Replay
+from facedb.index.vector_index import IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database
 from facedb.storage.errors import NotFoundError
@@ -38,15 +39,23 @@ class Slot:
     were never a gallery leave nothing behind."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    index: GalleryIndex | None = None
+    index: LiveIndex | None = None
     users: int = 0
 
 
 class LiveIndexes:
     """The loaded galleries of one process, their locks and background rebuilds."""
 
-    def __init__(self, db: Database, index_dir: Path, index_kind: str, params: IndexParams) -> None:
+    def __init__(
+        self,
+        db: Database,
+        index_dir: Path,
+        index_kind: str,
+        params: IndexParams,
+        backend: IndexBackend | None = None,
+    ) -> None:
         self._db = db
+        self.backend: IndexBackend = backend or FaissBackend()
         self._index_dir = index_dir
         self._index_kind = index_kind
         self._params = params
@@ -61,12 +70,12 @@ class LiveIndexes:
         self._closed.set()
         self.wait()
 
-    def peek(self, gallery: str) -> GalleryIndex | None:
+    def peek(self, gallery: str) -> LiveIndex | None:
         """The gallery's index if loaded (never loads it)."""
         slot = self._galleries.get(gallery)
         return slot.index if slot is not None else None
 
-    def current(self, session: Session, gallery: str, index: GalleryIndex) -> GalleryIndex:
+    def current(self, session: Session, gallery: str, index: LiveIndex) -> LiveIndex:
         """The index a search should use: caught up first when another process changed the
         gallery since this one last looked (else one cheap query, and no lock)."""
         row, latest = repo.gallery_with_latest_seq(session, gallery)
@@ -84,7 +93,7 @@ class LiveIndexes:
             with self._db.read() as fresh:
                 return self.caught_up(fresh, slot, repo.get_gallery(fresh, gallery))
 
-    def caught_up(self, session: Session, slot: Slot, row: Gallery) -> GalleryIndex:
+    def caught_up(self, session: Session, slot: Slot, row: Gallery) -> LiveIndex:
         """The slot's index with every change committed after its watermark applied (this
         transaction holds the gallery's write lock, so no other writer is in between)."""
         index = slot.index
@@ -103,18 +112,18 @@ class LiveIndexes:
                 index.discard_snapshot()
         return index
 
-    def _reloaded(self, session: Session, slot: Slot, row: Gallery) -> GalleryIndex:
+    def _reloaded(self, session: Session, slot: Slot, row: Gallery) -> LiveIndex:
         ref = self.ref(row)
-        watermark = repo.latest_seq(session, row.id)
-        ids, vectors = repo.all_embeddings(session, row.id, row.dim)
-        kind = choose_kind(len(ids), ref.kind, self._params)
-        built = VectorIndex.build(kind, ref.dim, ids, vectors, self._params)
         old = slot.index
-        if old is not None and old.ref.uid == ref.uid:
-            old.replace(ref, built, watermark)
+        if old is not None and old.ref.uid == ref.uid:  # re-embedded: same gallery, new model
+            watermark = repo.latest_seq(session, row.id)
+            ids, vectors = repo.all_embeddings(session, row.id, row.dim)
+            by_id = dict(zip(ids.tolist(), vectors, strict=True))
+            prepared = self.backend.prepare_from(ref, by_id, watermark, self._params)
+            self.backend.install(old, prepared, None)
             return old
         self.forget(slot)
-        slot.index = GalleryIndex(ref, self._index_dir / ref.uid, built, watermark)
+        slot.index = self.backend.open(self._source, ref, self._index_dir, self._params)
         return slot.index
 
     @contextmanager
@@ -132,7 +141,7 @@ class LiveIndexes:
                 if not slot.users and slot.index is None:
                     del self._galleries[gallery]
 
-    def get(self, gallery: str) -> GalleryIndex:
+    def get(self, gallery: str) -> LiveIndex:
         """The gallery's index, loaded on first use (one loader per gallery)."""
         slot = self._galleries.get(gallery)
         index = slot.index if slot is not None else None
@@ -141,12 +150,12 @@ class LiveIndexes:
         with self.locked(gallery) as slot:
             return self.load(slot, gallery)
 
-    def load(self, slot: Slot, gallery: str) -> GalleryIndex:
+    def load(self, slot: Slot, gallery: str) -> LiveIndex:
         """The slot's index, opened if not yet (the caller holds the slot's lock)."""
         if slot.index is None:
             with self._db.read() as session:
                 ref = self.ref(repo.get_gallery(session, gallery))
-            slot.index = open_index(self._source, ref, self._index_dir, self._params)
+            slot.index = self.backend.open(self._source, ref, self._index_dir, self._params)
         return slot.index
 
     def forget(self, slot: Slot) -> None:
@@ -159,11 +168,11 @@ class LiveIndexes:
         kind = row.index_kind or self._index_kind
         return GalleryRef(row.id, row.uid, row.name, row.model_sha256, row.dim, kind)
 
-    def loaded(self) -> list[GalleryIndex]:
+    def loaded(self) -> list[LiveIndex]:
         with self._lock:
             return [slot.index for slot in self._galleries.values() if slot.index is not None]
 
-    def maintain(self, gallery: str, index: GalleryIndex) -> None:
+    def maintain(self, gallery: str, index: LiveIndex) -> None:
         """Start a background rebuild when the index no longer suits the gallery."""
         reason = index.needs_rebuild()
         if reason is None or self._closed.is_set():
@@ -196,12 +205,12 @@ class LiveIndexes:
         """Build a new index from SQL while the old one serves, then swap it in."""
         index = self.get(gallery)
         ref = index.ref
-        built, watermark = build(self._source, ref, self._params)
+        prepared = self.backend.prepare(self._source, ref, self._params)
         with self.locked(gallery) as slot:  # no write can slip between the replay and the swap
             if slot.index is not index or index.ref != ref:
+                self.backend.discard(prepared)
                 return  # deleted, reloaded or re-embedded meanwhile: this build is stale
-            watermark = replay(self._source, ref, built, watermark)
-            index.replace(ref, built, watermark)
+            self.backend.install(index, prepared, self._source)
         index.snapshot()
 
 

@@ -21,8 +21,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from facedb.index.backend import FAISS, MILVUS, open_backend
 from facedb.storage.catalog import Catalog, GalleryConfig
 from facedb.storage.db import migrate
+from tests.milvus_server import LocalMilvus
 from tests.paths import REPO
 
 # The 2 test cores are shared with other jobs: OpenMP threads that spin-wait for a busy
@@ -30,6 +32,18 @@ from tests.paths import REPO
 faiss.omp_set_num_threads(1)
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+# Index backends: FAISS in process, and a real Milvus standalone server started here. A
+# module runs its `index_backend` tests on both by setting `INDEX_BACKENDS = BOTH_INDEXES`
+# (the index suite: catalog, snapshots, crash, reindex, follower, replication); the others
+# run on FAISS only, which keeps the suite within CI's time.
+BOTH_INDEXES = [FAISS, pytest.param(MILVUS, marks=pytest.mark.milvus)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "index_backend" in metafunc.fixturenames:
+        metafunc.parametrize("index_backend", getattr(metafunc.module, "INDEX_BACKENDS", [FAISS]))
+
+
 _names = itertools.count()
 
 
@@ -108,9 +122,37 @@ def index_dir(tmp_path: Path) -> Path:
     return tmp_path / "index"
 
 
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory) -> Iterator[str]:
+    """A real Milvus standalone server for the session (about 10-20 s to start), or the one
+    FACEDB_TEST_MILVUS_URI names."""
+    url = os.environ.get("FACEDB_TEST_MILVUS_URI")
+    if url:
+        yield url
+        return
+    server = LocalMilvus(tmp_path_factory.mktemp("milvus"))
+    yield server.uri
+    server.stop()
+
+
+OpenCatalog = Callable[..., Catalog]
+
+
 @pytest.fixture
-def catalog(database_url: str, index_dir: Path) -> Iterator[Catalog]:
-    opened = Catalog.open(database_url, index_dir, migrate=False, snapshot_interval=None)
+def open_catalog(index_backend: str, request) -> OpenCatalog:
+    """`Catalog.open` with the parametrised index backend (a fresh client per catalog)."""
+    uri = request.getfixturevalue("milvus_uri") if index_backend == MILVUS else None
+
+    def opener(url: str, index_dir: Path, *args, **options) -> Catalog:
+        backend = open_backend(index_backend, uri)
+        return Catalog.open(url, index_dir, *args, backend=backend, **options)
+
+    return opener
+
+
+@pytest.fixture
+def catalog(database_url: str, index_dir: Path, open_catalog: OpenCatalog) -> Iterator[Catalog]:
+    opened = open_catalog(database_url, index_dir, migrate=False, snapshot_interval=None)
     yield opened
     opened.close()
 

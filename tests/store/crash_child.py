@@ -8,6 +8,7 @@ from multiprocessing.connection import Connection
 import faiss
 import numpy as np
 
+from facedb.index.backend import open_backend
 from facedb.storage.catalog import Catalog, NewFace
 
 DIM = 512
@@ -20,10 +21,19 @@ def vector_for(external_id: str, position: int) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def enroll_forever(url: str, index_dir: str, gallery: str, round_no: int, pipe: Connection):
+def enroll_forever(
+    url: str,
+    index_dir: str,
+    gallery: str,
+    round_no: int,
+    pipe: Connection,
+    backend: tuple[str, str | None] = ("faiss", None),
+):
     faiss.omp_set_num_threads(1)
     # Frequent snapshots, so that some kills land in the middle of writing one.
-    catalog = Catalog.open(url, index_dir, migrate=False, snapshot_interval=0.05)
+    catalog = Catalog.open(
+        url, index_dir, migrate=False, snapshot_interval=0.05, backend=open_backend(*backend)
+    )
     catalog.search(gallery, vector_for("warm-up", 0), k=1)  # load (and repair) the index
     rng = np.random.default_rng(round_no)
     pipe.send("ready")
@@ -36,3 +46,34 @@ def enroll_forever(url: str, index_dir: str, gallery: str, round_no: int, pipe: 
         enrolled.append(external_id)
         if number % 5 == 4:  # removals must survive the crash as well
             catalog.delete_identity(gallery, enrolled.pop(int(rng.integers(len(enrolled)))))
+
+
+def enroll_and_acknowledge(
+    url: str,
+    index_dir: str,
+    gallery: str,
+    round_no: int,
+    pipe: Connection,
+    backend: tuple[str, str | None] = ("faiss", None),
+):
+    """Enroll (and now and then delete) until the database goes away; every call that
+    returned is reported on `pipe`: ("added", external_id, face ids) / ("deleted", id)."""
+    faiss.omp_set_num_threads(1)
+    catalog = Catalog.open(
+        url, index_dir, migrate=False, snapshot_interval=0.05, backend=open_backend(*backend)
+    )
+    catalog.search(gallery, vector_for("warm-up", 0), k=1)
+    pipe.send(("ready",))
+    enrolled: list[str] = []
+    try:
+        for number in range(1_000_000):
+            external_id = f"p{round_no}-{number}"
+            faces = [NewFace(vector_for(external_id, j)) for j in range(2)]
+            pipe.send(("added", external_id, catalog.add_faces(gallery, external_id, faces)))
+            enrolled.append(external_id)
+            if number % 5 == 4:
+                doomed = enrolled.pop(0)
+                catalog.delete_identity(gallery, doomed)
+                pipe.send(("deleted", doomed))
+    except Exception as error:  # the primary died: report and stop
+        pipe.send(("error", f"{type(error).__name__}: {error}"[:300]))

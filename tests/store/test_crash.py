@@ -13,34 +13,52 @@ import time
 
 import numpy as np
 
+from facedb.index.backend import FAISS, MILVUS, open_backend
 from facedb.storage.catalog import Catalog, GalleryConfig
-from tests.store.conftest import gallery_name
+from tests.store.conftest import BOTH_INDEXES, gallery_name
 from tests.store.crash_child import DIM, enroll_forever, vector_for
 
+INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
+
 ROUNDS = 20
+MILVUS_ROUNDS = 6
 
 
-def test_sigkill_at_random_moments_loses_nothing(database_url, index_dir) -> None:
+def test_sigkill_at_random_moments_loses_nothing(
+    database_url, index_dir, index_backend: str, request
+) -> None:
     name = gallery_name("crash")
-    with Catalog.open(database_url, index_dir, snapshot_interval=None) as catalog:
+    milvus = request.getfixturevalue("milvus_uri") if index_backend == MILVUS else None
+    backend = (index_backend, milvus)
+    with _open(database_url, index_dir, backend) as catalog:
         catalog.create_gallery(GalleryConfig(name, "test-model", "ab" * 32, DIM))
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tests.store.crash_child"])  # children start in ms
     rng = np.random.default_rng(7)
     totals = []
-    for round_no in range(ROUNDS):
-        _run_and_kill(context, database_url, index_dir, name, round_no, rng.uniform(0.02, 0.5))
-        totals.append(_verify(database_url, index_dir, name, close=round_no % 2 == 0))
+    # A Milvus open costs ~1 s (load, Strong counts): fewer rounds, the same checks.
+    for round_no in range(ROUNDS if index_backend == FAISS else MILVUS_ROUNDS):
+        delay = rng.uniform(0.02, 0.5) * (1 if index_backend == FAISS else 4)
+        _run_and_kill(context, database_url, index_dir, name, round_no, delay, backend)
+        totals.append(_verify(database_url, index_dir, name, round_no % 2 == 0, backend))
     assert totals[-1] > totals[0] > 0, totals  # the children did enroll between kills
 
 
-def _run_and_kill(context, url, index_dir, name, round_no: int, delay: float) -> None:
+def _open(url: str, index_dir, backend: tuple[str, str | None], **options) -> Catalog:
+    return Catalog.open(
+        url, index_dir, snapshot_interval=None, backend=open_backend(*backend), **options
+    )
+
+
+def _run_and_kill(context, url, index_dir, name, round_no: int, delay: float, backend) -> None:
     parent, child = context.Pipe()
     process = context.Process(
-        target=enroll_forever, args=(url, str(index_dir), name, round_no, child), daemon=True
+        target=enroll_forever,
+        args=(url, str(index_dir), name, round_no, child, backend),
+        daemon=True,
     )
     process.start()
-    assert parent.poll(120), "the child did not start"
+    assert parent.poll(180), "the child did not start"
     assert parent.recv() == "ready"
     time.sleep(delay)
     os.kill(process.pid, signal.SIGKILL)
@@ -48,8 +66,8 @@ def _run_and_kill(context, url, index_dir, name, round_no: int, delay: float) ->
     assert process.exitcode == -signal.SIGKILL
 
 
-def _verify(url: str, index_dir, name: str, close: bool) -> int:
-    catalog = Catalog.open(url, index_dir, migrate=False, snapshot_interval=None)
+def _verify(url: str, index_dir, name: str, close: bool, backend) -> int:
+    catalog = _open(url, index_dir, backend, migrate=False)
     in_sql = catalog.face_ids(name)
     assert sorted(catalog.index_ids(name).tolist()) == in_sql
     expected, queries = [], []

@@ -15,7 +15,9 @@ import pytest
 
 from facedb.storage.catalog import Catalog, ModelInfo, NewFace
 from facedb.storage.errors import ConflictError, InvalidArgumentError
-from tests.store.conftest import make_gallery, unit_vectors
+from tests.store.conftest import BOTH_INDEXES, make_gallery, unit_vectors
+
+INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
 
 PIXELS = 16 * 16 * 3
 NEW_DIM = 64
@@ -52,9 +54,9 @@ def enroll(catalog: Catalog, name: str) -> dict[str, list[tuple[int, bytes]]]:
 
 
 def test_reembedding_keeps_identities_and_searches_the_new_space(
-    database_url, index_dir, caplog
+    database_url, index_dir, caplog, open_catalog
 ) -> None:
-    catalog = Catalog.open(database_url, index_dir, snapshot_interval=None)
+    catalog = open_catalog(database_url, index_dir, snapshot_interval=None)
     name = make_gallery(catalog)
     enrolled = enroll(catalog, name)
     old_probe = unit_vectors(1, seed=33)  # face 0 of p0 in the old space
@@ -91,7 +93,7 @@ def test_reembedding_keeps_identities_and_searches_the_new_space(
     catalog.close()
 
     with caplog.at_level(logging.INFO, logger="facedb.index"):
-        reopened = Catalog.open(database_url, index_dir, snapshot_interval=None)
+        reopened = open_catalog(database_url, index_dir, snapshot_interval=None)
         _assert_new_space_search(reopened, name, enrolled)  # from the new snapshot
     assert "rebuilding" not in caplog.text
     reopened.close()
@@ -132,14 +134,14 @@ def test_galleries_without_crops_store_none(catalog: Catalog) -> None:
     assert not catalog.get_face(name, face_id).has_crop
 
 
-def test_rebuild_as_another_kind_is_remembered(database_url, index_dir) -> None:
-    with Catalog.open(database_url, index_dir, snapshot_interval=None) as catalog:
+def test_rebuild_as_another_kind_is_remembered(database_url, index_dir, open_catalog) -> None:
+    with open_catalog(database_url, index_dir, snapshot_interval=None) as catalog:
         name = make_gallery(catalog, dim=32)
         vectors = unit_vectors(1200, dim=32, seed=36)
         ids = catalog.add_faces(name, "many", [NewFace(v) for v in vectors])
         catalog.reindex(name, kind="hnsw")
         assert catalog.get_gallery(name).index_kind == "hnsw"
-    with Catalog.open(database_url, index_dir, snapshot_interval=None) as catalog:
+    with open_catalog(database_url, index_dir, snapshot_interval=None) as catalog:
         top = [hits[0].face_id for hits in catalog.search(name, vectors[:100], k=1)]
         assert np.mean(np.equal(top, ids[:100])) >= 0.98
         entry = next(g for g in catalog.stats()["galleries"] if g["name"] == name)

@@ -12,22 +12,28 @@ import sqlalchemy as sa
 
 from facedb.index.snapshot import MANIFEST
 from facedb.storage.catalog import Catalog, NewFace
-from tests.store.conftest import make_gallery, unit_vectors
+from tests.store.conftest import BOTH_INDEXES, OpenCatalog, make_gallery, unit_vectors
+
+INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
 
 VECTORS = unit_vectors(30, seed=11)
 
 
-def populated(database_url: str, index_dir: Path) -> tuple[str, list[int]]:
+def populated(
+    database_url: str, index_dir: Path, opener: OpenCatalog = Catalog.open
+) -> tuple[str, list[int]]:
     """A gallery with 30 faces and a current snapshot on disk."""
-    with Catalog.open(database_url, index_dir, snapshot_interval=None) as catalog:
+    with opener(database_url, index_dir, snapshot_interval=None) as catalog:
         name = make_gallery(catalog)
         ids = catalog.add_faces(name, "a", [NewFace(v) for v in VECTORS[:15]])
         ids += catalog.add_faces(name, "b", [NewFace(v) for v in VECTORS[15:]])
     return name, ids
 
 
-def reopened_search(database_url: str, index_dir: Path, name: str) -> tuple[list[int], list]:
-    with Catalog.open(database_url, index_dir, snapshot_interval=None) as catalog:
+def reopened_search(
+    database_url: str, index_dir: Path, name: str, opener: OpenCatalog = Catalog.open
+) -> tuple[list[int], list]:
+    with opener(database_url, index_dir, snapshot_interval=None) as catalog:
         top = [hits[0].face_id for hits in catalog.search(name, VECTORS, k=1)]
         return top, sorted(catalog.index_ids(name))
 
@@ -49,18 +55,20 @@ def test_a_clean_snapshot_is_loaded_not_rebuilt(database_url, index_dir, caplog)
     assert "loaded flat snapshot" in caplog.text and "rebuilding" not in caplog.text
 
 
-def test_changes_after_the_watermark_are_replayed(database_url, index_dir, caplog) -> None:
-    name, ids = populated(database_url, index_dir)
-    crashed = Catalog.open(database_url, index_dir, snapshot_interval=None)
+def test_changes_after_the_watermark_are_replayed(
+    database_url, index_dir, caplog, open_catalog
+) -> None:
+    name, ids = populated(database_url, index_dir, open_catalog)
+    crashed = open_catalog(database_url, index_dir, snapshot_interval=None)
     more = crashed.add_faces(name, "c", [NewFace(v) for v in unit_vectors(5, seed=12)])
     crashed.delete_face(name, ids[0])  # also discards the snapshot file
     # ...and the process dies here: no close, no new snapshot.
-    with Catalog.open(database_url, index_dir, snapshot_interval=None) as catalog:
+    with open_catalog(database_url, index_dir, snapshot_interval=None) as catalog:
         catalog.search(name, VECTORS[:1], k=1)  # loads the gallery: replay, then a snapshot
     # A snapshot older than the deletion, then changes after it: replay, no rebuild.
     extra = crashed.add_faces(name, "d", [NewFace(v) for v in unit_vectors(3, seed=13)])
     with caplog.at_level(logging.INFO, logger="facedb.index"):
-        top, in_index = reopened_search(database_url, index_dir, name)
+        top, in_index = reopened_search(database_url, index_dir, name, open_catalog)
     assert "replayed" in caplog.text and "rebuilding" not in caplog.text
     assert top[1:] == ids[1:] and top[0] != ids[0]
     assert in_index == sorted(ids[1:] + more + extra)
@@ -106,16 +114,16 @@ def test_a_bad_snapshot_is_detected_and_rebuilt(
 
 
 def test_faces_gone_from_sql_behind_our_back_force_a_rebuild(
-    database_url, index_dir, caplog
+    database_url, index_dir, caplog, open_catalog
 ) -> None:
     """A snapshot may never serve a face SQL no longer has (e.g. a restored backup)."""
-    name, ids = populated(database_url, index_dir)
+    name, ids = populated(database_url, index_dir, open_catalog)
     engine = sa.create_engine(database_url)
     with engine.begin() as connection:  # no change-log entry, unlike a catalog deletion
         connection.execute(sa.text("DELETE FROM faces WHERE id = :id"), {"id": ids[3]})
     engine.dispose()
     with caplog.at_level(logging.INFO, logger="facedb.index"):
-        top, in_index = reopened_search(database_url, index_dir, name)
+        top, in_index = reopened_search(database_url, index_dir, name, open_catalog)
     assert "rebuilding" in caplog.text
     assert in_index == sorted(set(ids) - {ids[3]}) and ids[3] not in top
 
