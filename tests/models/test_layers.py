@@ -19,6 +19,7 @@ ORDER = [
     "store",
     "spec",
     "onnx_model",
+    "optimize",
 ]
 
 
