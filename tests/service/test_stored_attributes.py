@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from facedb.cli import main
 from facedb.client import FaceDBClient, enroll_request
 from facedb.v1 import facedb_pb2 as pb
 from tests.service.support import ADMIN_KEY, client, running_server
@@ -20,14 +21,16 @@ METADATA = (("x-api-key", ADMIN_KEY),)
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FaceDBClient, Path]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[FaceDBClient, Path, str]]:
     patch = pytest.MonkeyPatch()
     patch.setenv("FACEDB_AGEGENDER_MODEL", AGEGENDER)
     patch.delenv("FACEDB_EMOTION_MODEL", raising=False)
     try:
         data_dir = tmp_path_factory.mktemp("stored-attributes")
         with running_server(data_dir) as (_, address), client(address) as db:
-            yield db, data_dir
+            yield db, data_dir, address
     finally:
         patch.undo()
 
@@ -51,7 +54,7 @@ def enroll(db: FaceDBClient, gallery: str, person: str, request_id: str = "") ->
 
 
 def test_gallery_with_stored_attributes_keeps_them_per_face(served) -> None:
-    db, data_dir = served
+    db, data_dir, _ = served
     gallery = call(
         db,
         "CreateGallery",
@@ -79,7 +82,7 @@ def test_gallery_with_stored_attributes_keeps_them_per_face(served) -> None:
 
 
 def test_gallery_without_stored_attributes_stores_none(served) -> None:
-    db, data_dir = served
+    db, data_dir, _ = served
     gallery = call(db, "CreateGallery", pb.CreateGalleryRequest(name="plain"))
     assert list(gallery.stored_attributes) == []
     (outcome,) = enroll(db, "plain", "Colin_Powell").outcomes
@@ -95,7 +98,7 @@ def test_gallery_without_stored_attributes_stores_none(served) -> None:
     ],
 )
 def test_create_gallery_refuses_attributes_it_cannot_store(served, names, code, words) -> None:
-    db, _ = served
+    db, _, _ = served
     request = pb.CreateGalleryRequest(name="refused", stored_attributes=names)
     with pytest.raises(grpc.RpcError) as caught:
         call(db, "CreateGallery", request)
@@ -108,7 +111,7 @@ def test_create_gallery_refuses_attributes_it_cannot_store(served, names, code, 
 def test_server_without_the_model_refuses_to_enroll_into_the_gallery(
     served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db, data_dir = served
+    db, data_dir, _ = served
     call(db, "CreateGallery", pb.CreateGalleryRequest(name="aged", stored_attributes=["age"]))
     monkeypatch.delenv("FACEDB_AGEGENDER_MODEL")  # a second server, sharing the database
     with (
@@ -121,3 +124,18 @@ def test_server_without_the_model_refuses_to_enroll_into_the_gallery(
     assert "'aged' stores age" in caught.value.details()
     assert "FACEDB_AGEGENDER_MODEL" in caught.value.details()
     assert call(db, "GetGallery", pb.GetGalleryRequest(name="aged")).face_count == 0
+
+
+def test_gallery_create_cli_stores_attributes(served, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, address = served
+    server = ["--server", address, "--api-key", ADMIN_KEY]
+    assert (
+        main(["gallery", "create", "cli-audit", "--store-attributes", "age, gender", *server]) == 0
+    )
+    capsys.readouterr()
+    assert main(["gallery", "get", "cli-audit", "--json", *server]) == 0
+    assert json.loads(capsys.readouterr().out)["stored_attributes"] == ["age", "gender"]
+
+    assert main(["gallery", "create", "cli-bad", "--store-attributes", "shoe_size", *server]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "INVALID_ARGUMENT" in lines[0] and "shoe_size" in lines[0], lines
