@@ -116,8 +116,10 @@ class FaceDBClient:
         store_crops: bool = True,
         embedding_model: str = "",
         gate_policy: pb.GatePolicy | None = None,
+        stored_attributes: Sequence[str] = (),
     ) -> pb.Gallery:
-        """Thresholds of 0 mean the loaded model's calibrated defaults."""
+        """Thresholds of 0 mean the loaded model's calibrated defaults; `stored_attributes`
+        are measured and stored with every enrolled face."""
         request = pb.CreateGalleryRequest(
             name=name,
             embedding_model=embedding_model,
@@ -126,6 +128,7 @@ class FaceDBClient:
             ),
             gate_policy=gate_policy,
             disable_crops=not store_crops,
+            stored_attributes=list(stored_attributes),
         )
         return self._call(self.stub.CreateGallery, request)
 

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -16,6 +16,9 @@ import numpy as np
 from facedb.cli.errors import EXIT_NO_FACE, EXIT_OK, EXIT_USAGE
 from facedb.cli.vision import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER, face_to_json
 from facedb.vision.types import Face
+
+if TYPE_CHECKING:
+    from facedb.vision.analysis import FaceAnalyzer
 
 KIND_OPTIONS = {
     "agegender": "AgeGender model (age, gender)",
@@ -45,8 +48,27 @@ def _fail(command: str, error: object) -> int:
 # ======================================================================================
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--agegender SPEC, --emotion SPEC, ...: one option per analysis model kind."""
+    from facedb.vision.analysis.analyzer import KIND_ENV
+
+    for kind, text in KIND_OPTIONS.items():
+        parser.add_argument(
+            f"--{kind}", default=None, metavar="SPEC", help=f"{text} (default: ${KIND_ENV[kind]})"
+        )
+
+
+def load_analyzer(args: argparse.Namespace) -> FaceAnalyzer:
+    """The analysis models the options (or else $FACEDB_<KIND>_MODEL) name."""
+    from facedb.models import SessionSettings
+    from facedb.vision.analysis import FaceAnalyzer
+
+    overrides = {kind: getattr(args, kind) for kind in KIND_OPTIONS}
+    return FaceAnalyzer.from_env(SessionSettings(args.threads), **overrides)
+
+
 def _register_analyze(subparsers: argparse._SubParsersAction) -> None:
-    from facedb.vision.analysis.analyzer import ATTRIBUTES, KIND_ENV
+    from facedb.vision.analysis.analyzer import ATTRIBUTES
 
     parser = subparsers.add_parser("analyze", help="face attributes of every face in an image")
     parser.add_argument("image", type=Path, help="image file")
@@ -58,10 +80,7 @@ def _register_analyze(subparsers: argparse._SubParsersAction) -> None:
         f"{', '.join(ATTRIBUTES)}",
     )
     parser.add_argument("--detector", default=None, help="default: $FACEDB_DETECTOR or SCRFD")
-    for kind, text in KIND_OPTIONS.items():
-        parser.add_argument(
-            f"--{kind}", default=None, metavar="SPEC", help=f"{text} (default: ${KIND_ENV[kind]})"
-        )
+    add_model_options(parser)
     parser.add_argument("--max-faces", type=int, default=0, help="keep the N largest (0 = all)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -72,8 +91,7 @@ def _register_analyze(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from facedb.models import SessionSettings
-    from facedb.vision.analysis import FaceAnalyzer, parse_attributes
+    from facedb.vision.analysis import parse_attributes
     from facedb.vision.analysis.analyzer import ATTRIBUTE_KINDS
     from facedb.vision.detect import DetectorConfig, load_detector
     from facedb.vision.image import decode_image
@@ -81,8 +99,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     if args.max_faces < 0:
         return _fail("analyze", f"--max-faces must be >= 0, got {args.max_faces}")
     try:
-        overrides = {kind: getattr(args, kind) for kind in KIND_OPTIONS}
-        analyzer = FaceAnalyzer.from_env(SessionSettings(args.threads), **overrides)
+        analyzer = load_analyzer(args)
         if args.attributes is not None:
             attributes = parse_attributes(args.attributes)
         else:
@@ -163,7 +180,7 @@ def draw_analysis(
                 cv2.circle(
                     picture, (round(float(x)), round(float(y))), thickness + 1, POINT_COLOUR, -1
                 )
-        label = _label(result)
+        label = attribute_label(result)
         if label:
             cv2.putText(
                 picture, label, (x1, y2 + round(14 * thickness)), cv2.FONT_HERSHEY_SIMPLEX,
@@ -174,7 +191,8 @@ def draw_analysis(
     return picture
 
 
-def _label(result: dict[str, Any]) -> str:
+def attribute_label(result: dict[str, Any]) -> str:
+    """A short label for a picture: gender, age and emotion, those measured."""
     bits = []
     if "gender" in result:
         bits.append(str(result["gender"]))

@@ -106,6 +106,13 @@ def _gallery_commands(subparsers: argparse._SubParsersAction, common: Any) -> No
             help=f"cosine similarity for a {what} (default 0: the model's calibrated value)",
         )
     create.add_argument("--no-crops", action="store_true", help="do not store face crops")
+    create.add_argument(
+        "--store-attributes",
+        default="",
+        metavar="NAMES",
+        help="attributes measured and stored with every enrolled face, comma-separated "
+        "(e.g. age,gender; the server must run their models)",
+    )
     create.set_defaults(handler=handled(_gallery_create))
     show = actions.add_parser("get", parents=[common], help="one gallery's settings and counts")
     show.add_argument("name", help="gallery name")
@@ -258,6 +265,7 @@ def _gallery_create(client: FaceDBClient, args: argparse.Namespace) -> int:
         verify_threshold=args.verify_threshold,
         duplicate_threshold=args.duplicate_threshold,
         store_crops=not args.no_crops,
+        stored_attributes=[n.strip() for n in args.store_attributes.split(",") if n.strip()],
     )
     print(f"created gallery {gallery.name} ({gallery.model.name}, dim {gallery.model.dim})")
     return EXIT_OK

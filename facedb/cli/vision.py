@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from facedb.cli.errors import EXIT_NO_FACE
 from facedb.vision.types import Face
 
 if TYPE_CHECKING:
+    from facedb.vision.analysis import FaceAnalyzer
     from facedb.vision.gates import FaceAssessment
 
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
@@ -77,7 +79,21 @@ def _register_detect(subparsers: argparse._SubParsersAction) -> None:
         "red with the reason code if they refuse it",
     )
     _add_gate_options(parser)
+    _add_attribute_options(parser)
     parser.set_defaults(handler=run_detect)
+
+
+def _add_attribute_options(parser: argparse.ArgumentParser) -> None:
+    from facedb.cli.analysis import add_model_options
+
+    parser.add_argument(
+        "--attributes",
+        default=None,
+        metavar="A,B,...",
+        help="also measure these attributes on every face, as `facedb analyze` does (age, "
+        "gender, emotion, ...): in the output, --json and --draw",
+    )
+    add_model_options(parser)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -93,6 +109,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run_detect(args: argparse.Namespace) -> int:
+    from facedb.models import ModelUnavailableError
     from facedb.vision.detect import DetectorConfig, load_detector
     from facedb.vision.image import decode_image
 
@@ -105,14 +122,20 @@ def run_detect(args: argparse.Namespace) -> int:
     )
     spec = args.detector or os.environ.get("FACEDB_DETECTOR") or DEFAULT_DETECTOR
     try:
+        # The attribute models are checked first: a mistake there costs no detection.
+        names, analyzer = _attribute_request(args)
         image = decode_image(args.image)  # EXIF orientation, formats, pixel limits
         detector = load_detector(spec, config, threads=args.threads)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ModelUnavailableError) as error:
         print(f"facedb detect: {error}", file=sys.stderr)
         return 2
     faces = detector.detect(image)
+    measured = [r.to_dict() for r in analyzer.analyze(image, faces, names)] if names else []
     assessments = assess_faces(args, image, faces) if args.json or args.draw else []
-    drawn = args.draw is None or cv2.imwrite(str(args.draw), draw_faces(image, faces, assessments))
+    if args.draw is None:
+        drawn = True
+    else:
+        drawn = cv2.imwrite(str(args.draw), draw_faces(image, faces, assessments, measured))
     if not drawn:
         print(f"facedb detect: cannot write {args.draw}", file=sys.stderr)
         return 2
@@ -127,12 +150,35 @@ def run_detect(args: argparse.Namespace) -> int:
             "policy": args.policy,
             "faces": [face_to_json(f) | a for f, a in zip(faces, verdicts, strict=True)],
         }
+        if names:
+            report["attributes"] = list(names)
+            report["models"] = {kind: model.name for kind, model in analyzer.models.items()}
+            for face_report, values in zip(report["faces"], measured, strict=True):
+                face_report["attributes"] = values
         print(json.dumps(report, indent=2))
     else:
+        from facedb.cli.analysis import summary
+
         print(f"{args.image}: {len(faces)} face(s) [{detector.name}]")
         for number, face in enumerate(faces, 1):
-            print(describe_face(number, face))
+            extra = f" {summary(measured[number - 1])}" if measured else ""
+            print(describe_face(number, face) + extra)
     return 0
+
+
+def _attribute_request(args: argparse.Namespace) -> tuple[tuple[str, ...], FaceAnalyzer]:
+    """The --attributes asked for and the analyzer with their models (checked here)."""
+    from facedb.cli.analysis import load_analyzer
+    from facedb.vision.analysis import FaceAnalyzer, parse_attributes
+
+    if args.attributes is None:
+        return (), FaceAnalyzer({})
+    names = parse_attributes(args.attributes)
+    if not names:
+        raise ValueError("--attributes is empty: name at least one, e.g. age,gender")
+    analyzer = load_analyzer(args)
+    analyzer.kinds_for(names)  # every attribute has its model, or one line says which
+    return names, analyzer
 
 
 def _add_gate_options(parser: argparse.ArgumentParser) -> None:
@@ -194,15 +240,21 @@ def describe_face(number: int, face: Face) -> str:
 
 
 def draw_faces(
-    image: np.ndarray, faces: list[Face], assessments: list[FaceAssessment]
+    image: np.ndarray,
+    faces: list[Face],
+    assessments: list[FaceAssessment],
+    attributes: Sequence[dict[str, Any]] = (),
 ) -> np.ndarray:
     """A copy of `image` with each box, its label and the five landmarks drawn.
 
     Accepted faces are green with their score; refused ones red with the reason code, so
     the picture shows at a glance which faces would be enrolled (or searched) and why not.
+    With `attributes` (one dict per face), their short label goes under each box.
     """
     picture = image.copy()
     thickness = max(1, round(max(image.shape[:2]) / 500))
+    if attributes:
+        _label_attributes(picture, faces, attributes, thickness)
     for face, assessment in zip(faces, assessments, strict=True):
         refusal = assessment.rejection
         colour = ACCEPTED_COLOUR if refusal is None else REFUSED_COLOUR
@@ -217,6 +269,24 @@ def draw_faces(
             if np.isfinite(x) and np.isfinite(y):
                 cv2.circle(picture, (round(float(x)), round(float(y))), thickness + 1, colour, -1)
     return picture
+
+
+def _label_attributes(
+    picture: np.ndarray,
+    faces: list[Face],
+    attributes: Sequence[dict[str, Any]],
+    thickness: int,
+) -> None:
+    from facedb.cli.analysis import LABEL_COLOUR, attribute_label
+
+    for face, values in zip(faces, attributes, strict=True):
+        label = attribute_label(values)
+        if label:
+            x1, _, _, y2 = (round(float(v)) for v in face.box)
+            cv2.putText(
+                picture, label, (x1, y2 + round(14 * thickness)), cv2.FONT_HERSHEY_SIMPLEX,
+                0.4 * thickness, LABEL_COLOUR, thickness,
+            )  # fmt: skip
 
 
 # ======================================================================================

@@ -6,6 +6,11 @@ holds across server processes), so a failed request changes nothing. A refused i
 (unreadable, no face, a failed gate, a face that already belongs to another identity) is
 an outcome; the identity's other images still count.
 
+A gallery created with `stored_attributes` (age, gender, ...) gets them measured on each
+accepted face while its image is decoded (`facedb.vision.analysis.FaceAnalyzer`) and stored
+with the face, for audit; they come back in that image's outcome (and in a replay's, read
+from the stored faces, so a deleted face's attributes are gone there too).
+
 Images are decoded one at a time and let go once analysed, so a request costs one image's
 memory whatever its count; the count and the total decoded pixels are capped
 (`max_images_per_request`, `max_request_pixels`) and the deadline is checked between images.
@@ -15,13 +20,20 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from facedb.engine.analysis import checked_attributes, measured_attributes
 from facedb.engine.core import EngineCore, image_label
-from facedb.engine.errors import InvalidRequestError, require, store_errors
+from facedb.engine.errors import (
+    FailedPreconditionError,
+    InvalidRequestError,
+    NotFoundEngineError,
+    require,
+    store_errors,
+)
 from facedb.engine.policy import GalleryPolicy
 from facedb.engine.receipts import outcomes_of, receipt_of
 from facedb.engine.results import Box, EnrollItem, EnrollResult, ImageOutcome
@@ -39,6 +51,7 @@ from facedb.storage.records import (
     GalleryInfo,
     NewFace,
 )
+from facedb.vision.analysis import FaceAnalyzer
 from facedb.vision.crops import encode_crop_png
 from facedb.vision.gates import FaceAssessment, GatePolicy, Reason, Rejection
 from facedb.vision.image import DecodedImage
@@ -58,13 +71,15 @@ class _Embedded:
     face: AnalyzedFace
     embedding: np.ndarray
     scale: float  # decoded pixels per original pixel
+    attributes: dict[str, Any] | None  # the gallery's stored attributes; None: it has none
 
 
 class Enrollment:
     """The enroll use case."""
 
-    def __init__(self, core: EngineCore) -> None:
+    def __init__(self, core: EngineCore, analyzer: FaceAnalyzer | None = None) -> None:
         self.core = core
+        self.analyzer = analyzer or FaceAnalyzer({})
 
     def enroll(self, item: EnrollItem, timeout: float | None = None) -> EnrollResult:
         """Enroll the accepted images of one identity (created if new); one outcome each."""
@@ -75,8 +90,20 @@ class Enrollment:
                 return replayed  # a retry: answered from the first call's receipt
             info = self.core.usable_gallery(item.gallery)
             policy = self.core.policies.for_gallery(info)
-            refused, embedded = self._analyze_each(item, policy)
+            stored = self._stored_attributes(info)
+            refused, embedded = self._analyze_each(item, policy, stored)
             return self._write(info, policy, item, embedded, refused)
+
+    def _stored_attributes(self, info: GalleryInfo) -> tuple[str, ...]:
+        """The gallery's stored attributes, checked before any image is looked at: a server
+        without their models refuses the whole request rather than store faces without them."""
+        try:
+            return checked_attributes(self.analyzer, info.stored_attributes)
+        except (InvalidRequestError, FailedPreconditionError) as error:
+            raise FailedPreconditionError(
+                f"gallery {info.name!r} stores {', '.join(info.stored_attributes)} with each "
+                f"face, and this server cannot measure them: {error}"
+            ) from error
 
     def _check_request(self, item: EnrollItem) -> None:
         require(item.external_id, "external_id")
@@ -94,7 +121,7 @@ class Enrollment:
         check_request_id(item.request_id)
 
     def _analyze_each(
-        self, item: EnrollItem, policy: GalleryPolicy
+        self, item: EnrollItem, policy: GalleryPolicy, stored: tuple[str, ...]
     ) -> tuple[dict[int, ImageOutcome], list[_Embedded]]:
         select: Selection = "largest" if item.allow_multiple_faces else "single"
         budget = PixelBudget(self.core.settings.max_request_pixels)
@@ -109,6 +136,8 @@ class Enrollment:
                 continue
             budget.spend(image.pixels, image_label(index, name))
             result = self._analyze(index, name, data, image, policy.policies.enrollment, select)
+            if stored and isinstance(result, _Embedded):
+                result = self._with_attributes(result, image, stored)
             del image  # the pixels go before the next image is decoded
             if isinstance(result, ImageOutcome):
                 refused[index] = result
@@ -133,7 +162,17 @@ class Enrollment:
         face = analysis.accepted[0]
         assert face.embedding is not None  # accepted faces are embedded
         digest = hashlib.sha256(data).hexdigest()
-        return _Embedded(index, name, digest, face, face.embedding, image.scale)
+        return _Embedded(index, name, digest, face, face.embedding, image.scale, None)
+
+    def _with_attributes(
+        self, embedded: _Embedded, image: DecodedImage, names: tuple[str, ...]
+    ) -> _Embedded:
+        """The accepted face's stored attributes, measured while its pixels are at hand."""
+        with self.core.telemetry.stage("analyze"):
+            (measured,) = measured_attributes(
+                self.analyzer, image.pixels, [embedded.face.face], names, image.scale
+            )
+        return replace(embedded, attributes=measured)
 
     def _write(
         self,
@@ -169,7 +208,7 @@ class Enrollment:
         with stage, store_errors():
             written = self.core.catalog.enroll(item.gallery, request)
         if written.receipt is not None:  # another call with this request id got there first
-            return _replay(item, written)
+            return self._replay(item, written)
         outcomes = ordered(written)
         for outcome in outcomes:
             if outcome.duplicate_of is not None:
@@ -182,7 +221,24 @@ class Enrollment:
         probe = EnrollRequest(item.external_id, [], request_id=item.request_id)
         with store_errors():
             found = self.core.catalog.enrollment_receipt(item.gallery, probe)
-        return None if found is None else _replay(item, found)
+        return None if found is None else self._replay(item, found)
+
+    def _replay(self, item: EnrollItem, found: EnrollOutcome) -> EnrollResult:
+        """The first call's outcomes; stored attributes are read back from the faces (the
+        receipt keeps none, so that deleting a face deletes them everywhere)."""
+        assert found.receipt is not None
+        outcomes = [self._stored_on(item.gallery, o) for o in outcomes_of(found.receipt)]
+        return EnrollResult(item.external_id, False, found.identity, outcomes, replayed=True)
+
+    def _stored_on(self, gallery: str, outcome: ImageOutcome) -> ImageOutcome:
+        if outcome.face_id is None:
+            return outcome
+        try:
+            with store_errors():
+                attributes = self.core.catalog.get_face(gallery, outcome.face_id).attributes
+        except NotFoundEngineError:  # deleted since the first call
+            return outcome
+        return replace(outcome, attributes=attributes)
 
     def _new_face(self, embedded: _Embedded, store_crops: bool) -> NewFace:
         analyzed = embedded.face
@@ -197,6 +253,7 @@ class Enrollment:
             source_sha256=embedded.source_sha256,
             crop=encode_crop_png(analyzed.aligned) if store_crops else None,
             model_sha256=self.core.model.sha256,
+            attributes=embedded.attributes,
         )
 
 
@@ -208,13 +265,6 @@ def _written(
     if duplicate is None:  # the catalog writes every face it does not refuse
         raise RuntimeError(f"image {embedded.index}: neither written nor refused")
     return _duplicate(embedded.index, duplicate.external_id, duplicate.score, threshold)
-
-
-def _replay(item: EnrollItem, found: EnrollOutcome) -> EnrollResult:
-    assert found.receipt is not None
-    return EnrollResult(
-        item.external_id, False, found.identity, outcomes_of(found.receipt), replayed=True
-    )
 
 
 def face_box(face: AnalyzedFace, scale: float) -> Box:
@@ -237,6 +287,7 @@ def _accepted(embedded: _Embedded, face_id: int) -> ImageOutcome:
         liveness=liveness_score(assessment),
         box=face_box(embedded.face, embedded.scale),
         image_name=embedded.image_name,
+        attributes=embedded.attributes,
     )
 
 

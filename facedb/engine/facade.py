@@ -66,9 +66,9 @@ class Engine:
         policies = PolicyBook(settings, enrollment_policy, search_policy, calibration, liveness)
         staged = pipeline.with_stage(self._telemetry.stage)
         self._core = EngineCore(staged, catalog, settings, policies, self._telemetry)
-        self._galleries = GalleryAdmin(self._core)
+        self._galleries = GalleryAdmin(self._core, analyzer)
         self._identities = IdentityAdmin(self._core)
-        self._enrollment = Enrollment(self._core)
+        self._enrollment = Enrollment(self._core, analyzer)
         self._identification = Identification(self._core, analyzer)
         self._verification = Verification(self._core)
         self._analysis = FaceAnalysis(self._core, analyzer)
@@ -104,13 +104,17 @@ class Engine:
         thresholds: Thresholds = DEFAULT_THRESHOLDS,
         gates: GatePolicyOptions = NO_GATE_OVERRIDES,
         store_crops: bool = True,
+        stored_attributes: Sequence[str] = (),
     ) -> Gallery:
+        """`stored_attributes`: attribute names (as for `analyze`) measured on each
+        accepted face at enrollment and stored with it, for audit."""
         return self._galleries.create_gallery(
             name,
             embedding_model=embedding_model,
             thresholds=thresholds,
             gates=gates,
             store_crops=store_crops,
+            stored_attributes=stored_attributes,
         )
 
     def get_gallery(self, name: str) -> Gallery:

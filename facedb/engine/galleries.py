@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from facedb.engine.analysis import checked_attributes
 from facedb.engine.core import EngineCore
 from facedb.engine.errors import (
     FailedPreconditionError,
@@ -28,13 +30,15 @@ from facedb.storage.records import (
     IdentityInfo,
     ModelInfo,
 )
+from facedb.vision.analysis import FaceAnalyzer
 
 
 class GalleryAdmin:
     """Galleries: their settings, as this server applies them, and their sizes."""
 
-    def __init__(self, core: EngineCore) -> None:
+    def __init__(self, core: EngineCore, analyzer: FaceAnalyzer | None = None) -> None:
         self.core = core
+        self.analyzer = analyzer or FaceAnalyzer({})
 
     def create_gallery(
         self,
@@ -44,10 +48,14 @@ class GalleryAdmin:
         thresholds: Thresholds = DEFAULT_THRESHOLDS,
         gates: GatePolicyOptions = NO_GATE_OVERRIDES,
         store_crops: bool = True,
+        stored_attributes: Sequence[str] = (),
     ) -> Gallery:
+        """`stored_attributes`: names measured on each accepted face at enrollment and
+        stored with it; this server must run their models (FAILED_PRECONDITION if not)."""
         check_new_gallery_name(name)
         self._check_requested_model(embedding_model)
         self.core.policies.check_options(gates, thresholds)
+        stored = checked_attributes(self.analyzer, stored_attributes)
         model = self.core.model
         config = GalleryConfig(
             name=name,
@@ -56,6 +64,7 @@ class GalleryAdmin:
             dim=model.dim,
             settings=gallery_settings(gates, thresholds),
             store_crops=store_crops,
+            stored_attributes=stored,
         )
         with store_errors():
             self.core.catalog.create_gallery(config)
@@ -93,6 +102,7 @@ class GalleryAdmin:
             store_crops=info.store_crops,
             identity_count=info.identity_count,
             face_count=info.face_count,
+            stored_attributes=info.stored_attributes,
         )
 
     def _check_requested_model(self, requested: str) -> None:

@@ -64,6 +64,7 @@ class Gallery:
     store_crops: bool
     identity_count: int
     face_count: int
+    stored_attributes: tuple[str, ...] = ()  # measured and stored with each enrolled face
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class ImageOutcome:
     duplicate_of: str | None = None
     box: Box | None = None  # the face enrolled or refused, original-image pixels
     image_name: str = ""
+    # Accepted faces of a gallery with stored_attributes: what was stored with the face.
+    attributes: dict[str, Any] | None = None
 
     @property
     def accepted(self) -> bool:

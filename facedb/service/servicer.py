@@ -50,6 +50,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             thresholds=_thresholds(request.thresholds),
             gates=_gate_options(request.gate_policy),
             store_crops=not request.disable_crops,
+            stored_attributes=list(request.stored_attributes),
         )
         return _gallery(gallery)
 
@@ -370,6 +371,7 @@ def _gallery(gallery: eng.Gallery) -> pb.Gallery:
         store_crops=gallery.store_crops,
         identity_count=gallery.identity_count,
         face_count=gallery.face_count,
+        stored_attributes=list(gallery.stored_attributes),
     )
 
 
@@ -411,6 +413,8 @@ def _outcome(outcome: eng.ImageOutcome) -> pb.ImageOutcome:
     )
     if outcome.liveness is not None:
         message.liveness = outcome.liveness
+    if outcome.attributes:
+        message.attributes.CopyFrom(_attributes(outcome.attributes))
     return message
 
 

@@ -206,6 +206,8 @@ class Catalog:
             raise InvalidArgumentError(f"dimension must be positive, got {config.dim}")
         if config.index_kind not in (None, *INDEX_KINDS):
             raise InvalidArgumentError(f"index kind must be one of {INDEX_KINDS}")
+        if not all(isinstance(name, str) and name for name in config.stored_attributes):
+            raise InvalidArgumentError("stored attribute names must be non-empty strings")
         with self._db.write() as session:
             return repo.gallery_info(repo.create_gallery(session, config))
 

@@ -32,6 +32,7 @@ class GalleryConfig:
     settings: GallerySettings = field(default_factory=GallerySettings)
     store_crops: bool = True
     index_kind: str | None = None  # flat | ivf | ivf_sq8 | hnsw | ivf_pq; None follows the catalog
+    stored_attributes: tuple[str, ...] = ()  # names the caller stores with each face
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class GalleryInfo:
     updated_at: datetime
     identity_count: int = 0
     face_count: int = 0
+    stored_attributes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class NewFace:
     # The model that made the embedding; checked against the gallery's model inside the
     # write transaction. None: the caller vouches that it is the gallery's current model.
     model_sha256: str | None = None
+    # Measured attributes kept with the face (JSON-ready, opaque to storage); None: none.
+    attributes: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class FaceInfo:
     source_sha256: str | None
     has_crop: bool
     created_at: datetime
+    attributes: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ def gallery_info(row: Gallery, identity_count: int = 0, face_count: int = 0) -> 
         updated_at=row.updated_at,
         identity_count=identity_count,
         face_count=face_count,
+        stored_attributes=tuple(row.stored_attributes or ()),
     )
 
 
@@ -127,6 +128,7 @@ def create_gallery(session: Session, config: GalleryConfig) -> Gallery:
         gate_policy=config.settings.gate_policy,
         store_crops=config.store_crops,
         index_kind=config.index_kind,
+        stored_attributes=list(config.stored_attributes) or None,
     )
     session.add(row)
     try:
@@ -331,6 +333,7 @@ def insert_faces(
             quality=face.quality,
             liveness_score=_optional_float(face.liveness_score),
             source_sha256=face.source_sha256,
+            attributes=_attributes(face.attributes),
             crop=face.crop if gallery.store_crops else None,
         )
         for face, vector in zip(faces, vectors, strict=True)
@@ -346,6 +349,19 @@ def _landmarks(points: Any) -> list[list[float]] | None:
     if points is None:
         return None
     return np.asarray(points, dtype=float).reshape(-1, 2).tolist()
+
+
+def _attributes(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A JSON object or None; the check happens before the INSERT, not in the driver."""
+    if values is None:
+        return None
+    if not isinstance(values, dict):
+        raise InvalidArgumentError(f"face attributes must be a JSON object, got {type(values)}")
+    try:
+        json.dumps(values, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgumentError(f"face attributes are not JSON: {error}") from error
+    return values
 
 
 def _optional_float(value: float | None) -> float | None:
@@ -375,6 +391,7 @@ def face_info(session: Session, gallery_id: int, face_id: int) -> FaceInfo:
         source_sha256=row.source_sha256,
         has_crop=bool(has_crop),
         created_at=row.created_at,
+        attributes=row.attributes,
     )
 
 

@@ -59,6 +59,8 @@ class Gallery(Base):
     gate_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     store_crops: Mapped[bool] = mapped_column(Boolean, default=True)
     index_kind: Mapped[str | None] = mapped_column(String(16))  # None: the catalog's default
+    # Attribute names the engine measures and stores with each enrolled face; None: none.
+    stored_attributes: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -111,6 +113,8 @@ class Face(Base):
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     liveness_score: Mapped[float | None] = mapped_column(Float)
     source_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The engine's measured attributes (age, gender, ...), stored for audit; opaque JSON here.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Opaque bytes (the aligned crop, encoded by the caller); deferred so scans skip it.
     crop: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

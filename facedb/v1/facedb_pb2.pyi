@@ -85,7 +85,7 @@ class GatePolicy(_message.Message):
     def __init__(self, enrollment_overrides: _Optional[_Mapping[str, float]] = ..., search_overrides: _Optional[_Mapping[str, float]] = ..., enrollment_liveness: _Optional[bool] = ..., search_liveness: _Optional[bool] = ...) -> None: ...
 
 class Gallery(_message.Message):
-    __slots__ = ("name", "model", "thresholds", "gate_policy", "store_crops", "identity_count", "face_count")
+    __slots__ = ("name", "model", "thresholds", "gate_policy", "store_crops", "identity_count", "face_count", "stored_attributes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class Gallery(_message.Message):
     STORE_CROPS_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_COUNT_FIELD_NUMBER: _ClassVar[int]
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STORED_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     model: EmbeddingModel
     thresholds: Thresholds
@@ -100,21 +101,24 @@ class Gallery(_message.Message):
     store_crops: bool
     identity_count: int
     face_count: int
-    def __init__(self, name: _Optional[str] = ..., model: _Optional[_Union[EmbeddingModel, _Mapping]] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., gate_policy: _Optional[_Union[GatePolicy, _Mapping]] = ..., store_crops: _Optional[bool] = ..., identity_count: _Optional[int] = ..., face_count: _Optional[int] = ...) -> None: ...
+    stored_attributes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[_Union[EmbeddingModel, _Mapping]] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., gate_policy: _Optional[_Union[GatePolicy, _Mapping]] = ..., store_crops: _Optional[bool] = ..., identity_count: _Optional[int] = ..., face_count: _Optional[int] = ..., stored_attributes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateGalleryRequest(_message.Message):
-    __slots__ = ("name", "embedding_model", "thresholds", "gate_policy", "disable_crops")
+    __slots__ = ("name", "embedding_model", "thresholds", "gate_policy", "disable_crops", "stored_attributes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     GATE_POLICY_FIELD_NUMBER: _ClassVar[int]
     DISABLE_CROPS_FIELD_NUMBER: _ClassVar[int]
+    STORED_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     embedding_model: str
     thresholds: Thresholds
     gate_policy: GatePolicy
     disable_crops: bool
-    def __init__(self, name: _Optional[str] = ..., embedding_model: _Optional[str] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., gate_policy: _Optional[_Union[GatePolicy, _Mapping]] = ..., disable_crops: _Optional[bool] = ...) -> None: ...
+    stored_attributes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., embedding_model: _Optional[str] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., gate_policy: _Optional[_Union[GatePolicy, _Mapping]] = ..., disable_crops: _Optional[bool] = ..., stored_attributes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetGalleryRequest(_message.Message):
     __slots__ = ("name",)
@@ -186,7 +190,7 @@ class EnrollRequest(_message.Message):
     def __init__(self, gallery: _Optional[str] = ..., external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., images: _Optional[_Iterable[bytes]] = ..., allow_multiple_faces: _Optional[bool] = ..., allow_duplicate: _Optional[bool] = ..., image_names: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ImageOutcome(_message.Message):
-    __slots__ = ("index", "accepted", "face_id", "quality", "liveness", "rejection", "box", "image_name")
+    __slots__ = ("index", "accepted", "face_id", "quality", "liveness", "rejection", "box", "image_name", "attributes")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +199,7 @@ class ImageOutcome(_message.Message):
     REJECTION_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     IMAGE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     index: int
     accepted: bool
     face_id: int
@@ -203,7 +208,8 @@ class ImageOutcome(_message.Message):
     rejection: Rejection
     box: Box
     image_name: str
-    def __init__(self, index: _Optional[int] = ..., accepted: _Optional[bool] = ..., face_id: _Optional[int] = ..., quality: _Optional[float] = ..., liveness: _Optional[float] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., image_name: _Optional[str] = ...) -> None: ...
+    attributes: FaceAttributes
+    def __init__(self, index: _Optional[int] = ..., accepted: _Optional[bool] = ..., face_id: _Optional[int] = ..., quality: _Optional[float] = ..., liveness: _Optional[float] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., image_name: _Optional[str] = ..., attributes: _Optional[_Union[FaceAttributes, _Mapping]] = ...) -> None: ...
 
 class Identity(_message.Message):
     __slots__ = ("external_id", "display_name", "metadata", "face_ids")
