@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import grpc
 
-from facedb.service.auth import GALLERY_FIELD, SERVICE_PREFIX, Principal, current_principal
-from facedb.service.handlers import Behavior, method_name, wrap_handler
+from facedb.service.auth import GALLERY_FIELD, Principal, current_principal
+from facedb.service.handlers import Behavior, FaceDBInterceptor, Wrapper
 
 log = logging.getLogger("facedb.audit")
 
@@ -101,22 +100,17 @@ def _created_key(response: Any) -> str:
     return str(getattr(api_key, "key_id", "") or "")
 
 
-class AuditInterceptor(grpc.ServerInterceptor):
+class AuditInterceptor(FaceDBInterceptor):
     """Audits FaceDB calls; installed before the auth interceptor so refusals are audited."""
 
     def __init__(self, audit: AuditLog):
         self.audit = audit
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if not method.startswith(SERVICE_PREFIX) or method_name(method) not in AUDITED:
-            return handler
-        return wrap_handler(handler, method, self._audited)
+    def wraps(self, name: str) -> bool:
+        return name in AUDITED
+
+    def wrapper(self, metadata: dict[str, str]) -> Wrapper:
+        return self._audited
 
     def _audited(self, name: str, inner: Behavior) -> Behavior:
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:

@@ -30,12 +30,11 @@ from typing import Any, Protocol
 
 import grpc
 
-from facedb.service.handlers import Behavior, wrap_handler
+from facedb.service.handlers import Behavior, FaceDBInterceptor, Wrapper
 from facedb.service.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-SERVICE_PREFIX = "/facedb.v1.FaceDB/"
 ROLE_RANK = {"search": 0, "enroll": 1, "admin": 2}
 
 # The least role each method needs.
@@ -247,23 +246,14 @@ class Authorizer:
             raise AuthError("PERMISSION_DENIED", denied)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(FaceDBInterceptor):
     """Authenticates every FaceDB call and authorises its role and gallery."""
 
     def __init__(self, authorizer: Authorizer):
         self.authorizer = authorizer
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if not method.startswith(SERVICE_PREFIX):
-            return handler  # health, reflection
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        return wrap_handler(handler, method, lambda name, inner: self._guard(name, inner, metadata))
+    def wrapper(self, metadata: dict[str, str]) -> Wrapper:
+        return lambda name, inner: self._guard(name, inner, metadata)
 
     def _guard(self, name: str, inner: Behavior, metadata: dict[str, str]) -> Behavior:
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:

@@ -13,6 +13,8 @@ from typing import Any
 
 import grpc
 
+SERVICE_PREFIX = "/facedb.v1.FaceDB/"
+
 # behaviour(request_or_iterator, context) -> response
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 # wrap(method_name, behaviour) -> behaviour
@@ -42,3 +44,26 @@ def wrap_handler(
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(wrap(name, handler.unary_stream), **io)
     return grpc.stream_stream_rpc_method_handler(wrap(name, handler.stream_stream), **io)
+
+
+class FaceDBInterceptor(grpc.ServerInterceptor):
+    """An interceptor of FaceDB calls (health checks and reflection pass untouched): a
+    subclass says which methods it wraps and, given a call's metadata, how."""
+
+    def wraps(self, name: str) -> bool:
+        return True
+
+    def wrapper(self, metadata: dict[str, str]) -> Wrapper:
+        raise NotImplementedError
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if not method.startswith(SERVICE_PREFIX) or not self.wraps(method_name(method)):
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        return wrap_handler(handler, method, self.wrapper(metadata))

@@ -22,8 +22,8 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from facedb.service.auth import SERVICE_PREFIX, current_principal, forget_principal
-from facedb.service.handlers import Behavior, wrap_handler
+from facedb.service.auth import current_principal, forget_principal
+from facedb.service.handlers import Behavior, FaceDBInterceptor, Wrapper
 
 log = logging.getLogger("facedb.access")
 
@@ -84,22 +84,14 @@ class GalleryCollector(Collector):
         return [*totals, identities, faces]
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):
+class MetricsInterceptor(FaceDBInterceptor):
     """Counts and times every FaceDB call and writes one access-log line per call.
 
     Installed before the auth interceptor so refused calls are counted too.
     """
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if not method.startswith(SERVICE_PREFIX):
-            return handler
-        return wrap_handler(handler, method, _measured)
+    def wrapper(self, metadata: dict[str, str]) -> Wrapper:
+        return _measured
 
 
 def _measured(name: str, inner: Behavior) -> Behavior:
