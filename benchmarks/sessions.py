@@ -13,18 +13,12 @@ import onnxruntime as ort
 
 from benchmarks.paths import BENCH_OUT
 from facedb.models.optimize import optimize_model
+from facedb.models.session import CPU_PROVIDERS, create_session
 from facedb.vision.embed.base import file_sha256
 
 
 def ort_session(path: Path, threads: int, spinning: bool = True) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return create_session(str(path), threads, spinning, CPU_PROVIDERS)
 
 
 def float32_recognizer(source: Path) -> Path:

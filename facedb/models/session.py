@@ -112,10 +112,11 @@ def _check_providers(providers: tuple[str, ...]) -> None:
         )
 
 
-@lru_cache(maxsize=64)
-def _cached_session(
+def create_session(
     path: str, threads: int, allow_spinning: bool | None, providers: tuple[str, ...]
 ) -> ort.InferenceSession:
+    """A new session with facedb's options (benchmarks make their own; code uses
+    `get_session`, which keeps one per file and settings)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -127,6 +128,9 @@ def _cached_session(
             "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
         )
     return ort.InferenceSession(path, sess_options=options, providers=list(providers))
+
+
+_cached_session = lru_cache(maxsize=64)(create_session)
 
 
 def get_session(

@@ -10,14 +10,11 @@ import pytest
 from facedb.cli import main
 from facedb.models.onnx_model import quantizes_per_batch
 from facedb.models.optimize import is_dynamic_int8
-from facedb.vision.align import align_faces
-from facedb.vision.detect import load_detector
 from facedb.vision.embed import load_embedder
-from facedb.vision.image import decode_image
-from tests.paths import ARCFACE, LFW, MODELS, SCRFD
+from tests.faces import lfw_crops
+from tests.paths import ARCFACE, MODELS
 
 INT8 = MODELS / "arcface_w600k_mbf_int8.onnx"
-PEOPLE = ("Aaron_Peirsol", "Abdullah_Gul", "Alejandro_Toledo", "Ann_Veneman", "Bill_Gates")
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +27,7 @@ def float_graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def crops() -> np.ndarray:
     """Aligned crops of real LFW faces: two photos each of five people."""
-    detector = load_detector(SCRFD, threads=1)
-    found = []
-    for person in PEOPLE:
-        for path in sorted((LFW / "images" / person).glob("*.jpg"))[:2]:
-            image = decode_image(path)
-            faces = detector.detect(image)
-            assert faces, path
-            found.append(align_faces(image, [max(faces, key=lambda f: f.area).landmarks])[0])
-    return np.stack(found)
+    return lfw_crops()
 
 
 def test_the_rewrite_is_float_and_batchable(float_graph: Path) -> None:

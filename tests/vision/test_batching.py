@@ -14,14 +14,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from facedb.models.optimize import optimize_model
-from facedb.vision.align import align_faces
 from facedb.vision.batching import EmbeddingBatcher
-from facedb.vision.detect import load_detector
 from facedb.vision.embed import Embedder, load_embedder
-from facedb.vision.image import decode_image
-from tests.paths import ARCFACE, LFW, MODELS, SCRFD
-
-PEOPLE = ("Aaron_Peirsol", "Abdullah_Gul", "Alejandro_Toledo", "Ann_Veneman", "Bill_Gates")
+from tests.faces import lfw_crops
+from tests.paths import ARCFACE, MODELS
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +31,7 @@ def arcface_f32(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def crops() -> np.ndarray:
     """Aligned crops of real LFW faces: two photos each of five people."""
-    detector = load_detector(SCRFD, threads=1)
-    found = []
-    for person in PEOPLE:
-        for path in sorted((LFW / "images" / person).glob("*.jpg"))[:2]:
-            image = decode_image(path)
-            face = max(detector.detect(image), key=lambda f: f.area)
-            found.append(align_faces(image, [face.landmarks])[0])
-    return np.stack(found)
+    return lfw_crops()
 
 
 # Float32 graphs with a dynamic batch dimension: the ones the server batches.
