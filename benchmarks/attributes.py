@@ -43,6 +43,7 @@ from facedb.vision.types import Face
 
 LABELS = REPO / "benchmarks" / "data" / "lfw_gender.csv"
 PHOTO_YEAR = 2003
+# Looked at by hand: broad smiles, and faces that are plainly not smiling.
 SMILING = [
     ("Cameron_Diaz", 1), ("Cameron_Diaz", 3), ("Jennifer_Aniston", 2), ("Tom_Cruise", 1),
     ("Tiger_Woods", 2), ("Kate_Hudson", 1), ("Bill_Clinton", 4),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.attributes import NOT_SMILING, SMILING  # photos looked at by hand
 from facedb.vision.analysis import FaceAnalyzer
 from facedb.vision.analysis.agegender import AgeGenderModel
 from facedb.vision.analysis.emotion import MiniXceptionModel
@@ -12,15 +13,6 @@ from tests.vision.analysis.support import AGEGENDER, EMOTION, gender_labels, loa
 # Image 1 of each of the 140 people in benchmarks/data/lfw_gender.csv: 132 / 140 = 94.3 %
 # right when this test was written (`python benchmarks/attributes.py` prints the full run).
 MIN_GENDER_ACCURACY = 0.92
-
-# Looked at by hand: broad smiles, and faces that are plainly not smiling.
-SMILING = [
-    ("Cameron_Diaz", 1), ("Cameron_Diaz", 3), ("Jennifer_Aniston", 2), ("Tom_Cruise", 1),
-    ("Tiger_Woods", 2), ("Kate_Hudson", 1), ("Bill_Clinton", 4),
-]  # fmt: skip
-NOT_SMILING = [
-    ("Tiger_Woods", 1), ("Jennifer_Aniston", 1), ("Kate_Hudson", 2), ("Serena_Williams", 1),
-]  # fmt: skip
 
 
 def test_agegender_gender_accuracy_on_lfw() -> None:
