@@ -476,78 +476,14 @@ class Catalog:
         else:
             if embed_crops is None:
                 raise InvalidArgumentError("re-embedding needs an embed_crops function")
-            self._reembed(gallery, model, embed_crops, batch_size, progress)
+            job = _Reembedding(self, model, embed_crops, batch_size)
+            job.run(gallery, progress)
         return self.get_gallery(gallery)
 
     def _remember_kind(self, gallery: str, kind: str) -> None:
         with self._writing(gallery) as write:
             repo.set_index_kind(write.row, None if kind == AUTO else kind)
             write.new_ref = replace(write.index.ref, kind=kind)
-
-    def _reembed(
-        self,
-        gallery: str,
-        model: ModelInfo,
-        embed_crops: EmbedCrops,
-        batch_size: int,
-        progress: Progress | None,
-    ) -> None:
-        ref = self._live.get(gallery).ref
-        with self._db.read() as session:
-            _require_crops(session, ref.id)
-            ids = repo.face_ids(session, ref.id)
-        # The slow part, with no lock held: enrollment and search carry on meanwhile.
-        vectors = self._embed(ref.id, ids, model, embed_crops, batch_size, progress, None)
-        with self._writing(gallery) as write:
-            row = write.row
-            if row.uid != ref.uid:
-                raise ConflictError(f"gallery {gallery!r} was deleted while being re-embedded")
-            current = repo.face_ids(write.session, row.id)
-            late = [face_id for face_id in current if face_id not in vectors]
-            if late:  # enrolled while we were embedding (with the old model)
-                _require_crops(write.session, row.id)
-                vectors |= self._embed(
-                    row.id, late, model, embed_crops, batch_size, None, write.session
-                )
-            vectors = {face_id: vectors[face_id] for face_id in current}
-            repo.set_embeddings(write.session, row.id, vectors, model.name, model.sha256)
-            repo.set_model(row, model.name, model.sha256, model.dim)
-            watermark = repo.latest_seq(write.session, row.id)
-            new_ref = replace(write.index.ref, model_sha256=model.sha256, dim=model.dim)
-            prepared = self._backend.prepare_from(new_ref, vectors, watermark, self._params)
-            target = write.index
-            write.replacement = lambda: self._backend.install(target, prepared, None)
-        self._live.get(gallery).snapshot()
-        log.info("gallery %r: re-embedded %d faces with %s", gallery, len(vectors), model.name)
-
-    def _embed(
-        self,
-        gallery_id: int,
-        ids: list[int],
-        model: ModelInfo,
-        embed_crops: EmbedCrops,
-        batch_size: int,
-        progress: Progress | None,
-        session: Session | None,
-    ) -> dict[int, np.ndarray]:
-        vectors: dict[int, np.ndarray] = {}
-        for start in range(0, len(ids), batch_size):
-            chunk = ids[start : start + batch_size]
-            if session is None:
-                with self._db.read() as reader:
-                    stored = repo.crops(reader, gallery_id, chunk)
-            else:
-                stored = repo.crops(session, gallery_id, chunk)
-            rows = [(face_id, crop) for face_id, crop in stored if crop is not None]
-            embedded = _unit_rows(
-                embed_crops([crop for _, crop in rows]), model.dim, "re-embedded vector"
-            )
-            if len(embedded) != len(rows):
-                raise ValueError(f"embed_crops returned {len(embedded)} rows for {len(rows)}")
-            vectors.update(zip((face_id for face_id, _ in rows), embedded, strict=True))
-            if progress is not None:
-                progress(min(start + batch_size, len(ids)), len(ids))
-        return vectors
 
     # ---- the write path -------------------------------------------------------------------
 
@@ -656,6 +592,72 @@ class Catalog:
     def _flush_periodically(self, interval: float) -> None:
         while not self._closed.wait(interval):
             self.flush()
+
+
+class _Reembedding:
+    """The re-embedding use case of `Catalog.reindex`: every stored crop through another
+    model, outside any lock, then the switch (faces enrolled meanwhile included) in one
+    write transaction; the old index serves searches until then."""
+
+    def __init__(
+        self, catalog: Catalog, model: ModelInfo, embed_crops: EmbedCrops, batch_size: int
+    ) -> None:
+        self.catalog, self.model = catalog, model
+        self.embed_crops, self.batch_size = embed_crops, batch_size
+
+    def run(self, gallery: str, progress: Progress | None) -> None:
+        catalog, model = self.catalog, self.model
+        ref = catalog._live.get(gallery).ref
+        with catalog._db.read() as session:
+            _require_crops(session, ref.id)
+            ids = repo.face_ids(session, ref.id)
+        # The slow part, with no lock held: enrollment and search carry on meanwhile.
+        vectors = self._embed(ref.id, ids, progress, None)
+        with catalog._writing(gallery) as write:
+            row = write.row
+            if row.uid != ref.uid:
+                raise ConflictError(f"gallery {gallery!r} was deleted while being re-embedded")
+            current = repo.face_ids(write.session, row.id)
+            late = [face_id for face_id in current if face_id not in vectors]
+            if late:  # enrolled while we were embedding (with the old model)
+                _require_crops(write.session, row.id)
+                vectors |= self._embed(row.id, late, None, write.session)
+            vectors = {face_id: vectors[face_id] for face_id in current}
+            repo.set_embeddings(write.session, row.id, vectors, model.name, model.sha256)
+            repo.set_model(row, model.name, model.sha256, model.dim)
+            watermark = repo.latest_seq(write.session, row.id)
+            new_ref = replace(write.index.ref, model_sha256=model.sha256, dim=model.dim)
+            backend = catalog._backend
+            prepared = backend.prepare_from(new_ref, vectors, watermark, catalog._params)
+            target = write.index
+            write.replacement = lambda: backend.install(target, prepared, None)
+        catalog._live.get(gallery).snapshot()
+        log.info("gallery %r: re-embedded %d faces with %s", gallery, len(vectors), model.name)
+
+    def _embed(
+        self, gallery_id: int, ids: list[int], progress: Progress | None, session: Session | None
+    ) -> dict[int, np.ndarray]:
+        """The crops of `ids` embedded with the new model, read in a fresh transaction or in
+        `session` (the write transaction, for faces enrolled during the slow part)."""
+        vectors: dict[int, np.ndarray] = {}
+        batch_size, dim = self.batch_size, self.model.dim
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start : start + batch_size]
+            if session is None:
+                with self.catalog._db.read() as reader:
+                    stored = repo.crops(reader, gallery_id, chunk)
+            else:
+                stored = repo.crops(session, gallery_id, chunk)
+            rows = [(face_id, crop) for face_id, crop in stored if crop is not None]
+            embedded = _unit_rows(
+                self.embed_crops([crop for _, crop in rows]), dim, "re-embedded vector"
+            )
+            if len(embedded) != len(rows):
+                raise ValueError(f"embed_crops returned {len(embedded)} rows for {len(rows)}")
+            vectors.update(zip((face_id for face_id, _ in rows), embedded, strict=True))
+            if progress is not None:
+                progress(min(start + batch_size, len(ids)), len(ids))
+        return vectors
 
 
 def _migrate(url: str) -> None:
