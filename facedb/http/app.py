@@ -51,6 +51,10 @@ MAX_FORM_FIELDS = 32
 TIMEOUT_HEADER = "x-timeout-seconds"
 # Multipart text fields that are lists (`attributes=age&attributes=gender`, or "age,gender").
 LIST_FIELDS = frozenset({"attributes"})
+# Multipart text fields repeated once per value, never split (file names may hold commas).
+REPEATED_FIELDS = frozenset({"image_names"})
+# File-part fields whose parts' file names fill a names field the client did not send.
+FILE_NAME_FIELDS = {"images": "image_names"}
 
 
 class HttpApi:
@@ -172,6 +176,7 @@ def _gallery_routes(api: HttpApi) -> APIRouter:
                 search_liveness=body.gate_policy.search_liveness,
             ),
             store_crops=body.store_crops,
+            stored_attributes=body.stored_attributes,
         )
         return s.gallery_out(gallery)
 
@@ -228,6 +233,8 @@ def _enroll_item(gallery: str, body: s.EnrollBody) -> eng.EnrollItem:
         metadata=dict(body.metadata) or None,
         allow_multiple_faces=body.allow_multiple_faces,
         allow_duplicate=body.allow_duplicate,
+        image_names=list(body.image_names),
+        request_id=body.request_id,
     )
 
 
@@ -280,12 +287,18 @@ async def _batch_item(
         if detail is None:
             raise
         return s.EnrollItemResult(
-            index=index, external_id=body.external_id, created=False, outcomes=[], error=detail
+            index=index,
+            external_id=body.external_id,
+            created=False,
+            replayed=False,
+            outcomes=[],
+            error=detail,
         )
     return s.EnrollItemResult(
         index=index,
         external_id=body.external_id,
         created=result.created,
+        replayed=result.replayed,
         outcomes=[s.outcome_out(o) for o in result.outcomes],
         error=None,
     )
@@ -605,17 +618,26 @@ async def _image_request(
 async def _form_values(request: Request, images: dict[str, bool]) -> dict[str, Any]:
     form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
     values: dict[str, Any] = {}
+    file_names: dict[str, list[str]] = {}
     for name in set(form.keys()):
         parts = form.getlist(name)
         if name in images:
             data = [await p.read() if isinstance(p, UploadFile) else p for p in parts]
             values[name] = data if images[name] else data[0]
+            if name in FILE_NAME_FIELDS:
+                names = [p.filename or "" if isinstance(p, UploadFile) else "" for p in parts]
+                file_names[FILE_NAME_FIELDS[name]] = names
+        elif name in REPEATED_FIELDS:
+            values[name] = [p for p in parts if isinstance(p, str)]
         elif name == "metadata":
             values[name] = _json_field(name, parts[0])
         elif name in LIST_FIELDS:  # repeated parts, or one comma-separated part
             values[name] = [n for p in parts if isinstance(p, str) for n in p.split(",")]
         else:
             values[name] = parts[0]
+    for field, names in file_names.items():
+        if any(names):  # unnamed parts only: no names rather than empty ones
+            values.setdefault(field, names)
     return values
 
 

@@ -65,6 +65,9 @@ class CreateGalleryBody(BaseModel):
     thresholds: ThresholdsBody = Field(default_factory=ThresholdsBody)
     gate_policy: GatePolicyBody = Field(default_factory=GatePolicyBody)
     store_crops: bool = True
+    # Attribute names (as for /v1/analyze) measured and stored with every enrolled face;
+    # unknown: 400; a model the server does not run: 409.
+    stored_attributes: list[str] = Field(default_factory=list)
 
 
 class UpdateIdentityBody(BaseModel):
@@ -80,6 +83,9 @@ class EnrollBody(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     allow_multiple_faces: bool = False
     allow_duplicate: bool = False
+    # One name per image, or none; multipart uploads default to each part's file name.
+    image_names: list[str] = Field(default_factory=list)
+    request_id: str = ""  # idempotency key: a retry with the same key writes nothing
 
 
 class EnrollBatchBody(BaseModel):
@@ -173,6 +179,7 @@ class Gallery(BaseModel):
     store_crops: bool
     identity_count: int
     face_count: int
+    stored_attributes: list[str]  # measured and stored with every enrolled face
 
 
 class GalleryList(BaseModel):
@@ -194,6 +201,9 @@ class ImageOutcome(BaseModel):
     quality: float | None
     liveness: float | None
     rejection: RejectionOut | None
+    box: Box | None  # the face enrolled or refused; null when no face was found
+    image_name: str  # the client's name for the image; empty when none was given
+    attributes: FaceAttributes | None  # the gallery's stored attributes of an accepted face
 
 
 class Identity(BaseModel):
@@ -211,6 +221,7 @@ class IdentityList(BaseModel):
 class EnrollResponse(BaseModel):
     identity: Identity | None  # null when nothing was accepted for a new identity
     created: bool
+    replayed: bool  # a retry of a request_id: the first call's answer, nothing written
     outcomes: list[ImageOutcome]
 
 
@@ -218,6 +229,7 @@ class EnrollItemResult(BaseModel):
     index: int
     external_id: str
     created: bool
+    replayed: bool
     outcomes: list[ImageOutcome]
     error: ErrorDetail | None  # the whole item failed (e.g. an undecodable image)
 
@@ -455,6 +467,7 @@ def gallery_out(gallery: eng.Gallery) -> Gallery:
         store_crops=gallery.store_crops,
         identity_count=gallery.identity_count,
         face_count=gallery.face_count,
+        stored_attributes=list(gallery.stored_attributes),
     )
 
 
@@ -478,6 +491,9 @@ def outcome_out(outcome: eng.ImageOutcome) -> ImageOutcome:
         quality=outcome.quality,
         liveness=outcome.liveness,
         rejection=rejection_out(outcome.rejection, outcome.duplicate_of),
+        box=box_out(outcome.box),
+        image_name=outcome.image_name,
+        attributes=attributes_out(outcome.attributes) if outcome.attributes else None,
     )
 
 
@@ -494,6 +510,7 @@ def enroll_out(result: eng.EnrollResult) -> EnrollResponse:
     return EnrollResponse(
         identity=identity_out(result.identity) if result.identity else None,
         created=result.created,
+        replayed=result.replayed,
         outcomes=[outcome_out(o) for o in result.outcomes],
     )
 

@@ -514,3 +514,70 @@ def test_cluster_gallery_faces_and_raw_embeddings(admin: Api, pairs: dict[str, l
     negative = {"embeddings": [rows[0].tolist()], "neighbours": -1}
     code, _, message = error_of(admin.post("/v1/cluster", json=negative))
     assert code == 400 and "neighbours" in message
+
+
+def test_enroll_names_boxes_and_request_id_replay(admin: Api) -> None:
+    assert admin.post("/v1/galleries", json={"name": "named"}).status_code == 201
+    files = [("images", (p.name, p.read_bytes())) for p in (ALICE, NO_FACE)]
+    form = {"external_id": "alice", "request_id": "retry-1"}
+    first = admin.post("/v1/galleries/named/enroll", data=form, files=files)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["replayed"] is False
+    assert [o["image_name"] for o in body["outcomes"]] == [ALICE.name, NO_FACE.name]
+    accepted, refused = body["outcomes"]
+    assert accepted["accepted"] and accepted["box"]["x2"] > accepted["box"]["x1"]
+    assert refused["rejection"]["reason"] == "NO_FACE" and refused["box"] is None
+    assert accepted["attributes"] is None  # the gallery stores none
+
+    again = admin.post("/v1/galleries/named/enroll", data=form, files=files)
+    assert again.status_code == 200, again.text
+    assert again.json()["replayed"] is True
+    assert again.json()["outcomes"] == body["outcomes"]
+    identity = admin.get("/v1/galleries/named/identities/alice").json()
+    assert identity["face_ids"] == [accepted["face_id"]]  # the retry wrote nothing
+
+    named = {"external_id": "bob", "images": [b64(BOB)], "image_names": ["front.jpg"]}
+    enrolled = admin.post("/v1/galleries/named/enroll", json=named).json()
+    assert enrolled["outcomes"][0]["image_name"] == "front.jpg"
+    unnamed = admin.post("/v1/galleries/named/enroll", json={**named, "image_names": []}).json()
+    assert unnamed["outcomes"][0]["image_name"] == ""
+    wrong = {"external_id": "carol", "images": [b64(CAROL)], "image_names": ["a", "b"]}
+    code, status, message = error_of(admin.post("/v1/galleries/named/enroll", json=wrong))
+    assert (code, status) == (400, "INVALID_ARGUMENT") and "image names" in message
+    assert admin.get("/v1/galleries/named/identities/carol").status_code == 404
+
+    explicit = {"external_id": "dave", "image_names": "x,y.jpg", "allow_duplicate": "true"}
+    parts = [("images", ("upload.jpg", BOB_AGAIN.read_bytes()))]
+    sent_named = admin.post("/v1/galleries/named/enroll", data=explicit, files=parts).json()
+    assert sent_named["outcomes"][0]["image_name"] == "x,y.jpg"  # sent names win, unsplit
+
+    batch = {"items": [{"external_id": "carol", "images": [b64(CAROL)], "request_id": "b-1"}]}
+    sent = [admin.post("/v1/galleries/named/enroll/batch", json=batch) for _ in range(2)]
+    assert [r.json()["items"][0]["replayed"] for r in sent] == [False, True]
+
+
+def test_gallery_stored_attributes_over_http(admin: Api) -> None:
+    body = {"name": "audit", "stored_attributes": ["age", "gender"]}
+    created = admin.post("/v1/galleries", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["stored_attributes"] == ["age", "gender"]
+    assert admin.get("/v1/galleries/audit").json()["stored_attributes"] == ["age", "gender"]
+    assert admin.get("/v1/galleries/a").json()["stored_attributes"] == []
+
+    enrolled = admin.post(
+        "/v1/galleries/audit/enroll", json={"external_id": "bob", "images": [b64(BOB)]}
+    )
+    assert enrolled.status_code == 200, enrolled.text
+    attributes = enrolled.json()["outcomes"][0]["attributes"]
+    assert attributes["gender"] == "male" and 20 < attributes["age"] < 80
+    assert attributes["emotion"] is None  # not stored by this gallery
+
+    for names, expected in (
+        (["shoe_size"], (400, "INVALID_ARGUMENT")),
+        (["emotion"], (409, "FAILED_PRECONDITION")),
+    ):
+        refused = admin.post("/v1/galleries", json={"name": "refused", "stored_attributes": names})
+        code, status, message = error_of(refused)
+        assert (code, status) == expected and names[0] in message
+    assert admin.get("/v1/galleries/refused").status_code == 404

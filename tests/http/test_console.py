@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,6 +153,10 @@ def test_enroll_identify_verify_delete_a_person(served: tuple, page: Page) -> No
     expect(refused.nth(0)).to_have_text(NO_FACE.name)
     expect(refused.nth(2)).to_have_text("NO_FACE")
     assert refused.nth(4).inner_text() != ""  # the threshold it failed
+    accepted = page.locator("#enroll-results tr.accepted td")
+    expect(accepted.nth(0)).to_have_text(PHOTOS[0].name)  # the server's image_name
+    expect(accepted.nth(6)).to_have_text(re.compile(r"^\(\d+, \d+\)–\(\d+, \d+\)$"))
+    expect(refused.nth(6)).to_have_text("")  # no face: no box
     expect(page.locator("#enroll-summary")).to_contain_text("2 of 3 photos accepted")
     shot(page, "03-enroll-gate-results.png")
 

@@ -250,13 +250,21 @@ function outcomeRow(outcome, file) {
   return el(
     "tr",
     { class: outcome.accepted ? "accepted" : "refused" },
-    el("td", {}, file ? file.name : `photo ${outcome.index + 1}`),
+    el("td", {}, outcome.image_name || (file ? file.name : `photo ${outcome.index + 1}`)),
     el("td", {}, outcome.accepted ? `accepted (face ${outcome.face_id})` : "refused"),
     el("td", {}, refusal.reason || ""),
     el("td", {}, fixed(refusal.value)),
     el("td", {}, fixed(refusal.threshold)),
     el("td", {}, refusal.message || ""),
+    el("td", {}, boxText(outcome.box)),
   );
+}
+
+// The face the server enrolled or refused, in the photo's pixels.
+function boxText(box) {
+  if (!box) return "";
+  const [x1, y1, x2, y2] = [box.x1, box.y1, box.x2, box.y2].map(Math.round);
+  return `(${x1}, ${y1})–(${x2}, ${y2})`;
 }
 
 // ------------------------------------------------------------------- search
