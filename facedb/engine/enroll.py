@@ -213,7 +213,13 @@ class Enrollment:
         for outcome in outcomes:
             if outcome.duplicate_of is not None:
                 self.core.telemetry.rejection(Reason.DUPLICATE)
-        return EnrollResult(item.external_id, written.created, written.identity, outcomes)
+        return EnrollResult(
+            item.external_id,
+            written.created,
+            written.identity,
+            outcomes,
+            sequence=written.sequence or 0,
+        )
 
     def _replayed(self, item: EnrollItem) -> EnrollResult | None:
         if not item.request_id:

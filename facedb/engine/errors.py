@@ -45,6 +45,13 @@ class DeadlineExceededError(EngineError):
     status = "DEADLINE_EXCEEDED"
 
 
+class ReplicaLagError(EngineError):
+    """This server's index has not applied a change the caller asked to read (retryable:
+    another replica, or this one a moment later, may have)."""
+
+    status = "UNAVAILABLE"
+
+
 _STORE_ERRORS: dict[type[StoreError], type[EngineError]] = {
     NotFoundError: NotFoundEngineError,
     AlreadyExistsError: AlreadyExistsEngineError,
