@@ -233,10 +233,19 @@ class Engine:
         embedding: Sequence[float] | None = None,
         top_k: int = 0,
         threshold: float | None = None,
+        min_sequence: int = 0,
+        timeout: float | None = None,
     ) -> SearchFacesResult:
-        """The enrolled faces nearest an enrolled face or a raw embedding, best first."""
+        """The enrolled faces nearest an enrolled face or a raw embedding, best first
+        (once the index has applied change `min_sequence`, as for identify)."""
         return self._analysis.search_faces(
-            gallery, face_id=face_id, embedding=embedding, top_k=top_k, threshold=threshold
+            gallery,
+            face_id=face_id,
+            embedding=embedding,
+            top_k=top_k,
+            threshold=threshold,
+            min_sequence=min_sequence,
+            timeout=timeout,
         )
 
     def cluster_faces(

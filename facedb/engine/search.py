@@ -16,7 +16,7 @@ import numpy as np
 from facedb.engine.analysis import checked_attributes, measured_attributes
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import face_box
-from facedb.engine.errors import InvalidRequestError, require, store_errors
+from facedb.engine.errors import InvalidRequestError, check_min_sequence, require, store_errors
 from facedb.engine.policy import GalleryPolicy
 from facedb.engine.results import Candidate, IdentifyResult, ProbeResult, VerifyResult
 from facedb.engine.telemetry import deadline_scope
@@ -57,7 +57,7 @@ class Identification:
         With `attributes`, each probe face also carries those (facedb.engine.analysis).
         With `min_sequence`, the search waits until the index has applied that change."""
         top_k = _top_k(top_k)
-        _check_sequence(min_sequence)
+        check_min_sequence(min_sequence)
         names = checked_attributes(self.analyzer, attributes) if attributes else ()
         with deadline_scope(timeout):
             policy = self.core.policies.for_gallery(self.core.usable_gallery(gallery))
@@ -116,7 +116,7 @@ class Verification:
     ) -> VerifyResult:
         """Is the largest face of `image` the same person as the reference? With
         `min_sequence`, the gallery's index must have applied that change first."""
-        _check_sequence(min_sequence)
+        check_min_sequence(min_sequence)
         if min_sequence and not gallery:
             raise InvalidRequestError("min_sequence needs a gallery")
         if (reference_image is None) == (not external_id):
@@ -228,10 +228,3 @@ def _top_k(top_k: int) -> int:
     if top_k < 0:
         raise InvalidRequestError("top_k must not be negative")
     return min(top_k or DEFAULT_TOP_K, MAX_TOP_K)
-
-
-def _check_sequence(min_sequence: int) -> None:
-    if min_sequence < 0:
-        raise InvalidRequestError(
-            f"min_sequence must be 0 or a change sequence, not {min_sequence}"
-        )

@@ -252,6 +252,8 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 embedding=list(request.embedding.values) if query == "embedding" else None,
                 top_k=request.top_k,
                 threshold=request.threshold if request.HasField("threshold") else None,
+                min_sequence=request.min_sequence,
+                timeout=context.time_remaining(),
             )
         return pb.SearchFacesResponse(
             matches=[

@@ -673,18 +673,20 @@ class EmbeddingVector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchFacesRequest(_message.Message):
-    __slots__ = ("gallery", "face_id", "embedding", "top_k", "threshold")
+    __slots__ = ("gallery", "face_id", "embedding", "top_k", "threshold", "min_sequence")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     face_id: int
     embedding: EmbeddingVector
     top_k: int
     threshold: float
-    def __init__(self, gallery: _Optional[str] = ..., face_id: _Optional[int] = ..., embedding: _Optional[_Union[EmbeddingVector, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+    min_sequence: int
+    def __init__(self, gallery: _Optional[str] = ..., face_id: _Optional[int] = ..., embedding: _Optional[_Union[EmbeddingVector, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., min_sequence: _Optional[int] = ...) -> None: ...
 
 class FaceMatch(_message.Message):
     __slots__ = ("face_id", "external_id", "score")

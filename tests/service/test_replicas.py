@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from facedb.client import FaceDBClient
 from facedb.storage.db import migrate
+from facedb.v1 import facedb_pb2 as pb
 from tests.paths import LFW
 from tests.service.support import ADMIN_KEY, ServerProcess, client, start_server_process
 from tests.store.conftest import postgres_server  # noqa: F401 (the fixture)
@@ -94,6 +95,7 @@ def test_enroll_on_a_is_found_on_b_and_a_delete_on_b_is_gone_from_a(two_servers)
 # ---- read-your-writes: sequence / min_sequence ----------------------------------------------
 
 SHORT_DEADLINE_S = 3.0  # room for one identify's analysis on a loaded 2-core machine
+KEY = (("x-api-key", ADMIN_KEY),)
 
 
 @pytest.fixture
@@ -161,7 +163,7 @@ def test_min_sequence_reads_a_write_made_through_the_other_server(unfollowed_ser
 def test_a_min_sequence_out_of_reach_answers_unavailable_within_the_deadline(
     unfollowed_servers,
 ) -> None:
-    a, _ = unfollowed_servers
+    a, b = unfollowed_servers
     with client(a.address) as admin:
         admin.create_gallery("staff")
         enrolled = admin.enroll("staff", "alice", [ALICE])
@@ -172,6 +174,16 @@ def test_a_min_sequence_out_of_reach_answers_unavailable_within_the_deadline(
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "replica lags" in (raised.value.details() or "")
     assert elapsed < SHORT_DEADLINE_S
+    face_id = enrolled.outcomes[0].face_id
+    with client(b.address) as other:
+        near = pb.SearchFacesRequest(
+            gallery="staff", face_id=face_id, min_sequence=enrolled.sequence
+        )
+        assert other.stub.SearchFaces(near, metadata=KEY, timeout=30).threshold > 0
+        far = pb.SearchFacesRequest(gallery="staff", face_id=face_id, min_sequence=10**12)
+        with pytest.raises(grpc.RpcError) as searched:
+            other.stub.SearchFaces(far, metadata=KEY, timeout=1.0)
+    assert searched.value.code() == grpc.StatusCode.UNAVAILABLE
     with pytest.raises(grpc.RpcError) as negative:
         _names(a.address, -1)
     assert negative.value.code() == grpc.StatusCode.INVALID_ARGUMENT
