@@ -356,7 +356,10 @@ class Catalog:
             )
         identity = repo.find_identity(session, gallery_id, request.external_id)
         info = None if identity is None else repo.identity_info(session, identity)
-        return EnrollOutcome(info, False, [], [], None, receipt=dict(found.receipt))
+        # The first call's own sequence is not kept; the gallery's latest is at or after it
+        # (the receipt committed with the write), so a reader waiting for it sees the write.
+        latest = repo.latest_seq(session, gallery_id) or None
+        return EnrollOutcome(info, False, [], [], latest, receipt=dict(found.receipt))
 
     def _write_faces(self, write: _Write, request: EnrollRequest) -> EnrollOutcome:
         row = write.row
