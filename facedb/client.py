@@ -212,9 +212,16 @@ class FaceDBClient:
         threshold: float | None = None,
         target_fpir: float | None = None,
         all_faces: bool = False,
+        min_sequence: int = 0,
     ) -> pb.IdentifyResponse:
+        """`min_sequence` (an enroll's or delete's `sequence`): read that write, on any
+        replica; UNAVAILABLE if this one cannot catch up before the deadline."""
         request = pb.IdentifyRequest(
-            gallery=gallery, image=image_bytes(image), top_k=top_k, all_faces=all_faces
+            gallery=gallery,
+            image=image_bytes(image),
+            top_k=top_k,
+            all_faces=all_faces,
+            min_sequence=min_sequence,
         )
         if threshold is not None:
             request.threshold = threshold
@@ -231,9 +238,13 @@ class FaceDBClient:
         external_id: str = "",
         threshold: float | None = None,
         target_far: float | None = None,
+        min_sequence: int = 0,
     ) -> pb.VerifyResponse:
-        """Image against image, or (with gallery and external_id) against an identity."""
-        request = pb.VerifyRequest(gallery=gallery, image=image_bytes(image))
+        """Image against image, or (with gallery and external_id) against an identity;
+        `min_sequence` as for identify."""
+        request = pb.VerifyRequest(
+            gallery=gallery, image=image_bytes(image), min_sequence=min_sequence
+        )
         if reference_image is not None:
             request.reference_image = image_bytes(reference_image)
         elif external_id:
@@ -288,11 +299,18 @@ class FaceDBClient:
         return self._call(self.stub.UpdateIdentity, request)
 
     def delete_identity(self, gallery: str, external_id: str) -> int:
-        request = pb.DeleteIdentityRequest(gallery=gallery, external_id=external_id)
-        return self._call(self.stub.DeleteIdentity, request).faces_removed
+        """Delete an identity and its faces; returns how many faces were removed."""
+        return self.erase_identity(gallery, external_id).faces_removed
 
-    def delete_face(self, gallery: str, face_id: int) -> None:
-        self._call(self.stub.DeleteFace, pb.DeleteFaceRequest(gallery=gallery, face_id=face_id))
+    def erase_identity(self, gallery: str, external_id: str) -> pb.DeleteIdentityResponse:
+        """delete_identity, answering also the delete's change `sequence` (min_sequence)."""
+        request = pb.DeleteIdentityRequest(gallery=gallery, external_id=external_id)
+        return self._call(self.stub.DeleteIdentity, request)
+
+    def delete_face(self, gallery: str, face_id: int) -> int:
+        """Delete one face; returns the delete's change sequence (for min_sequence)."""
+        request = pb.DeleteFaceRequest(gallery=gallery, face_id=face_id)
+        return self._call(self.stub.DeleteFace, request).sequence
 
     def stats(self) -> pb.Stats:
         return self._call(self.stub.GetStats, pb.GetStatsRequest())

@@ -24,6 +24,7 @@ from facedb.engine.facade import Engine
 from facedb.engine.factory import open_engine
 from facedb.engine.results import (
     Candidate,
+    Deletion,
     EnrollItem,
     EnrollResult,
     Gallery,
@@ -41,6 +42,7 @@ __all__ = [
     "AlreadyExistsEngineError",
     "Candidate",
     "DeadlineExceededError",
+    "Deletion",
     "Engine",
     "EngineError",
     "EnrollItem",

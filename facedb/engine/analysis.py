@@ -25,6 +25,7 @@ from facedb.engine.errors import (
     FailedPreconditionError,
     InvalidRequestError,
     NotFoundEngineError,
+    check_min_sequence,
     require,
     store_errors,
 )
@@ -137,9 +138,12 @@ class FaceAnalysis:
         embedding: Sequence[float] | None = None,
         top_k: int = 0,
         threshold: float | None = None,
+        min_sequence: int = 0,
+        timeout: float | None = None,
     ) -> SearchFacesResult:
         if (face_id is None) == (embedding is None):
             raise InvalidRequestError("give exactly one query: face_id or embedding")
+        check_min_sequence(min_sequence)
         top_k = _bounded("top_k", top_k, DEFAULT_SEARCH_K, MAX_SEARCH_K)
         info = self.core.usable_gallery(gallery)
         policy = self.core.policies.for_gallery(info)
@@ -151,6 +155,8 @@ class FaceAnalysis:
             query = vector[:1]
         else:
             query = self._raw_embeddings([embedding or []])
+        with deadline_scope(timeout):
+            self.core.wait_for_sequence(gallery, min_sequence)
         hits = self.core.search(gallery, query, top_k + (face_id is not None))[0]
         matches = [
             FaceMatch(h.face_id, h.external_id, float(h.score))

@@ -6,17 +6,20 @@ serve, decoding an image within the configured limits, analysing it, searching.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from facedb.config import Settings
 from facedb.engine.errors import (
     FailedPreconditionError,
     InvalidRequestError,
+    ReplicaLagError,
     require,
     store_errors,
 )
 from facedb.engine.policy import PolicyBook
-from facedb.engine.telemetry import Telemetry
+from facedb.engine.telemetry import Telemetry, current_deadline
 from facedb.storage.catalog import Catalog
 from facedb.storage.records import GalleryInfo, Hit, ModelInfo
 from facedb.vision.gates import GateConfigError, GatePolicy
@@ -25,6 +28,11 @@ from facedb.vision.pipeline import Analysis, FacePipeline, Selection
 
 # Detectors work on a ~640 px canvas: pixels beyond this side only cost memory and time.
 MAX_IMAGE_SIDE = 4096
+# Read-your-writes waits at most this long for the index to apply a change (a replica that
+# lags more is better skipped by the caller), and stops this much before the call's
+# deadline so that the caller hears why (UNAVAILABLE) rather than its own timeout.
+MAX_SEQUENCE_WAIT_S = 10.0
+SEQUENCE_WAIT_MARGIN_S = 0.05
 
 
 class EngineCore:
@@ -84,6 +92,23 @@ class EngineCore:
             return self.pipeline.analyze(pixels, policy=policy, select=select)
         except GateConfigError as error:
             raise FailedPreconditionError(str(error)) from error
+
+    def wait_for_sequence(self, gallery: str, min_sequence: int) -> None:
+        """Read-your-writes: return once this server's index of `gallery` has applied the
+        change `min_sequence` (0: at once); ReplicaLagError if it cannot in time."""
+        if min_sequence <= 0:
+            return
+        budget = MAX_SEQUENCE_WAIT_S
+        expires = current_deadline()
+        if expires is not None:
+            budget = min(budget, expires - time.monotonic() - SEQUENCE_WAIT_MARGIN_S)
+        with self.telemetry.stage("catch_up"), store_errors():
+            caught_up = self.catalog.wait_for(gallery, min_sequence, max(0.0, budget))
+        if not caught_up:
+            raise ReplicaLagError(
+                f"replica lags: gallery {gallery!r} has not applied change {min_sequence} "
+                f"within {max(0.0, budget):.2f} s; retry later or on another replica"
+            )
 
     def search(self, gallery: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         with self.telemetry.stage("search"), store_errors():

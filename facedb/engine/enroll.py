@@ -213,7 +213,13 @@ class Enrollment:
         for outcome in outcomes:
             if outcome.duplicate_of is not None:
                 self.core.telemetry.rejection(Reason.DUPLICATE)
-        return EnrollResult(item.external_id, written.created, written.identity, outcomes)
+        return EnrollResult(
+            item.external_id,
+            written.created,
+            written.identity,
+            outcomes,
+            sequence=written.sequence or 0,
+        )
 
     def _replayed(self, item: EnrollItem) -> EnrollResult | None:
         if not item.request_id:
@@ -228,7 +234,14 @@ class Enrollment:
         receipt keeps none, so that deleting a face deletes them everywhere)."""
         assert found.receipt is not None
         outcomes = [self._stored_on(item.gallery, o) for o in outcomes_of(found.receipt)]
-        return EnrollResult(item.external_id, False, found.identity, outcomes, replayed=True)
+        return EnrollResult(
+            item.external_id,
+            False,
+            found.identity,
+            outcomes,
+            replayed=True,
+            sequence=found.sequence or 0,
+        )
 
     def _stored_on(self, gallery: str, outcome: ImageOutcome) -> ImageOutcome:
         if outcome.face_id is None:

@@ -45,6 +45,13 @@ class DeadlineExceededError(EngineError):
     status = "DEADLINE_EXCEEDED"
 
 
+class ReplicaLagError(EngineError):
+    """This server's index has not applied a change the caller asked to read (retryable:
+    another replica, or this one a moment later, may have)."""
+
+    status = "UNAVAILABLE"
+
+
 _STORE_ERRORS: dict[type[StoreError], type[EngineError]] = {
     NotFoundError: NotFoundEngineError,
     AlreadyExistsError: AlreadyExistsEngineError,
@@ -100,3 +107,11 @@ def check_cosine(name: str, value: float) -> None:
     """Refuse a threshold outside the range of a cosine similarity."""
     if not -1.0 <= value <= 1.0:
         raise InvalidRequestError(f"{name} is a cosine similarity in [-1, 1], got {value}")
+
+
+def check_min_sequence(min_sequence: int) -> None:
+    """A read-your-writes sequence is 0 (none) or a change sequence (positive)."""
+    if min_sequence < 0:
+        raise InvalidRequestError(
+            f"min_sequence must be 0 or a change sequence, not {min_sequence}"
+        )

@@ -21,6 +21,7 @@ from facedb.engine.reindex import Progress, reindex_gallery
 from facedb.engine.results import (
     DEFAULT_THRESHOLDS,
     NO_GATE_OVERRIDES,
+    Deletion,
     EnrollItem,
     EnrollResult,
     Gallery,
@@ -169,6 +170,7 @@ class Engine:
         all_faces: bool = False,
         timeout: float | None = None,
         attributes: Sequence[str] = (),
+        min_sequence: int = 0,
     ) -> IdentifyResult:
         """Candidates per probe face, best identity first; an empty list is "no match";
         `attributes` (names, as for `analyze`) are measured on every probe face."""
@@ -181,6 +183,7 @@ class Engine:
             all_faces=all_faces,
             timeout=timeout,
             attributes=attributes,
+            min_sequence=min_sequence,
         )
 
     def verify(
@@ -193,6 +196,7 @@ class Engine:
         threshold: float | None = None,
         target_far: float | None = None,
         timeout: float | None = None,
+        min_sequence: int = 0,
     ) -> VerifyResult:
         """Is the largest face of `image` the same person as the reference (a second
         image, or an enrolled identity's stored faces)?"""
@@ -204,6 +208,7 @@ class Engine:
             threshold=threshold,
             target_far=target_far,
             timeout=timeout,
+            min_sequence=min_sequence,
         )
 
     # ---- analysis ---------------------------------------------------------------------------
@@ -228,10 +233,19 @@ class Engine:
         embedding: Sequence[float] | None = None,
         top_k: int = 0,
         threshold: float | None = None,
+        min_sequence: int = 0,
+        timeout: float | None = None,
     ) -> SearchFacesResult:
-        """The enrolled faces nearest an enrolled face or a raw embedding, best first."""
+        """The enrolled faces nearest an enrolled face or a raw embedding, best first
+        (once the index has applied change `min_sequence`, as for identify)."""
         return self._analysis.search_faces(
-            gallery, face_id=face_id, embedding=embedding, top_k=top_k, threshold=threshold
+            gallery,
+            face_id=face_id,
+            embedding=embedding,
+            top_k=top_k,
+            threshold=threshold,
+            min_sequence=min_sequence,
+            timeout=timeout,
         )
 
     def cluster_faces(
@@ -282,8 +296,12 @@ class Engine:
     def delete_identity(self, gallery: str, external_id: str) -> int:
         return self._identities.delete_identity(gallery, external_id)
 
-    def delete_face(self, gallery: str, face_id: int) -> None:
-        self._identities.delete_face(gallery, face_id)
+    def erase_identity(self, gallery: str, external_id: str) -> Deletion:
+        """delete_identity, with the change sequence of the delete (read-your-writes)."""
+        return self._identities.erase_identity(gallery, external_id)
+
+    def delete_face(self, gallery: str, face_id: int) -> Deletion:
+        return self._identities.delete_face(gallery, face_id)
 
     def face_crop(self, gallery: str, face_id: int) -> bytes:
         """The stored aligned crop of one face (PNG); NOT_FOUND when none is kept."""

@@ -18,6 +18,7 @@ from facedb.engine.policy import gallery_settings
 from facedb.engine.results import (
     DEFAULT_THRESHOLDS,
     NO_GATE_OVERRIDES,
+    Deletion,
     Gallery,
     GalleryStats,
     GatePolicyOptions,
@@ -160,17 +161,22 @@ class IdentityAdmin:
             return self.core.catalog.update_identity(gallery, external_id, display_name, metadata)
 
     def delete_identity(self, gallery: str, external_id: str) -> int:
+        return self.erase_identity(gallery, external_id).faces_removed
+
+    def erase_identity(self, gallery: str, external_id: str) -> Deletion:
+        """Delete an identity and its faces; the count and the change sequence."""
         require(gallery, "gallery")
         require(external_id, "external_id")
         with store_errors():
-            return int(self.core.catalog.delete_identity(gallery, external_id))
+            erased = self.core.catalog.erase_identity(gallery, external_id)
+        return Deletion(erased.faces_removed, erased.sequence)
 
-    def delete_face(self, gallery: str, face_id: int) -> None:
+    def delete_face(self, gallery: str, face_id: int) -> Deletion:
         require(gallery, "gallery")
         if face_id <= 0:
             raise InvalidRequestError("face_id must be a positive face id")
         with store_errors():
-            self.core.catalog.delete_face(gallery, face_id)
+            return Deletion(1, self.core.catalog.delete_face(gallery, face_id))
 
     def face_crop(self, gallery: str, face_id: int) -> bytes:
         """The stored aligned crop of one face (PNG, 112x112); NOT_FOUND when none is kept."""

@@ -115,6 +115,15 @@ class EnrollResult:
     identity: IdentityInfo | None  # None when a new identity got no accepted face
     outcomes: list[ImageOutcome]
     replayed: bool = False  # a retry of a request id: the first call's outcomes
+    sequence: int = 0  # the change-log sequence of the write (0: nothing written)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What a delete removed, and its change-log sequence (for read-your-writes)."""
+
+    faces_removed: int
+    sequence: int
 
 
 @dataclass(frozen=True)

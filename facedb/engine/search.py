@@ -16,7 +16,7 @@ import numpy as np
 from facedb.engine.analysis import checked_attributes, measured_attributes
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import face_box
-from facedb.engine.errors import InvalidRequestError, require, store_errors
+from facedb.engine.errors import InvalidRequestError, check_min_sequence, require, store_errors
 from facedb.engine.policy import GalleryPolicy
 from facedb.engine.results import Candidate, IdentifyResult, ProbeResult, VerifyResult
 from facedb.engine.telemetry import deadline_scope
@@ -51,10 +51,13 @@ class Identification:
         all_faces: bool = False,
         timeout: float | None = None,
         attributes: Sequence[str] = (),
+        min_sequence: int = 0,
     ) -> IdentifyResult:
         """Candidates per probe face, best identity first; an empty list is "no match".
-        With `attributes`, each probe face also carries those (facedb.engine.analysis)."""
+        With `attributes`, each probe face also carries those (facedb.engine.analysis).
+        With `min_sequence`, the search waits until the index has applied that change."""
         top_k = _top_k(top_k)
+        check_min_sequence(min_sequence)
         names = checked_attributes(self.analyzer, attributes) if attributes else ()
         with deadline_scope(timeout):
             policy = self.core.policies.for_gallery(self.core.usable_gallery(gallery))
@@ -62,6 +65,7 @@ class Identification:
             decoded = self.core.decode(image, None)
             select: Selection = "all" if all_faces else "largest"
             analysis = self.core.analyze(decoded.pixels, policy.policies.search, select)
+            self.core.wait_for_sequence(gallery, min_sequence)  # after the analysis: a head start
             probes = self._probes(gallery, analysis, decoded.scale, top_k, limit)
             if names:
                 faces = [f.face for f in analysis.faces]
@@ -108,8 +112,13 @@ class Verification:
         threshold: float | None = None,
         target_far: float | None = None,
         timeout: float | None = None,
+        min_sequence: int = 0,
     ) -> VerifyResult:
-        """Is the largest face of `image` the same person as the reference?"""
+        """Is the largest face of `image` the same person as the reference? With
+        `min_sequence`, the gallery's index must have applied that change first."""
+        check_min_sequence(min_sequence)
+        if min_sequence and not gallery:
+            raise InvalidRequestError("min_sequence needs a gallery")
         if (reference_image is None) == (not external_id):
             raise InvalidRequestError("give exactly one reference: reference_image or external_id")
         if external_id and not gallery:
@@ -118,6 +127,8 @@ class Verification:
             policy = self._policy(gallery)
             limit = policy.decision_threshold("verify", threshold, target_far)
             probe = self._largest_face(image, policy)
+            if gallery:
+                self.core.wait_for_sequence(gallery, min_sequence)
             if reference_image is not None:
                 reference = self._largest_face(reference_image, policy)
                 return _compare_faces(probe, reference, limit)

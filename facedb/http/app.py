@@ -49,6 +49,11 @@ T = TypeVar("T")
 MAX_FORM_FILES = 64
 MAX_FORM_FIELDS = 32
 TIMEOUT_HEADER = "x-timeout-seconds"
+SEQUENCE_HEADER = "x-facedb-sequence"  # a 204 delete's change sequence (for min_sequence)
+_SEQUENCE_DOC = {
+    "description": "the change-log sequence of the delete: pass it as min_sequence",
+    "schema": {"type": "integer"},
+}
 # Multipart text fields that are lists (`attributes=age&attributes=gender`, or "age,gender").
 LIST_FIELDS = frozenset({"attributes"})
 # Multipart text fields repeated once per value, never split (file names may hold commas).
@@ -331,6 +336,7 @@ def _search_routes(api: HttpApi) -> APIRouter:
                 all_faces=body.all_faces,
                 timeout=left,
                 attributes=body.attributes,
+                min_sequence=body.min_sequence,
             ),
         )
         return s.identify_out(result)
@@ -360,6 +366,7 @@ def _search_routes(api: HttpApi) -> APIRouter:
                 threshold=body.threshold,
                 target_far=body.target_far if body.threshold is None else None,
                 timeout=left,
+                min_sequence=body.min_sequence,
             ),
         )
         return s.verify_out(result)
@@ -415,8 +422,10 @@ def _identity_routes(api: HttpApi) -> APIRouter:
     ) -> s.DeleteIdentityResponse:
         """DeleteIdentity: the identity, its faces and crops (right to be forgotten)."""
         api.caller(request, "DeleteIdentity", gallery, external_id)
-        removed = api.engine.delete_identity(gallery, external_id)
-        return s.DeleteIdentityResponse(faces_removed=removed)
+        erased = api.engine.erase_identity(gallery, external_id)
+        return s.DeleteIdentityResponse(
+            faces_removed=erased.faces_removed, sequence=erased.sequence
+        )
 
     @router.get(
         "/galleries/{gallery}/faces/{face_id}/crop",
@@ -430,12 +439,18 @@ def _identity_routes(api: HttpApi) -> APIRouter:
         crop = api.engine.face_crop(gallery, face_id)
         return Response(crop, media_type="image/png", headers={"cache-control": "no-store"})
 
-    @router.delete("/galleries/{gallery}/faces/{face_id}", status_code=204, tags=["identities"])
+    @router.delete(
+        "/galleries/{gallery}/faces/{face_id}",
+        status_code=204,
+        tags=["identities"],
+        responses={204: {"description": "deleted", "headers": {SEQUENCE_HEADER: _SEQUENCE_DOC}}},
+    )
     def delete_face(request: Request, gallery: str, face_id: int) -> Response:
         """DeleteFace: one enrolled face."""
         api.caller(request, "DeleteFace", gallery, face_id)
-        api.engine.delete_face(gallery, face_id)
-        return Response(status_code=204)
+        deleted = api.engine.delete_face(gallery, face_id)
+        # No body (204): the change sequence, for min_sequence, travels as a header.
+        return Response(status_code=204, headers={SEQUENCE_HEADER: str(deleted.sequence)})
 
     return router
 

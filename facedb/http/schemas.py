@@ -99,6 +99,9 @@ class IdentifyBody(BaseModel):
     target_fpir: float | None = None
     all_faces: bool = False
     attributes: list[str] = Field(default_factory=list)  # measured on each probe face
+    # Read-your-writes: wait until this server has applied that change of the gallery (the
+    # `sequence` of an enroll/delete); 503 when it cannot before the deadline (replica lags).
+    min_sequence: int = Field(0, ge=0)
 
 
 class VerifyBody(BaseModel):
@@ -108,6 +111,9 @@ class VerifyBody(BaseModel):
     external_id: str = ""
     threshold: float | None = None
     target_far: float | None = None
+    # Read-your-writes: wait until this server has applied that change of the gallery (the
+    # `sequence` of an enroll/delete); 503 when it cannot before the deadline (replica lags).
+    min_sequence: int = Field(0, ge=0)
 
 
 class AnalyzeBody(BaseModel):
@@ -223,6 +229,7 @@ class EnrollResponse(BaseModel):
     created: bool
     replayed: bool  # a retry of a request_id: the first call's answer, nothing written
     outcomes: list[ImageOutcome]
+    sequence: int = 0  # change-log sequence of the write (0: nothing written); min_sequence
 
 
 class EnrollItemResult(BaseModel):
@@ -381,6 +388,7 @@ class ClusterFacesResponse(BaseModel):
 
 class DeleteIdentityResponse(BaseModel):
     faces_removed: int
+    sequence: int = 0  # change-log sequence of the delete; pass as min_sequence
 
 
 class GalleryStats(BaseModel):
@@ -512,6 +520,7 @@ def enroll_out(result: eng.EnrollResult) -> EnrollResponse:
         created=result.created,
         replayed=result.replayed,
         outcomes=[outcome_out(o) for o in result.outcomes],
+        sequence=result.sequence,
     )
 
 

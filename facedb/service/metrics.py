@@ -1,8 +1,8 @@
 """Prometheus metrics and the access log.
 
 - `facedb_requests_total{method, code}` and `facedb_request_seconds{method}`: every call;
-- `facedb_stage_seconds{stage}`: decode, detect, gates, embed, search, write (from the
-  engine's observer);
+- `facedb_stage_seconds{stage}`: decode, detect, gates, embed, search, write, catch_up (a
+  min_sequence wait) (from the engine's observer);
 - `facedb_rejections_total{reason}`: faces refused at enrollment or search;
 - `facedb_galleries`, `facedb_identities`, `facedb_faces`: totals, read at scrape time;
   `facedb_gallery_identities{gallery}` / `facedb_gallery_faces{gallery}` only when the

@@ -80,6 +80,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             created=result.created,
             outcomes=[_outcome(o) for o in result.outcomes],
             replayed=result.replayed,
+            sequence=result.sequence,
         )
 
     @translated
@@ -122,6 +123,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
             created=result.created,
             outcomes=[_outcome(o) for o in result.outcomes],
             replayed=result.replayed,
+            sequence=result.sequence,
         )
 
     # ------------------------------------------------------------------ search
@@ -139,6 +141,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 all_faces=request.all_faces,
                 timeout=context.time_remaining(),
                 attributes=list(request.attributes),
+                min_sequence=request.min_sequence,
             )
         return pb.IdentifyResponse(
             faces=[_probe(p) for p in result.faces], threshold=result.threshold
@@ -157,6 +160,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 threshold=request.threshold if decision == "threshold" else None,
                 target_far=request.target_far if decision == "target_far" else None,
                 timeout=context.time_remaining(),
+                min_sequence=request.min_sequence,
             )
         return pb.VerifyResponse(
             score=result.score,
@@ -197,13 +201,15 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
 
     @translated
     def DeleteIdentity(self, request: pb.DeleteIdentityRequest, context: Any) -> Any:
-        removed = self.engine.delete_identity(request.gallery, request.external_id)
-        return pb.DeleteIdentityResponse(faces_removed=removed)
+        erased = self.engine.erase_identity(request.gallery, request.external_id)
+        return pb.DeleteIdentityResponse(
+            faces_removed=erased.faces_removed, sequence=erased.sequence
+        )
 
     @translated
     def DeleteFace(self, request: pb.DeleteFaceRequest, context: Any) -> pb.DeleteFaceResponse:
-        self.engine.delete_face(request.gallery, request.face_id)
-        return pb.DeleteFaceResponse()
+        deleted = self.engine.delete_face(request.gallery, request.face_id)
+        return pb.DeleteFaceResponse(sequence=deleted.sequence)
 
     @translated
     def GetStats(self, request: pb.GetStatsRequest, context: Any) -> pb.Stats:
@@ -246,6 +252,8 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 embedding=list(request.embedding.values) if query == "embedding" else None,
                 top_k=request.top_k,
                 threshold=request.threshold if request.HasField("threshold") else None,
+                min_sequence=request.min_sequence,
+                timeout=context.time_remaining(),
             )
         return pb.SearchFacesResponse(
             matches=[

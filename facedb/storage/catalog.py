@@ -50,6 +50,7 @@ from facedb.storage.records import (
     DuplicateOf,
     EnrollOutcome,
     EnrollRequest,
+    Erasure,
     FaceInfo,
     GalleryConfig,
     GalleryInfo,
@@ -293,12 +294,16 @@ class Catalog:
 
     def delete_identity(self, gallery: str, external_id: str) -> int:
         """Delete an identity and all its faces; returns how many faces were removed."""
+        return self.erase_identity(gallery, external_id).faces_removed
+
+    def erase_identity(self, gallery: str, external_id: str) -> Erasure:
+        """Delete an identity and all its faces; returns the count and the change sequence."""
         with self._writing(gallery) as write:
             identity = repo.get_identity(write.session, write.row.id, external_id)
             face_ids, seq = repo.delete_identity(write.session, identity)
             write.remove(seq, face_ids)
         self._db.checkpoint_after_erasure()
-        return len(face_ids)
+        return Erasure(len(face_ids), seq or 0)
 
     # ---- faces ----------------------------------------------------------------------------
 
@@ -351,7 +356,10 @@ class Catalog:
             )
         identity = repo.find_identity(session, gallery_id, request.external_id)
         info = None if identity is None else repo.identity_info(session, identity)
-        return EnrollOutcome(info, False, [], [], None, receipt=dict(found.receipt))
+        # The first call's own sequence is not kept; the gallery's latest is at or after it
+        # (the receipt committed with the write), so a reader waiting for it sees the write.
+        latest = repo.latest_seq(session, gallery_id) or None
+        return EnrollOutcome(info, False, [], [], latest, receipt=dict(found.receipt))
 
     def _write_faces(self, write: _Write, request: EnrollRequest) -> EnrollOutcome:
         row = write.row
@@ -390,11 +398,13 @@ class Catalog:
         request = EnrollRequest(external_id, faces, display_name, metadata)
         return [face_id for face_id in self.enroll(gallery, request).face_ids if face_id]
 
-    def delete_face(self, gallery: str, face_id: int) -> None:
+    def delete_face(self, gallery: str, face_id: int) -> int:
+        """Delete one face; returns the change-log sequence of the delete."""
         with self._writing(gallery) as write:
             seq = repo.delete_face(write.session, write.row.id, int(face_id))
             write.remove(seq, [int(face_id)])
         self._db.checkpoint_after_erasure()
+        return seq or 0
 
     def get_face(self, gallery: str, face_id: int) -> FaceInfo:
         with self._db.read() as session:

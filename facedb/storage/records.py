@@ -144,6 +144,15 @@ class DuplicateOf:
 
 
 @dataclass(frozen=True)
+class Erasure:
+    """An identity deleted: how many faces went, and the change-log sequence of the delete
+    (0 when it had no faces, so nothing entered the log)."""
+
+    faces_removed: int
+    sequence: int
+
+
+@dataclass(frozen=True)
 class EnrollOutcome:
     identity: IdentityInfo | None  # after the write (the existing one if nothing written)
     created: bool  # identity created by this call

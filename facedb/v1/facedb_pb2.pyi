@@ -231,19 +231,21 @@ class Identity(_message.Message):
     def __init__(self, external_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., face_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("identity", "created", "outcomes", "replayed")
+    __slots__ = ("identity", "created", "outcomes", "replayed", "sequence")
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     OUTCOMES_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     identity: Identity
     created: bool
     outcomes: _containers.RepeatedCompositeFieldContainer[ImageOutcome]
     replayed: bool
-    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    sequence: int
+    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., replayed: _Optional[bool] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class EnrollItemResult(_message.Message):
-    __slots__ = ("index", "external_id", "created", "outcomes", "error_code", "error_message", "replayed")
+    __slots__ = ("index", "external_id", "created", "outcomes", "error_code", "error_message", "replayed", "sequence")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +253,7 @@ class EnrollItemResult(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     index: int
     external_id: str
     created: bool
@@ -258,7 +261,8 @@ class EnrollItemResult(_message.Message):
     error_code: int
     error_message: str
     replayed: bool
-    def __init__(self, index: _Optional[int] = ..., external_id: _Optional[str] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    sequence: int
+    def __init__(self, index: _Optional[int] = ..., external_id: _Optional[str] = ..., created: _Optional[bool] = ..., outcomes: _Optional[_Iterable[_Union[ImageOutcome, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., replayed: _Optional[bool] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class EnrollSummary(_message.Message):
     __slots__ = ("items", "identities_created", "images_accepted", "images_rejected", "items_failed", "rejections_by_reason")
@@ -304,7 +308,7 @@ class Box(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("gallery", "image", "top_k", "threshold", "target_fpir", "all_faces", "attributes")
+    __slots__ = ("gallery", "image", "top_k", "threshold", "target_fpir", "all_faces", "attributes", "min_sequence")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +316,7 @@ class IdentifyRequest(_message.Message):
     TARGET_FPIR_FIELD_NUMBER: _ClassVar[int]
     ALL_FACES_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     image: bytes
     top_k: int
@@ -319,7 +324,8 @@ class IdentifyRequest(_message.Message):
     target_fpir: float
     all_faces: bool
     attributes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., target_fpir: _Optional[float] = ..., all_faces: _Optional[bool] = ..., attributes: _Optional[_Iterable[str]] = ...) -> None: ...
+    min_sequence: int
+    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., target_fpir: _Optional[float] = ..., all_faces: _Optional[bool] = ..., attributes: _Optional[_Iterable[str]] = ..., min_sequence: _Optional[int] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("external_id", "display_name", "score", "face_id", "metadata")
@@ -365,20 +371,22 @@ class IdentifyResponse(_message.Message):
     def __init__(self, faces: _Optional[_Iterable[_Union[ProbeFace, _Mapping]]] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
-    __slots__ = ("gallery", "image", "reference_image", "external_id", "threshold", "target_far")
+    __slots__ = ("gallery", "image", "reference_image", "external_id", "threshold", "target_far", "min_sequence")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_IMAGE_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     TARGET_FAR_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     image: bytes
     reference_image: bytes
     external_id: str
     threshold: float
     target_far: float
-    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., reference_image: _Optional[bytes] = ..., external_id: _Optional[str] = ..., threshold: _Optional[float] = ..., target_far: _Optional[float] = ...) -> None: ...
+    min_sequence: int
+    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., reference_image: _Optional[bytes] = ..., external_id: _Optional[str] = ..., threshold: _Optional[float] = ..., target_far: _Optional[float] = ..., min_sequence: _Optional[int] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
     __slots__ = ("score", "match", "threshold", "probe_box", "reference_box", "reference_face_id", "rejection")
@@ -454,10 +462,12 @@ class DeleteIdentityRequest(_message.Message):
     def __init__(self, gallery: _Optional[str] = ..., external_id: _Optional[str] = ...) -> None: ...
 
 class DeleteIdentityResponse(_message.Message):
-    __slots__ = ("faces_removed",)
+    __slots__ = ("faces_removed", "sequence")
     FACES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     faces_removed: int
-    def __init__(self, faces_removed: _Optional[int] = ...) -> None: ...
+    sequence: int
+    def __init__(self, faces_removed: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class DeleteFaceRequest(_message.Message):
     __slots__ = ("gallery", "face_id")
@@ -468,8 +478,10 @@ class DeleteFaceRequest(_message.Message):
     def __init__(self, gallery: _Optional[str] = ..., face_id: _Optional[int] = ...) -> None: ...
 
 class DeleteFaceResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("sequence",)
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    def __init__(self, sequence: _Optional[int] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ()
@@ -661,18 +673,20 @@ class EmbeddingVector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchFacesRequest(_message.Message):
-    __slots__ = ("gallery", "face_id", "embedding", "top_k", "threshold")
+    __slots__ = ("gallery", "face_id", "embedding", "top_k", "threshold", "min_sequence")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     face_id: int
     embedding: EmbeddingVector
     top_k: int
     threshold: float
-    def __init__(self, gallery: _Optional[str] = ..., face_id: _Optional[int] = ..., embedding: _Optional[_Union[EmbeddingVector, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+    min_sequence: int
+    def __init__(self, gallery: _Optional[str] = ..., face_id: _Optional[int] = ..., embedding: _Optional[_Union[EmbeddingVector, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., min_sequence: _Optional[int] = ...) -> None: ...
 
 class FaceMatch(_message.Message):
     __slots__ = ("face_id", "external_id", "score")

@@ -194,9 +194,13 @@ def test_batch_enroll_reports_each_item(admin: Api) -> None:
 
 
 def test_identities_pages_update_and_delete(admin: Api, served: tuple) -> None:
+    sequences = []
     for name, photo in (("dan", ALICE_AGAIN), ("erin", BOB_AGAIN)):
         body = {"external_id": name, "images": [b64(photo)], "allow_duplicate": True}
-        assert admin.post("/v1/galleries/b/enroll", json=body).status_code == 200
+        enrolled = admin.post("/v1/galleries/b/enroll", json=body)
+        assert enrolled.status_code == 200
+        sequences.append(enrolled.json()["sequence"])
+    assert 0 < sequences[0] < sequences[1]  # the change log's sequence, for min_sequence
     seen, token = [], ""
     while True:
         page = admin.get("/v1/galleries/b/identities", params={"page_size": 2, "page_token": token})
@@ -214,10 +218,20 @@ def test_identities_pages_update_and_delete(admin: Api, served: tuple) -> None:
     with client(served[0].address) as grpc_client:  # the same data over gRPC
         assert grpc_client.get_identity("b", "dan").display_name == "Dan"
 
-    assert admin.delete(f"/v1/galleries/b/faces/{dan['face_ids'][0]}").status_code == 204
+    deleted = admin.delete(f"/v1/galleries/b/faces/{dan['face_ids'][0]}")
+    assert deleted.status_code == 204
+    assert int(deleted.headers["x-facedb-sequence"]) == sequences[1] + 1
     assert admin.get("/v1/galleries/b/identities/dan").json()["face_ids"] == []
     removed = admin.delete("/v1/galleries/b/identities/erin")
-    assert removed.json() == {"faces_removed": 1}
+    assert removed.json() == {"faces_removed": 1, "sequence": sequences[1] + 2}
+    after = {"image": b64(BOB_AGAIN), "min_sequence": sequences[1] + 2}
+    found = admin.post("/v1/galleries/b/identify", json=after).json()
+    assert all(c["external_id"] != "erin" for f in found["faces"] for c in f["candidates"])
+    lagging = {"image": b64(BOB_AGAIN), "min_sequence": 10**12}
+    headers = {"x-timeout-seconds": "2"}
+    url = admin.base + "/v1/galleries/b/identify"  # the raw session: a 503 is expected
+    code, status, message = error_of(admin.session.post(url, json=lagging, headers=headers))
+    assert (code, status) == (503, "UNAVAILABLE") and "replica lags" in message
     assert error_of(admin.get("/v1/galleries/b/identities/erin"))[:2] == (404, "NOT_FOUND")
 
     stats = admin.get("/v1/stats").json()

@@ -130,6 +130,7 @@ def test_a_retried_request_id_adds_nothing_and_answers_the_same(engine: Engine) 
     first = engine.enroll(item)
     again = engine.enroll(item)
     assert not first.replayed and again.replayed
+    assert again.sequence >= first.sequence > 0  # a reader waiting for it sees the write
     assert [o.face_id for o in again.outcomes] == [o.face_id for o in first.outcomes]
     assert again.outcomes[1].rejection.reason == first.outcomes[1].rejection.reason
     assert again.outcomes[0].box == first.outcomes[0].box
