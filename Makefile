@@ -1,7 +1,7 @@
 PYTHON ?= python3
 SHARED ?= ../shared
 
-.PHONY: install serve test lint format proto bench
+.PHONY: install serve test test-deps lint format proto bench
 
 install:
 	$(PYTHON) -m pip install -e ".[dev]"
@@ -17,8 +17,15 @@ endif
 serve: install
 	facedb serve --data-dir ./facedb-data --insecure-no-auth --http-port 8080
 
-test:
+# Installs what the tests use (the milvus extra; Debian's chromium for the console's browser
+# tests, when missing), then runs them. PostgreSQL is started by the tests (.ci/start-postgres).
+test: test-deps
 	$(PYTHON) -m pytest -q
+
+test-deps:
+	@[ -x /usr/bin/chromium ] || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	$(PYTHON) -m pip install -q -e ".[dev,milvus]"
 
 lint:
 	ruff check .
