@@ -15,6 +15,7 @@ from facedb.engine.analysis import AnalyzeResult, ClusterResult, FaceAnalysis, S
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import Enrollment
 from facedb.engine.errors import require
+from facedb.engine.filters import AttributeFilter
 from facedb.engine.galleries import GalleryAdmin, IdentityAdmin
 from facedb.engine.policy import PolicyBook
 from facedb.engine.reindex import Progress, reindex_gallery
@@ -169,9 +170,11 @@ class Engine:
         all_faces: bool = False,
         timeout: float | None = None,
         attributes: Sequence[str] = (),
+        filters: Sequence[AttributeFilter] = (),
     ) -> IdentifyResult:
         """Candidates per probe face, best identity first; an empty list is "no match";
-        `attributes` (names, as for `analyze`) are measured on every probe face."""
+        `attributes` (names, as for `analyze`) are measured on every probe face; with
+        `filters`, only faces whose stored attributes match them all are candidates."""
         return self._identification.identify(
             gallery,
             image,
@@ -181,6 +184,7 @@ class Engine:
             all_faces=all_faces,
             timeout=timeout,
             attributes=attributes,
+            filters=filters,
         )
 
     def verify(
@@ -228,10 +232,17 @@ class Engine:
         embedding: Sequence[float] | None = None,
         top_k: int = 0,
         threshold: float | None = None,
+        filters: Sequence[AttributeFilter] = (),
     ) -> SearchFacesResult:
-        """The enrolled faces nearest an enrolled face or a raw embedding, best first."""
+        """The enrolled faces nearest an enrolled face or a raw embedding, best first;
+        with `filters`, only faces whose stored attributes match them all."""
         return self._analysis.search_faces(
-            gallery, face_id=face_id, embedding=embedding, top_k=top_k, threshold=threshold
+            gallery,
+            face_id=face_id,
+            embedding=embedding,
+            top_k=top_k,
+            threshold=threshold,
+            filters=filters,
         )
 
     def cluster_faces(

@@ -139,6 +139,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 all_faces=request.all_faces,
                 timeout=context.time_remaining(),
                 attributes=list(request.attributes),
+                filters=_filters(request.filters),
             )
         return pb.IdentifyResponse(
             faces=[_probe(p) for p in result.faces], threshold=result.threshold
@@ -246,6 +247,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 embedding=list(request.embedding.values) if query == "embedding" else None,
                 top_k=request.top_k,
                 threshold=request.threshold if request.HasField("threshold") else None,
+                filters=_filters(request.filters),
             )
         return pb.SearchFacesResponse(
             matches=[
@@ -535,3 +537,15 @@ def _attributes(values: dict[str, Any]) -> pb.FaceAttributes:
     if values.get("segmentation"):
         message.segmentation_face_fraction = values["segmentation"]["face_fraction"]
     return message
+
+
+def _filters(filters: Any) -> list[eng.AttributeFilter]:
+    return [
+        eng.AttributeFilter(
+            f.name,
+            f.equals,
+            f.min if f.HasField("min") else None,
+            f.max if f.HasField("max") else None,
+        )
+        for f in filters
+    ]
