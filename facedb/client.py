@@ -212,9 +212,15 @@ class FaceDBClient:
         threshold: float | None = None,
         target_fpir: float | None = None,
         all_faces: bool = False,
+        filters: Sequence[pb.AttributeFilter] = (),
     ) -> pb.IdentifyResponse:
+        """`filters`: only faces whose stored attributes match them all are candidates."""
         request = pb.IdentifyRequest(
-            gallery=gallery, image=image_bytes(image), top_k=top_k, all_faces=all_faces
+            gallery=gallery,
+            image=image_bytes(image),
+            top_k=top_k,
+            all_faces=all_faces,
+            filters=list(filters),
         )
         if threshold is not None:
             request.threshold = threshold

@@ -189,6 +189,8 @@ def test_identify_keeps_only_faces_whose_stored_attributes_match(served, filtere
     old = pb.AttributeFilter(name="age", min=60)
     assert identified(db, "Tony_Blair", gender("male"), old) == []  # all filters must match
     assert identified(db, "Colin_Powell", gender("male"), old) == ["Colin_Powell"]
+    reply = db.identify("filtered", lfw_path("Serena_Williams", 2), filters=[gender("female")])
+    assert [c.external_id for c in reply.faces[0].candidates] == ["Serena_Williams"]
 
 
 def searched(db: FaceDBClient, face_id: int, *filters: pb.AttributeFilter) -> list[str]:
