@@ -278,3 +278,20 @@ def test_bad_filters_are_refused_with_a_clear_status(
             call(db, method, request)
         assert caught.value.code() == getattr(grpc.StatusCode, code), method
         assert words in caught.value.details(), caught.value.details()
+
+
+def test_identify_cli_filters(served, filtered, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, address = served
+    server = ["--server", address, "--api-key", ADMIN_KEY, "--gallery", "filtered"]
+    serena = str(lfw_path("Serena_Williams", 2))
+    assert main(["identify", serena, *server, "--filter", "gender=female"]) == 0
+    assert "Serena_Williams" in capsys.readouterr().out
+    assert main(["identify", serena, *server, "--filter", "gender=male"]) == 1  # no match
+    tony = str(lfw_path("Tony_Blair", 2))
+    assert main(["identify", tony, *server, "--filter", "age>=60"]) == 1
+    assert main(["identify", tony, *server, "--filter", "age<=60", "--filter", "gender=male"]) == 0
+    capsys.readouterr()
+    for condition, words in (("age>=old", "needs a number"), ("shoe_size=9", "INVALID_ARGUMENT")):
+        assert main(["identify", tony, *server, "--filter", condition]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], lines
