@@ -213,15 +213,18 @@ class FaceDBClient:
         target_fpir: float | None = None,
         all_faces: bool = False,
         min_sequence: int = 0,
+        filters: Sequence[pb.AttributeFilter] = (),
     ) -> pb.IdentifyResponse:
         """`min_sequence` (an enroll's or delete's `sequence`): read that write, on any
-        replica; UNAVAILABLE if this one cannot catch up before the deadline."""
+        replica; UNAVAILABLE if this one cannot catch up before the deadline. `filters`:
+        only faces whose stored attributes match them all are candidates."""
         request = pb.IdentifyRequest(
             gallery=gallery,
             image=image_bytes(image),
             top_k=top_k,
             all_faces=all_faces,
             min_sequence=min_sequence,
+            filters=list(filters),
         )
         if threshold is not None:
             request.threshold = threshold

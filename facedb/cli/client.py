@@ -148,8 +148,43 @@ def _identify_command(subparsers: argparse._SubParsersAction, common: Any) -> No
         help="false-positive identification rate to decide at, e.g. 0.01",
     )
     identify.add_argument("--all-faces", action="store_true", help="search every face found")
+    identify.add_argument(
+        "--filter",
+        dest="filters",
+        action="append",
+        default=[],
+        type=attribute_filter,
+        metavar="CONDITION",
+        help="only faces whose stored attribute matches: NAME=VALUE, NAME>=NUMBER or "
+        "NAME<=NUMBER (e.g. gender=female, age>=30); repeat for several, all must match",
+    )
     add_json_option(identify)
     identify.set_defaults(handler=handled(_identify))
+
+
+def attribute_filter(text: str) -> pb.AttributeFilter:
+    """`gender=female`, `age>=30`, `age<=50` → an AttributeFilter (the server checks names)."""
+    for operator in (">=", "<="):
+        name, found, value = text.partition(operator)
+        if found:
+            try:
+                number = float(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{text!r}: {operator} needs a number, e.g. age{operator}30"
+                ) from None
+            condition = pb.AttributeFilter(name=name.strip())
+            if operator == ">=":
+                condition.min = number
+            else:
+                condition.max = number
+            return condition
+    name, found, value = text.partition("=")
+    if not found or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE, NAME>=NUMBER or NAME<=NUMBER, got {text!r}"
+        )
+    return pb.AttributeFilter(name=name.strip(), equals=value.strip())
 
 
 def _verify_command(subparsers: argparse._SubParsersAction, common: Any) -> None:
@@ -319,6 +354,7 @@ def _identify(client: FaceDBClient, args: argparse.Namespace) -> int:
         threshold=args.threshold,
         target_fpir=args.target_fpir,
         all_faces=args.all_faces,
+        filters=args.filters,
     )
     if args.json:
         print_json(response)

@@ -8,8 +8,8 @@ all-or-nothing catalog call.
 
 Modules, by use case: `enroll`, `search` (identify, verify), `galleries` (galleries,
 identities, faces), `reindex`; shared: `policy` (a gallery's thresholds and gates),
-`core` (the parts and common steps), `telemetry` (stages, deadlines), `errors`,
-`results`; `facade` (`Engine`) and `factory` (`open_engine`).
+`filters` (stored-attribute filters), `core` (the parts and common steps), `telemetry`
+(stages, deadlines), `errors`, `results`; `facade` (`Engine`) and `factory` (`open_engine`).
 """
 
 from facedb.engine.errors import (
@@ -22,6 +22,7 @@ from facedb.engine.errors import (
 )
 from facedb.engine.facade import Engine
 from facedb.engine.factory import open_engine
+from facedb.engine.filters import AttributeFilter
 from facedb.engine.results import (
     Candidate,
     Deletion,
@@ -40,6 +41,7 @@ from facedb.engine.telemetry import NullObserver, Observer, check_deadline
 
 __all__ = [
     "AlreadyExistsEngineError",
+    "AttributeFilter",
     "Candidate",
     "DeadlineExceededError",
     "Deletion",

@@ -6,7 +6,8 @@
   `MAX_ANALYZED_FACES` faces, the best detections.
 - SearchFaces: the enrolled faces nearest an enrolled face (itself left out) or a raw
   embedding of the loaded model, at or above a threshold (the gallery's identify
-  threshold unless given), best first.
+  threshold unless given), best first; optionally only faces whose stored attributes
+  match filters (facedb.engine.filters, post-filtering).
 - ClusterFaces: gallery faces (listed, or all of them) or raw embeddings grouped into
   people by `facedb.clustering` (mutual k-NN graph + connected components).
 """
@@ -29,6 +30,7 @@ from facedb.engine.errors import (
     require,
     store_errors,
 )
+from facedb.engine.filters import AttributeFilter, checked_filters
 from facedb.engine.results import Box
 from facedb.engine.telemetry import deadline_scope
 from facedb.vision.align import align_faces
@@ -140,12 +142,14 @@ class FaceAnalysis:
         threshold: float | None = None,
         min_sequence: int = 0,
         timeout: float | None = None,
+        filters: Sequence[AttributeFilter] = (),
     ) -> SearchFacesResult:
         if (face_id is None) == (embedding is None):
             raise InvalidRequestError("give exactly one query: face_id or embedding")
         check_min_sequence(min_sequence)
         top_k = _bounded("top_k", top_k, DEFAULT_SEARCH_K, MAX_SEARCH_K)
         info = self.core.usable_gallery(gallery)
+        checked = checked_filters(info, filters)
         policy = self.core.policies.for_gallery(info)
         limit = policy.decision_threshold("identify", threshold, None)
         if face_id is not None:
@@ -157,7 +161,8 @@ class FaceAnalysis:
             query = self._raw_embeddings([embedding or []])
         with deadline_scope(timeout):
             self.core.wait_for_sequence(gallery, min_sequence)
-        hits = self.core.search(gallery, query, top_k + (face_id is not None))[0]
+        k = top_k + (face_id is not None)
+        hits = self.core.filtered_search(gallery, query, k, checked)[0]
         matches = [
             FaceMatch(h.face_id, h.external_id, float(h.score))
             for h in hits

@@ -18,6 +18,7 @@ from facedb.engine.errors import (
     require,
     store_errors,
 )
+from facedb.engine.filters import AttributeFilter, matching, overfetched
 from facedb.engine.policy import PolicyBook
 from facedb.engine.telemetry import Telemetry, current_deadline
 from facedb.storage.catalog import Catalog
@@ -113,6 +114,18 @@ class EngineCore:
     def search(self, gallery: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         with self.telemetry.stage("search"), store_errors():
             return self.catalog.search(gallery, np.asarray(vectors, np.float32), k)
+
+    def filtered_search(
+        self, gallery: str, vectors: np.ndarray, k: int, filters: tuple[AttributeFilter, ...]
+    ) -> list[list[Hit]]:
+        """`search`, keeping only faces whose stored attributes match every filter
+        (post-filtering an overfetched search: see facedb.engine.filters)."""
+        if not filters:
+            return self.search(gallery, vectors, k)
+        rows = self.search(gallery, vectors, overfetched(k, filters))
+        with self.telemetry.stage("filter"), store_errors():
+            stored = self.catalog.face_attributes(gallery, [h.face_id for r in rows for h in r])
+        return [matching(row, stored, filters) for row in rows]
 
 
 def image_label(index: int | None, name: str = "") -> str:

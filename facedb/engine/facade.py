@@ -15,6 +15,7 @@ from facedb.engine.analysis import AnalyzeResult, ClusterResult, FaceAnalysis, S
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import Enrollment
 from facedb.engine.errors import require
+from facedb.engine.filters import AttributeFilter
 from facedb.engine.galleries import GalleryAdmin, IdentityAdmin
 from facedb.engine.policy import PolicyBook
 from facedb.engine.reindex import Progress, reindex_gallery
@@ -171,9 +172,11 @@ class Engine:
         timeout: float | None = None,
         attributes: Sequence[str] = (),
         min_sequence: int = 0,
+        filters: Sequence[AttributeFilter] = (),
     ) -> IdentifyResult:
         """Candidates per probe face, best identity first; an empty list is "no match";
-        `attributes` (names, as for `analyze`) are measured on every probe face."""
+        `attributes` (names, as for `analyze`) are measured on every probe face; with
+        `filters`, only faces whose stored attributes match them all are candidates."""
         return self._identification.identify(
             gallery,
             image,
@@ -184,6 +187,7 @@ class Engine:
             timeout=timeout,
             attributes=attributes,
             min_sequence=min_sequence,
+            filters=filters,
         )
 
     def verify(
@@ -235,9 +239,11 @@ class Engine:
         threshold: float | None = None,
         min_sequence: int = 0,
         timeout: float | None = None,
+        filters: Sequence[AttributeFilter] = (),
     ) -> SearchFacesResult:
         """The enrolled faces nearest an enrolled face or a raw embedding, best first
-        (once the index has applied change `min_sequence`, as for identify)."""
+        (once the index has applied change `min_sequence`, as for identify); with
+        `filters`, only faces whose stored attributes match them all."""
         return self._analysis.search_faces(
             gallery,
             face_id=face_id,
@@ -246,6 +252,7 @@ class Engine:
             threshold=threshold,
             min_sequence=min_sequence,
             timeout=timeout,
+            filters=filters,
         )
 
     def cluster_faces(

@@ -17,6 +17,7 @@ from facedb.engine.analysis import checked_attributes, measured_attributes
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import face_box
 from facedb.engine.errors import InvalidRequestError, check_min_sequence, require, store_errors
+from facedb.engine.filters import AttributeFilter, checked_filters
 from facedb.engine.policy import GalleryPolicy
 from facedb.engine.results import Candidate, IdentifyResult, ProbeResult, VerifyResult
 from facedb.engine.telemetry import deadline_scope
@@ -52,21 +53,26 @@ class Identification:
         timeout: float | None = None,
         attributes: Sequence[str] = (),
         min_sequence: int = 0,
+        filters: Sequence[AttributeFilter] = (),
     ) -> IdentifyResult:
         """Candidates per probe face, best identity first; an empty list is "no match".
-        With `attributes`, each probe face also carries those (facedb.engine.analysis).
-        With `min_sequence`, the search waits until the index has applied that change."""
+        With `attributes`, each probe face also carries those (facedb.engine.analysis);
+        with `filters`, only faces whose stored attributes match them all are candidates
+        (facedb.engine.filters). With `min_sequence`, the search waits until the index has
+        applied that change."""
         top_k = _top_k(top_k)
         check_min_sequence(min_sequence)
         names = checked_attributes(self.analyzer, attributes) if attributes else ()
         with deadline_scope(timeout):
-            policy = self.core.policies.for_gallery(self.core.usable_gallery(gallery))
+            info = self.core.usable_gallery(gallery)
+            checked = checked_filters(info, filters)
+            policy = self.core.policies.for_gallery(info)
             limit = policy.decision_threshold("identify", threshold, target_fpir)
             decoded = self.core.decode(image, None)
             select: Selection = "all" if all_faces else "largest"
             analysis = self.core.analyze(decoded.pixels, policy.policies.search, select)
             self.core.wait_for_sequence(gallery, min_sequence)  # after the analysis: a head start
-            probes = self._probes(gallery, analysis, decoded.scale, top_k, limit)
+            probes = self._probes(gallery, analysis, decoded.scale, top_k, limit, checked)
             if names:
                 faces = [f.face for f in analysis.faces]
                 with self.core.telemetry.stage("analyze"):
@@ -77,13 +83,19 @@ class Identification:
         return IdentifyResult(probes, limit)
 
     def _probes(
-        self, gallery: str, analysis: Analysis, scale: float, top_k: int, limit: float
+        self,
+        gallery: str,
+        analysis: Analysis,
+        scale: float,
+        top_k: int,
+        limit: float,
+        filters: tuple[AttributeFilter, ...] = (),
     ) -> list[ProbeResult]:
         vectors = {id(f): f.embedding for f in analysis.faces if f.embedding is not None}
         rows: list[list[Hit]] = []
         if vectors:
             matrix = np.stack(list(vectors.values()))
-            rows = self.core.search(gallery, matrix, top_k * SEARCH_OVERFETCH)
+            rows = self.core.filtered_search(gallery, matrix, top_k * SEARCH_OVERFETCH, filters)
         hits = dict(zip(vectors, rows, strict=True))
         results = []
         for analyzed in analysis.faces:

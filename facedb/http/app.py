@@ -60,6 +60,8 @@ LIST_FIELDS = frozenset({"attributes"})
 REPEATED_FIELDS = frozenset({"image_names"})
 # File-part fields whose parts' file names fill a names field the client did not send.
 FILE_NAME_FIELDS = {"images": "image_names"}
+# Multipart text fields holding JSON (an object of strings; a list of attribute filters).
+JSON_FIELDS = {"metadata": "a JSON object", "filters": "a JSON array"}
 
 
 class HttpApi:
@@ -337,6 +339,7 @@ def _search_routes(api: HttpApi) -> APIRouter:
                 timeout=left,
                 attributes=body.attributes,
                 min_sequence=body.min_sequence,
+                filters=s.engine_filters(body.filters),
             ),
         )
         return s.identify_out(result)
@@ -501,6 +504,7 @@ def _analysis_routes(api: HttpApi) -> APIRouter:
                 embedding=body.embedding,
                 top_k=body.top_k,
                 threshold=body.threshold,
+                filters=s.engine_filters(body.filters),
             ),
         )
         return s.search_faces_out(result)
@@ -644,7 +648,7 @@ async def _form_values(request: Request, images: dict[str, bool]) -> dict[str, A
                 file_names[FILE_NAME_FIELDS[name]] = names
         elif name in REPEATED_FIELDS:
             values[name] = [p for p in parts if isinstance(p, str)]
-        elif name == "metadata":
+        elif name in JSON_FIELDS:
             values[name] = _json_field(name, parts[0])
         elif name in LIST_FIELDS:  # repeated parts, or one comma-separated part
             values[name] = [n for p in parts if isinstance(p, str) for n in p.split(",")]
@@ -660,4 +664,6 @@ def _json_field(name: str, part: Any) -> Any:
     try:
         return json.loads(part if isinstance(part, str) else "")
     except json.JSONDecodeError:
-        raise eng.InvalidRequestError(f"{name} must be a JSON object in a text part") from None
+        raise eng.InvalidRequestError(
+            f"{name} must be {JSON_FIELDS[name]} in a text part"
+        ) from None

@@ -68,6 +68,9 @@ def _multipart_schema(model: type[BaseModel], images: dict[str, bool]) -> dict[s
             properties[name] = {"type": "array", "items": binary} if images[name] else binary
         elif name == "metadata":
             properties[name] = {"type": "string", "description": "a JSON object of strings"}
+        elif name == "filters":
+            description = "a JSON array of attribute filters, as in the JSON body"
+            properties[name] = {"type": "string", "description": description}
         else:
             properties[name] = prop
     return {"type": "object", "properties": properties, "required": schema.get("required", [])}

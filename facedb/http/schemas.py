@@ -92,6 +92,22 @@ class EnrollBatchBody(BaseModel):
     items: list[EnrollBody] = Field(min_length=1)
 
 
+class AttributeFilterBody(BaseModel):
+    """A condition on a stored attribute: `equals` a value, or `min`/`max` (numbers)."""
+
+    name: str
+    equals: str = ""
+    min: float | None = None
+    max: float | None = None
+
+    def to_engine(self) -> eng.AttributeFilter:
+        return eng.AttributeFilter(self.name, self.equals, self.min, self.max)
+
+
+def engine_filters(filters: list[AttributeFilterBody]) -> list[eng.AttributeFilter]:
+    return [f.to_engine() for f in filters]
+
+
 class IdentifyBody(BaseModel):
     image: ImageData
     top_k: int = 0  # 0: 5
@@ -102,6 +118,9 @@ class IdentifyBody(BaseModel):
     # Read-your-writes: wait until this server has applied that change of the gallery (the
     # `sequence` of an enroll/delete); 503 when it cannot before the deadline (replica lags).
     min_sequence: int = Field(0, ge=0)
+    # Only faces whose stored attributes match all of them (unknown name: 400; an
+    # attribute the gallery does not store: 409).
+    filters: list[AttributeFilterBody] = Field(default_factory=list)
 
 
 class VerifyBody(BaseModel):
@@ -130,6 +149,7 @@ class SearchFacesBody(BaseModel):
     embedding: list[float] | None = None  # the loaded model's dimension; normalised
     top_k: int = 0  # 0: 10; at most 1000
     threshold: float | None = None  # minimum cosine; unset: the gallery's identify threshold
+    filters: list[AttributeFilterBody] = Field(default_factory=list)  # as in IdentifyBody
 
 
 class ClusterFacesBody(BaseModel):

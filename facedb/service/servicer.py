@@ -142,6 +142,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 timeout=context.time_remaining(),
                 attributes=list(request.attributes),
                 min_sequence=request.min_sequence,
+                filters=_filters(request.filters),
             )
         return pb.IdentifyResponse(
             faces=[_probe(p) for p in result.faces], threshold=result.threshold
@@ -254,6 +255,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                 threshold=request.threshold if request.HasField("threshold") else None,
                 min_sequence=request.min_sequence,
                 timeout=context.time_remaining(),
+                filters=_filters(request.filters),
             )
         return pb.SearchFacesResponse(
             matches=[
@@ -543,3 +545,15 @@ def _attributes(values: dict[str, Any]) -> pb.FaceAttributes:
     if values.get("segmentation"):
         message.segmentation_face_fraction = values["segmentation"]["face_fraction"]
     return message
+
+
+def _filters(filters: Any) -> list[eng.AttributeFilter]:
+    return [
+        eng.AttributeFilter(
+            f.name,
+            f.equals,
+            f.min if f.HasField("min") else None,
+            f.max if f.HasField("max") else None,
+        )
+        for f in filters
+    ]

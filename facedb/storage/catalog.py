@@ -263,6 +263,13 @@ class Catalog:
                 return repo.all_embeddings(session, row.id, row.dim)
             return repo.embeddings(session, row.id, sorted({int(i) for i in face_ids}), row.dim)
 
+    def face_attributes(self, gallery: str, face_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """face id -> the attributes stored with it, for the listed faces that have some
+        (one query per 5,000 ids; attribute filters of Identify and SearchFaces)."""
+        with self._db.read() as session:
+            row = repo.get_gallery(session, gallery)
+            return repo.face_attributes(session, row.id, face_ids)
+
     def list_identities(
         self, gallery: str, page_size: int = 100, page_token: str = ""
     ) -> tuple[list[IdentityInfo], str]:

@@ -430,6 +430,21 @@ def face_labels(
     return labels
 
 
+def face_attributes(
+    session: Session, gallery_id: int, face_ids: Iterable[int]
+) -> dict[int, dict[str, Any]]:
+    """face id -> stored attributes, for the listed faces that exist and have some."""
+    ids = sorted({int(face_id) for face_id in face_ids})
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 5000):  # bounded IN lists
+        query = select(Face.id, Face.attributes).where(
+            Face.gallery_id == gallery_id, Face.id.in_(ids[start : start + 5000])
+        )
+        # A JSON null and SQL NULL both mean "nothing stored".
+        found.update((row[0], dict(row[1])) for row in session.execute(query) if row[1])
+    return found
+
+
 def faces_without_crop(session: Session, gallery_id: int) -> int:
     query = (
         select(func.count())

@@ -308,7 +308,7 @@ class Box(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("gallery", "image", "top_k", "threshold", "target_fpir", "all_faces", "attributes", "min_sequence")
+    __slots__ = ("gallery", "image", "top_k", "threshold", "target_fpir", "all_faces", "attributes", "min_sequence", "filters")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -317,6 +317,7 @@ class IdentifyRequest(_message.Message):
     ALL_FACES_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     MIN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     image: bytes
     top_k: int
@@ -325,7 +326,8 @@ class IdentifyRequest(_message.Message):
     all_faces: bool
     attributes: _containers.RepeatedScalarFieldContainer[str]
     min_sequence: int
-    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., target_fpir: _Optional[float] = ..., all_faces: _Optional[bool] = ..., attributes: _Optional[_Iterable[str]] = ..., min_sequence: _Optional[int] = ...) -> None: ...
+    filters: _containers.RepeatedCompositeFieldContainer[AttributeFilter]
+    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., target_fpir: _Optional[float] = ..., all_faces: _Optional[bool] = ..., attributes: _Optional[_Iterable[str]] = ..., min_sequence: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[AttributeFilter, _Mapping]]] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("external_id", "display_name", "score", "face_id", "metadata")
@@ -673,20 +675,34 @@ class EmbeddingVector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchFacesRequest(_message.Message):
-    __slots__ = ("gallery", "face_id", "embedding", "top_k", "threshold", "min_sequence")
+    __slots__ = ("gallery", "face_id", "embedding", "top_k", "threshold", "min_sequence", "filters")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MIN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     face_id: int
     embedding: EmbeddingVector
     top_k: int
     threshold: float
     min_sequence: int
-    def __init__(self, gallery: _Optional[str] = ..., face_id: _Optional[int] = ..., embedding: _Optional[_Union[EmbeddingVector, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., min_sequence: _Optional[int] = ...) -> None: ...
+    filters: _containers.RepeatedCompositeFieldContainer[AttributeFilter]
+    def __init__(self, gallery: _Optional[str] = ..., face_id: _Optional[int] = ..., embedding: _Optional[_Union[EmbeddingVector, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., min_sequence: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[AttributeFilter, _Mapping]]] = ...) -> None: ...
+
+class AttributeFilter(_message.Message):
+    __slots__ = ("name", "equals", "min", "max")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EQUALS_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    equals: str
+    min: float
+    max: float
+    def __init__(self, name: _Optional[str] = ..., equals: _Optional[str] = ..., min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
 
 class FaceMatch(_message.Message):
     __slots__ = ("face_id", "external_id", "score")

@@ -595,3 +595,59 @@ def test_gallery_stored_attributes_over_http(admin: Api) -> None:
         code, status, message = error_of(refused)
         assert (code, status) == expected and names[0] in message
     assert admin.get("/v1/galleries/refused").status_code == 404
+
+
+def test_identify_and_search_faces_filter_on_stored_attributes_over_http(admin: Api) -> None:
+    serena = LFW / "images" / "Serena_Williams" / "Serena_Williams_0001.jpg"
+    body = {"name": "filtered", "stored_attributes": ["age", "gender"]}
+    assert admin.post("/v1/galleries", json=body).status_code == 201
+    face_ids = {}
+    for name, photo in (("serena", serena), ("tony", CAROL)):
+        body = {"external_id": name, "images": [b64(photo)]}
+        enrolled = admin.post("/v1/galleries/filtered/enroll", json=body)
+        assert enrolled.status_code == 200, enrolled.text
+        face_ids[name] = enrolled.json()["outcomes"][0]["face_id"]
+
+    def identified(photo: Path, filters: list[dict]) -> list[str]:
+        body = {"image": b64(photo), "filters": filters}
+        found = admin.post("/v1/galleries/filtered/identify", json=body)
+        assert found.status_code == 200, found.text
+        return [c["external_id"] for c in found.json()["faces"][0]["candidates"]]
+
+    serena_again = serena.with_name("Serena_Williams_0002.jpg")
+    female = {"name": "gender", "equals": "female"}
+    assert identified(serena_again, [female]) == ["serena"]
+    assert identified(serena_again, [{"name": "gender", "equals": "male"}]) == []
+    assert identified(CAROL, [female]) == []  # the man's probe: no match
+    assert identified(CAROL, [{"name": "age", "min": 45, "max": 70}]) == ["tony"]
+    with serena_again.open("rb") as photo:  # multipart: filters as a JSON text part
+        found = admin.post(
+            "/v1/galleries/filtered/identify",
+            files={"image": photo},
+            data={"filters": '[{"name": "gender", "equals": "male"}]'},
+        )
+    assert found.status_code == 200, found.text
+    assert found.json()["faces"][0]["candidates"] == []
+
+    def searched(filters: list[dict]) -> list[str]:
+        body = {"face_id": face_ids["tony"], "threshold": -1.0, "filters": filters}
+        found = admin.post("/v1/galleries/filtered/faces/search", json=body)
+        assert found.status_code == 200, found.text
+        return [m["external_id"] for m in found.json()["matches"]]
+
+    assert searched([]) == ["serena"]
+    assert searched([female, {"name": "age", "max": 45}]) == ["serena"]
+    assert searched([{"name": "age", "min": 45}]) == []
+
+    for filters, expected in (
+        ([{"name": "shoe_size", "equals": "9"}], (400, "INVALID_ARGUMENT")),
+        ([{"name": "age"}], (400, "INVALID_ARGUMENT")),
+        ([{"name": "race", "equals": "white"}], (409, "FAILED_PRECONDITION")),
+    ):
+        body = {"face_id": face_ids["tony"], "filters": filters}
+        refused = admin.post("/v1/galleries/filtered/faces/search", json=body)
+        code, status, message = error_of(refused)
+        assert (code, status) == expected and filters[0]["name"] in message
+        body = {"image": b64(CAROL), "filters": filters}
+        refused = admin.post("/v1/galleries/filtered/identify", json=body)
+        assert error_of(refused)[:2] == expected

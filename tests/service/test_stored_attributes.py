@@ -142,3 +142,156 @@ def test_gallery_create_cli_stores_attributes(served, capsys: pytest.CaptureFixt
     assert main(["gallery", "create", "cli-bad", "--store-attributes", "shoe_size", *server]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "INVALID_ARGUMENT" in lines[0] and "shoe_size" in lines[0], lines
+
+
+# ---- filters on stored attributes (Identify, SearchFaces) ------------------------------
+
+
+@pytest.fixture(scope="module")
+def filtered(served) -> dict[str, pb.ImageOutcome]:
+    """A gallery storing age and gender: a woman and two men from LFW (their first photos:
+    AgeGender says female 36, male 55 and male 67)."""
+    db, _, _ = served
+    call(
+        db,
+        "CreateGallery",
+        pb.CreateGalleryRequest(name="filtered", stored_attributes=["age", "gender"]),
+    )
+    outcomes = {}
+    for person in ("Serena_Williams", "Tony_Blair", "Colin_Powell"):
+        (outcomes[person],) = enroll(db, "filtered", person).outcomes
+        assert outcomes[person].accepted
+    assert outcomes["Serena_Williams"].attributes.gender == "female"
+    assert {outcomes[p].attributes.gender for p in ("Tony_Blair", "Colin_Powell")} == {"male"}
+    return outcomes
+
+
+def identified(db: FaceDBClient, person: str, *filters: pb.AttributeFilter) -> list[str]:
+    request = pb.IdentifyRequest(
+        gallery="filtered", image=lfw_path(person, 2).read_bytes(), filters=filters
+    )
+    (face,) = call(db, "Identify", request).faces
+    return [c.external_id for c in face.candidates]
+
+
+def gender(value: str) -> pb.AttributeFilter:
+    return pb.AttributeFilter(name="gender", equals=value)
+
+
+def test_identify_keeps_only_faces_whose_stored_attributes_match(served, filtered) -> None:
+    db, _, _ = served
+    assert identified(db, "Serena_Williams") == ["Serena_Williams"]
+    assert identified(db, "Serena_Williams", gender("female")) == ["Serena_Williams"]
+    assert identified(db, "Serena_Williams", gender("FEMALE")) == ["Serena_Williams"]
+    assert identified(db, "Serena_Williams", gender("male")) == []  # her face is not a candidate
+    assert identified(db, "Tony_Blair") == ["Tony_Blair"]
+    assert identified(db, "Tony_Blair", gender("female")) == []  # the man: no match
+    old = pb.AttributeFilter(name="age", min=60)
+    assert identified(db, "Tony_Blair", gender("male"), old) == []  # all filters must match
+    assert identified(db, "Colin_Powell", gender("male"), old) == ["Colin_Powell"]
+    reply = db.identify("filtered", lfw_path("Serena_Williams", 2), filters=[gender("female")])
+    assert [c.external_id for c in reply.faces[0].candidates] == ["Serena_Williams"]
+
+
+def searched(db: FaceDBClient, face_id: int, *filters: pb.AttributeFilter) -> list[str]:
+    request = pb.SearchFacesRequest(
+        gallery="filtered", face_id=face_id, top_k=10, threshold=-1.0, filters=filters
+    )
+    return sorted(m.external_id for m in call(db, "SearchFaces", request).matches)
+
+
+def test_search_faces_filters_by_gender_and_age_range(served, filtered) -> None:
+    db, _, _ = served
+    serena, tony, colin = (filtered[p] for p in ("Serena_Williams", "Tony_Blair", "Colin_Powell"))
+    assert searched(db, colin.face_id) == ["Serena_Williams", "Tony_Blair"]
+    assert searched(db, colin.face_id, gender("female")) == ["Serena_Williams"]
+    assert searched(db, colin.face_id, gender("male")) == ["Tony_Blair"]
+    assert searched(db, serena.face_id, gender("female")) == []  # itself is left out
+
+    # Ages as stored: Serena < Tony < Colin; the bounds are inclusive.
+    assert serena.attributes.age + 5 < tony.attributes.age < colin.attributes.age - 5
+    middle = (serena.attributes.age + tony.attributes.age) / 2
+    young = pb.AttributeFilter(name="age", max=middle)
+    assert searched(db, colin.face_id, young) == ["Serena_Williams"]
+    assert searched(db, colin.face_id, pb.AttributeFilter(name="age", min=middle)) == ["Tony_Blair"]
+    exact = pb.AttributeFilter(name="age", min=tony.attributes.age, max=tony.attributes.age)
+    assert searched(db, serena.face_id, exact) == ["Tony_Blair"]
+    assert searched(db, colin.face_id, young, gender("male")) == []
+
+
+@pytest.mark.parametrize(
+    ("gallery", "condition", "code", "words"),
+    [
+        (
+            "filtered",
+            pb.AttributeFilter(name="shoe_size", equals="9"),
+            "INVALID_ARGUMENT",
+            "shoe_size",
+        ),
+        (
+            "filtered",
+            pb.AttributeFilter(name="emotion", equals="happy"),
+            "INVALID_ARGUMENT",
+            "not a single value",
+        ),
+        ("filtered", pb.AttributeFilter(name="age"), "INVALID_ARGUMENT", "give equals, min or max"),
+        (
+            "filtered",
+            pb.AttributeFilter(name="age", min=50, max=40),
+            "INVALID_ARGUMENT",
+            "above max",
+        ),
+        (
+            "filtered",
+            pb.AttributeFilter(name="gender", equals="male", min=1),
+            "INVALID_ARGUMENT",
+            "not both",
+        ),
+        (
+            "filtered",
+            pb.AttributeFilter(name="race", equals="white"),
+            "FAILED_PRECONDITION",
+            "does not store",
+        ),
+        (
+            "plain",
+            pb.AttributeFilter(name="gender", equals="male"),
+            "FAILED_PRECONDITION",
+            "stores: none",
+        ),
+    ],
+)
+def test_bad_filters_are_refused_with_a_clear_status(
+    served, filtered, gallery, condition, code, words
+) -> None:
+    db, _, _ = served
+    if gallery == "plain":
+        call(db, "CreateGallery", pb.CreateGalleryRequest(name="unfiltered"))
+        gallery = "unfiltered"
+    image = lfw_path("Tony_Blair", 2).read_bytes()
+    requests = [
+        ("Identify", pb.IdentifyRequest(gallery=gallery, image=image, filters=[condition])),
+        ("SearchFaces", pb.SearchFacesRequest(gallery=gallery, face_id=1, filters=[condition])),
+    ]
+    for method, request in requests:
+        with pytest.raises(grpc.RpcError) as caught:
+            call(db, method, request)
+        assert caught.value.code() == getattr(grpc.StatusCode, code), method
+        assert words in caught.value.details(), caught.value.details()
+
+
+def test_identify_cli_filters(served, filtered, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, address = served
+    server = ["--server", address, "--api-key", ADMIN_KEY, "--gallery", "filtered"]
+    serena = str(lfw_path("Serena_Williams", 2))
+    assert main(["identify", serena, *server, "--filter", "gender=female"]) == 0
+    assert "Serena_Williams" in capsys.readouterr().out
+    assert main(["identify", serena, *server, "--filter", "gender=male"]) == 1  # no match
+    tony = str(lfw_path("Tony_Blair", 2))
+    assert main(["identify", tony, *server, "--filter", "age>=60"]) == 1
+    assert main(["identify", tony, *server, "--filter", "age<=60", "--filter", "gender=male"]) == 0
+    capsys.readouterr()
+    for condition, words in (("age>=old", "needs a number"), ("shoe_size=9", "INVALID_ARGUMENT")):
+        assert main(["identify", tony, *server, "--filter", condition]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], lines

@@ -47,6 +47,23 @@ def test_face_attributes_are_stored_as_given(catalog: Catalog) -> None:
     assert without.attributes is None
 
 
+def test_face_attributes_reads_many_faces_at_once(catalog: Catalog) -> None:
+    name = make_gallery(catalog, stored_attributes=("age", "gender"))
+    other = make_gallery(catalog, stored_attributes=("age",))
+    faces = [
+        NewFace(VECTORS[0], model_sha256=MODEL, attributes=MEASURED),
+        NewFace(VECTORS[1], model_sha256=MODEL),  # none stored: left out
+    ]
+    with_attributes, without = catalog.enroll(name, EnrollRequest("a", faces)).face_ids
+    elsewhere = NewFace(VECTORS[2], model_sha256=MODEL, attributes={"age": 9.0})
+    (foreign,) = catalog.enroll(other, EnrollRequest("b", [elsewhere])).face_ids
+    assert with_attributes and without and foreign
+    found = catalog.face_attributes(name, [with_attributes, without, foreign, 10**9])
+    assert found == {with_attributes: MEASURED}  # another gallery's face is not read
+    assert catalog.face_attributes(other, [foreign]) == {foreign: {"age": 9.0}}
+    assert catalog.face_attributes(name, []) == {}
+
+
 def test_attributes_that_are_not_json_change_nothing(catalog: Catalog) -> None:
     name = make_gallery(catalog)
     for bad in ({"age": math.nan}, {"when": object()}):
