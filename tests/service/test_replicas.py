@@ -46,8 +46,7 @@ def shared_database(postgres_server: str) -> Iterator[str]:  # noqa: F811
     admin.dispose()
 
 
-@pytest.fixture
-def two_servers(shared_database: str, tmp_path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def _server_pair(shared_database: str, tmp_path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     servers = [
         start_server_process(
             tmp_path / name, tmp_path / f"{name}.log", "--database-url", shared_database
@@ -59,6 +58,11 @@ def two_servers(shared_database: str, tmp_path) -> Iterator[tuple[ServerProcess,
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture
+def two_servers(shared_database: str, tmp_path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    yield from _server_pair(shared_database, tmp_path)
 
 
 def _identifies_alice(address: str) -> bool:
@@ -107,17 +111,7 @@ def unfollowed_servers(
     """Two servers with no change follower (FACEDB_CHANGE_POLL_INTERVAL=0): what they see of
     each other's writes comes from the read path alone."""
     monkeypatch.setenv("FACEDB_CHANGE_POLL_INTERVAL", "0")
-    servers = [
-        start_server_process(
-            tmp_path / name, tmp_path / f"{name}.log", "--database-url", shared_database
-        )
-        for name in ("a", "b")
-    ]
-    try:
-        yield servers[0], servers[1]
-    finally:
-        for server in servers:
-            server.stop()
+    yield from _server_pair(shared_database, tmp_path)
 
 
 def _names(address: str, min_sequence: int, timeout: float = 120) -> set[str]:
