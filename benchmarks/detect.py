@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.lfw_pairs import read_pairs
 from benchmarks.paths import shared_dir
+from facedb.lfw_pairs import read_pairs
 from facedb.vision.detect import Detector, load_detector
 from facedb.vision.detect.base import iou_one_to_many
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.lfw_pairs import read_pairs
 from benchmarks.paths import BENCH_OUT, shared_dir
+from facedb.lfw_pairs import read_pairs
 from facedb.vision.align import align_face
 from facedb.vision.detect import Detector, load_detector
 from facedb.vision.gates import FaceAssessment, FaceGates, GatePolicy

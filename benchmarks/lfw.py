@@ -26,8 +26,8 @@ import numpy as np
 
 from benchmarks import metrics
 from benchmarks.embedding_cache import DEFAULT_CACHE, EmbeddingSet, embed_paths
-from benchmarks.lfw_pairs import Pairs, read_pairs
 from benchmarks.paths import fixture_models, shared_dir
+from facedb.lfw_pairs import Pairs, read_pairs
 
 FARS = (1e-3, 1e-2)
 

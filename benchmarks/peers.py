@@ -45,9 +45,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from benchmarks.lfw_pairs import read_pairs
 from benchmarks.paths import shared_dir, shared_model
 from benchmarks.sessions import float32_recognizer, ort_session
+from facedb.lfw_pairs import read_pairs
 from facedb.models.onnx_model import quantizes_per_batch
 from facedb.models.session import default_threads
 from facedb.vision.align import align_faces

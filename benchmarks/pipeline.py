@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.lfw_pairs import read_pairs
 from benchmarks.paths import fixture_models, shared_dir, shared_model
 from benchmarks.sessions import float32_recognizer, ort_session
+from facedb.lfw_pairs import read_pairs
 from facedb.vision.align import align_faces
 from facedb.vision.detect import Detector, load_detector
 from facedb.vision.embed import Embedder, load_embedder

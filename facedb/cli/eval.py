@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from facedb import lfw_pairs
 from facedb.calibration import build_calibration
 
 log = logging.getLogger(__name__)
@@ -111,30 +112,14 @@ class LabelledPair:
     fold: int  # 1-based
 
 
-def lfw_image(lfw_dir: Path, name: str, number: str | int) -> str:
-    return str(lfw_dir / "images" / name / f"{name}_{int(number):04d}.jpg")
-
-
 def read_pairs(pairs_file: Path) -> list[LabelledPair]:
-    """LFW pairs file: a `folds pairs_per_class` header (or one count), then the pairs."""
-    lines = [line.split() for line in pairs_file.read_text().splitlines() if line.strip()]
-    header, rows = lines[0], lines[1:]
-    per_fold = 2 * int(header[-1]) if len(header) == 2 else len(rows)
-    lfw_dir = pairs_file.parent
-    pairs = []
-    for index, fields in enumerate(rows):
-        if len(fields) == 3:
-            a, b = (
-                lfw_image(lfw_dir, fields[0], fields[1]),
-                lfw_image(lfw_dir, fields[0], fields[2]),
-            )
-        else:
-            a, b = (
-                lfw_image(lfw_dir, fields[0], fields[1]),
-                lfw_image(lfw_dir, fields[2], fields[3]),
-            )
-        pairs.append(LabelledPair(a, b, len(fields) == 3, index // per_fold + 1))
-    return pairs
+    """The pairs of an LFW pairs file (facedb.lfw_pairs), folds numbered from 1."""
+    pairs = lfw_pairs.read_pairs(pairs_file)
+    images = [str(path) for path in pairs.images]
+    return [
+        LabelledPair(images[a], images[b], bool(same), int(fold) + 1)
+        for a, b, same, fold in zip(pairs.first, pairs.second, pairs.same, pairs.fold, strict=True)
+    ]
 
 
 def read_people_folds(people_file: Path) -> dict[str, int]:

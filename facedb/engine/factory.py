@@ -7,9 +7,8 @@ import os
 from dataclasses import replace
 
 from facedb.config import Settings
-from facedb.engine.errors import DeadlineExceededError
 from facedb.engine.facade import Engine
-from facedb.engine.telemetry import Observer, current_deadline
+from facedb.engine.telemetry import Observer, current_deadline, deadline_error
 from facedb.index.backend import open_backend
 from facedb.models import SessionSettings
 from facedb.storage.catalog import Catalog
@@ -65,8 +64,8 @@ def load_batcher(settings: Settings, embedder: Embedder) -> EmbeddingBatcher | N
         if settings.micro_batching:
             log.info("micro-batching off: %s runs one face at a time", embedder.name)
         return None
-    # Its own session: no spinning, since between runs its threads would steal the cores
-    # the request workers detect on.
+    # Its own session, with its own thread count: while a shared run goes, the callers whose
+    # faces it holds are idle, so it may use their cores (spinning stays off between runs).
     shared = load_embedder(
         settings.recognizer, threads=settings.batch_run_threads, allow_spinning=False
     )
@@ -74,7 +73,7 @@ def load_batcher(settings: Settings, embedder: Embedder) -> EmbeddingBatcher | N
         shared,
         wait_ms=settings.batch_wait_ms,
         deadline=current_deadline,
-        expired=lambda stage: DeadlineExceededError(f"deadline exceeded before the {stage} stage"),
+        expired=deadline_error,
     )
 
 

@@ -54,11 +54,15 @@ def current_deadline() -> float | None:
     return _deadline.get()
 
 
+def deadline_error(stage: str) -> DeadlineExceededError:
+    return DeadlineExceededError(f"deadline exceeded before the {stage} stage")
+
+
 def check_deadline(stage: str) -> None:
     """Refuse to start an expensive stage once the caller has stopped waiting."""
     expires = _deadline.get()
     if expires is not None and time.monotonic() >= expires:
-        raise DeadlineExceededError(f"deadline exceeded before the {stage} stage")
+        raise deadline_error(stage)
 
 
 class Telemetry:

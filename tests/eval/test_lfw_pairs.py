@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.lfw_pairs import read_pairs
 from benchmarks.paths import shared_dir
+from facedb.lfw_pairs import read_pairs
 from tests.paths import LFW, SHARED
 
 

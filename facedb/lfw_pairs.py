@@ -1,8 +1,9 @@
-"""The one LFW pairs parser and fold definition every benchmark uses.
+"""The one LFW pairs parser and fold definition: `facedb calibrate` and every benchmark use it.
 
 `pairs.txt` (View 2) starts with `10 300`: ten folds, each 300 same-person pairs followed
 by 300 different-person pairs, written fold after fold, so pair i belongs to fold i // 600.
-Each fold's threshold is chosen on the other nine (benchmarks.metrics.kfold_accuracy).
+Benchmarks choose each fold's threshold on the other nine; calibration fits on some folds and
+holds the others out.
 A single-count header (View 1's `pairsDevTest.txt`: `500`, then 500 same and 500
 different pairs) has no folds; those pairs get DEFAULT_FOLDS interleaved folds (i % 10),
 so each fold still holds both kinds.
