@@ -518,7 +518,8 @@ class Catalog:
                     raise
                 write = _Write(session, row, self._live.caught_up(session, slot, row))
                 yield write
-                self._announce(session, row.id)  # other servers' followers wake at COMMIT
+                # other servers' followers wake at COMMIT
+                self._announce(session, row.id, write.seq or 0)
             write.apply()
         self._live.maintain(gallery, write.index)
 
@@ -563,6 +564,17 @@ class Catalog:
         loaded = self._live.loaded()
         return sum(self.catch_up(i.ref.name) for i in loaded if i.ref.id in gallery_ids)
 
+    def catch_up_notified(self, notified: dict[int, int]) -> None:
+        """Gallery id -> the change sequence a NOTIFY announced (0: not said, e.g. by an
+        older server, or a write with no face change): apply it with one query where the
+        index is merely behind (`LiveIndexes.apply_notified`), else catch up in full."""
+        for index in self._live.loaded():
+            sequence = notified.get(index.ref.id)
+            if sequence is None:
+                continue
+            if not sequence or not self._live.apply_notified(index.ref.name, sequence):
+                self.catch_up(index.ref.name)
+
     def catch_up(self, gallery: str) -> int:
         index = self._live.peek(gallery)
         if index is None:
@@ -595,11 +607,12 @@ class Catalog:
             time.sleep(WAIT_POLL_S)
         return True
 
-    def _announce(self, session: Session, gallery_id: int) -> None:
+    def _announce(self, session: Session, gallery_id: int, sequence: int = 0) -> None:
         """Wake the followers of other servers when this transaction commits (PostgreSQL
-        delivers a NOTIFY at COMMIT, and drops it on ROLLBACK)."""
+        delivers a NOTIFY at COMMIT, and drops it on ROLLBACK); `sequence` is the last
+        change it wrote (0: none), so a follower that already holds it does nothing."""
         if not self._db.sqlite:
-            notice = payload(gallery_id, self._origin)
+            notice = payload(gallery_id, self._origin, sequence)
             session.execute(select(func.pg_notify(CHANNEL, notice)))
 
     def wait_for_maintenance(self) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -515,6 +515,43 @@ def gallery_with_latest_seq(session: Session, name: str) -> tuple[Gallery, int]:
     if found is None:
         raise NotFoundError(f"gallery {name!r} not found")
     return found[0], int(found[1] or 0)
+
+
+def changes_with_embeddings(
+    session: Session | Connection, gallery_id: int, since: int
+) -> tuple[tuple[str, str, int] | None, list[tuple[int, int, str, bytes | None]]]:
+    """In ONE query (one round trip, one snapshot): the gallery's (uid, model SHA-256, dim),
+    None when it is gone, and its changes after `since` as (seq, face id, op, embedding),
+    the embedding None where the face no longer exists. The change follower's hot path."""
+    changes = Change.__table__.alias("c")
+    faces = Face.__table__.alias("f")
+    galleries = Gallery.__table__
+    query = (
+        select(
+            galleries.c.uid,
+            galleries.c.model_sha256,
+            galleries.c.dim,
+            changes.c.seq,
+            changes.c.face_id,
+            changes.c.op,
+            faces.c.embedding,
+        )
+        .select_from(galleries)
+        .outerjoin(
+            changes, (changes.c.gallery_id == galleries.c.id) & (changes.c.seq > since)
+        )
+        .outerjoin(
+            faces, (faces.c.id == changes.c.face_id) & (faces.c.gallery_id == galleries.c.id)
+        )
+        .where(galleries.c.id == gallery_id)
+        .order_by(changes.c.seq)
+    )
+    rows = session.execute(query).all()
+    if not rows:
+        return None, []
+    head = (rows[0][0], rows[0][1], int(rows[0][2]))
+    found = [(row[3], row[4], row[5], row[6]) for row in rows if row[3] is not None]
+    return head, found
 
 
 def changes_after(session: Session, gallery_id: int, seq: int) -> list[tuple[int, int, str]]:
