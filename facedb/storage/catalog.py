@@ -574,6 +574,8 @@ class Catalog:
                 continue
             if not sequence or not self._live.apply_notified(index.ref.name, sequence):
                 self.catch_up(index.ref.name)
+            else:
+                self._live.maintain(index.ref.name, index)  # e.g. grown past a flat index
 
     def catch_up(self, gallery: str) -> int:
         index = self._live.peek(gallery)
