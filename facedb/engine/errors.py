@@ -10,6 +10,7 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from facedb.index.backend import IndexBackendError
 from facedb.storage.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -45,6 +46,13 @@ class DeadlineExceededError(EngineError):
     status = "DEADLINE_EXCEEDED"
 
 
+class IndexUnavailableError(EngineError):
+    """The index service (Milvus) could not be reached or refused the request: retryable,
+    like a replica that lags (SQL, the source of truth, is untouched)."""
+
+    status = "UNAVAILABLE"
+
+
 class ReplicaLagError(EngineError):
     """This server's index has not applied a change the caller asked to read (retryable:
     another replica, or this one a moment later, may have)."""
@@ -78,6 +86,8 @@ def store_errors() -> Iterator[None]:
         if mapped is error:
             raise
         raise mapped from error
+    except IndexBackendError as error:
+        raise IndexUnavailableError(f"index unavailable: {error}") from error
 
 
 # Names and ids are stored in 256-character columns (gallery names: 128).

@@ -37,7 +37,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from facedb.index.backend import IndexBackend, LiveIndex
+from facedb.index.backend import IndexBackend, IndexBackendError, LiveIndex
 from facedb.index.manager import GalleryRef
 from facedb.index.vector_index import AUTO, IndexKind, IndexParams
 from facedb.storage import repository as repo
@@ -520,7 +520,12 @@ class Catalog:
                 yield write
                 # other servers' followers wake at COMMIT
                 self._announce(session, row.id, write.seq or 0)
-            write.apply()
+            try:
+                write.apply()
+            except IndexBackendError as error:
+                # Committed, so durable and answered as done; the index (Milvus, out of
+                # reach) is behind and catches up from the change log at its next use.
+                log.warning("gallery %r: index not updated after commit: %s", gallery, error)
         self._live.maintain(gallery, write.index)
 
     def _duplicates(
