@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell", help=argparse.SUPPRESS)  # internal: one cell, JSON out
     args = parser.parse_args(argv)
     if args.cell:
-        print(json.dumps(_in_fresh_database(args.database_url, run_replicas, json.loads(args.cell))))
+        row = _in_fresh_database(args.database_url, run_replicas, json.loads(args.cell))
+        print(json.dumps(row))
         return 0
     with tempfile.TemporaryDirectory(prefix="facedb-baseline-") as baseline_dir:
         sources = [("this", REPO)]

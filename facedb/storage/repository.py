@@ -537,9 +537,7 @@ def changes_with_embeddings(
             faces.c.embedding,
         )
         .select_from(galleries)
-        .outerjoin(
-            changes, (changes.c.gallery_id == galleries.c.id) & (changes.c.seq > since)
-        )
+        .outerjoin(changes, (changes.c.gallery_id == galleries.c.id) & (changes.c.seq > since))
         .outerjoin(
             faces, (faces.c.id == changes.c.face_id) & (faces.c.gallery_id == galleries.c.id)
         )
