@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from facedb.index.vector_index import IndexKind, IndexParams, VectorIndex
+from facedb.index.vector_index import IndexImage, IndexKind, IndexParams, VectorIndex
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -50,7 +50,12 @@ class Manifest:
 
 
 def write_snapshot(
-    directory: Path, index: VectorIndex, *, gallery_uid: str, model_sha256: str, watermark: int
+    directory: Path,
+    index: VectorIndex | IndexImage,
+    *,
+    gallery_uid: str,
+    model_sha256: str,
+    watermark: int,
 ) -> Manifest:
     directory.mkdir(parents=True, exist_ok=True)
     name = f"index-{uuid.uuid4().hex[:12]}.faiss"
