@@ -50,6 +50,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from facedb.index.snapshot import draft_snapshot
 from facedb.storage.catalog import Catalog, GalleryConfig, NewFace
 from facedb.storage.db import migrate
 
@@ -211,13 +212,14 @@ def cold_start(url: str, faces: int, tail: int, root: Path) -> dict:
 
 def _snapshot_write(catalog: Catalog, gallery: str) -> dict[str, float]:
     """Seconds a snapshot of the (replayed, so changed) index takes, and how long of that
-    writers of the index wait: the in-memory copy (`VectorIndex.image`); main's code held
-    the index for the whole write."""
+    its writers wait: the index file's write to the page cache (`draft_snapshot`); main's
+    code held the index for the whole (fsync, checksum, manifest too)."""
     index = catalog._live.peek(gallery)
     assert index is not None
     began = time.perf_counter()
-    index._index.image()  # type: ignore[attr-defined]
+    draft = draft_snapshot(Path(tempfile.mkdtemp()), index._index)  # type: ignore[attr-defined]
     held = time.perf_counter() - began
+    shutil.rmtree(draft.directory)
     began = time.perf_counter()
     index.snapshot()
     return {"snapshot_held_s": held, "snapshot_write_s": time.perf_counter() - began}
@@ -307,7 +309,9 @@ def _print_cold(args: argparse.Namespace) -> None:
         f"| whole write (file, fsync, checksum; main held the index this long) "
         f"| {cold['snapshot_write_s']:.2f} |"
     )
-    print(f"| index held for the in-memory copy (this code) | {cold['snapshot_held_s']:.2f} |")
+    print(
+        f"| index held: the file's page-cache write (this code) | {cold['snapshot_held_s']:.2f} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,20 +116,6 @@ def ivf_nprobe(nlist: int, params: IndexParams, kind: IndexKind = IndexKind.IVF)
     return min(nlist, params.ivf_nprobe or max(48, nlist // 30))
 
 
-@dataclass(frozen=True)
-class IndexImage:
-    """A serialised copy of a VectorIndex: what a snapshot writes (see `VectorIndex.image`)."""
-
-    kind: IndexKind
-    dim: int
-    count: int
-    tombstones: frozenset[int]
-    data: np.ndarray  # uint8, faiss.serialize_index
-
-    def write(self, path: Path) -> None:
-        self.data.tofile(path)
-
-
 class VectorIndex:
     def __init__(self, kind: IndexKind, dim: int, index: faiss.Index, params: IndexParams):
         self.kind = kind
@@ -176,12 +162,6 @@ class VectorIndex:
 
     def write(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
-
-    def image(self) -> IndexImage:
-        """The index as bytes (what `write` would write), taken in one memory copy: a
-        snapshot is written from it without holding the index meanwhile."""
-        data = faiss.serialize_index(self.index)
-        return IndexImage(self.kind, self.dim, self.count, frozenset(self.tombstones), data)
 
     def configure_search(self, params: IndexParams) -> None:
         """Apply the search-time knobs (IVF nprobe, HNSW efSearch) of `params`."""

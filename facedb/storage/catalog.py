@@ -565,10 +565,6 @@ class Catalog:
         watermarks moved. A gallery deleted or re-created elsewhere is dropped or reloaded."""
         return sum(self.catch_up(index.ref.name) for index in self._live.loaded())
 
-    def catch_up_ids(self, gallery_ids: set[int]) -> int:
-        loaded = self._live.loaded()
-        return sum(self.catch_up(i.ref.name) for i in loaded if i.ref.id in gallery_ids)
-
     def catch_up_notified(self, notified: dict[int, int]) -> None:
         """Gallery id -> the change sequence a NOTIFY announced (0: not said, e.g. by an
         older server, or a write with no face change): apply it with one query where the
