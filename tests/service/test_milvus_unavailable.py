@@ -19,7 +19,7 @@ from tests.tcp_forwarder import TcpForwarder
 
 pytestmark = pytest.mark.milvus
 
-TIMEOUT_S = 2.0  # milvus_timeout: how long the server keeps retrying a closed port
+TIMEOUT_S = 5.0  # milvus_timeout: how long the server keeps retrying a closed port
 
 
 def test_a_milvus_out_of_reach_answers_unavailable_and_sql_keeps_the_enrollment(
