@@ -50,7 +50,6 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from facedb.index.snapshot import draft_snapshot
 from facedb.storage.catalog import Catalog, GalleryConfig, NewFace
 from facedb.storage.db import migrate
 
@@ -214,6 +213,8 @@ def _snapshot_write(catalog: Catalog, gallery: str) -> dict[str, float]:
     """Seconds a snapshot of the (replayed, so changed) index takes, and how long of that
     its writers wait: the index file's write to the page cache (`draft_snapshot`); main's
     code held the index for the whole (fsync, checksum, manifest too)."""
+    from facedb.index.snapshot import draft_snapshot  # here: --baseline cells import main's
+
     index = catalog._live.peek(gallery)
     assert index is not None
     began = time.perf_counter()
