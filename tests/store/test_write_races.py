@@ -227,7 +227,64 @@ def test_a_search_sees_what_another_process_wrote(database_url: str, tmp_path: P
     assert server.index_ids(name).tolist() == [second]
 
     other.reindex(name, model=NEW_MODEL, embed_crops=lambda batch: embed(NEW_PROJECTION, batch))
+    # The next search starts the switch in the background and is answered by the old index.
+    (top,) = server.search(name, embed(OLD_PROJECTION, crops[1:2]), k=1)[0]
+    assert top.face_id == second and top.score > 0.999
+    server.wait_for_maintenance()
+    assert server.serving_model(name) == NEW_MODEL.sha256
     (top,) = server.search(name, embed(NEW_PROJECTION, crops[1:2]), k=1)[0]
     assert top.face_id == second and top.score > 0.999
     other.close()
     server.close()
+
+
+def test_another_process_switches_model_and_kind_in_the_background(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A model switch and an index-kind change by one catalog reach another catalog on the
+    same database through catch-up: the old index (and model) serves until the background
+    switch installs the new one, whose ids are SQL's; a write meanwhile waits for it."""
+    server = Catalog.open(database_url, tmp_path / "server", snapshot_interval=None)
+    other = Catalog.open(database_url, tmp_path / "other", snapshot_interval=None)
+    name = make_gallery(server)
+    rng = np.random.default_rng(72)
+    crops = [random_crop(rng) for _ in range(20)]
+    for number, crop in enumerate(crops):
+        server.add_faces(name, f"p{number}", [old_face(crop)])
+
+    other.reindex(name, kind="hnsw")
+    assert _entry(server, name)["index_kind"] == "flat"
+    assert server.catch_up(name) == 0  # noticed: the rebuild runs in the background
+    server.wait_for_maintenance()
+    assert _entry(server, name)["index_kind"] == "hnsw"
+
+    seen: list[str] = []
+
+    def embed_while_watching(batch: list[bytes]) -> np.ndarray:
+        # Before the switch commits, `server` still serves the old model.
+        seen.append(server.serving_model(name))
+        return embed(NEW_PROJECTION, batch)
+
+    other.reindex(name, model=NEW_MODEL, embed_crops=embed_while_watching, batch_size=8)
+    assert seen and set(seen) == {OLD_MODEL.sha256}
+    # Not caught up yet: the old index answers old-model probes.
+    (top,) = server.search(name, embed(OLD_PROJECTION, crops[:1]), k=1)[0]
+    assert top.external_id == "p0"
+    # A new-model write meanwhile waits for this process's switch, then goes in.
+    late = random_crop(rng)
+    new_face = NewFace(embed(NEW_PROJECTION, [late])[0], crop=late, model_sha256=NEW_MODEL.sha256)
+    server.add_faces(name, "late", [new_face])
+    server.wait_for_maintenance()
+    assert server.serving_model(name) == NEW_MODEL.sha256
+    hits = server.search(name, embed(NEW_PROJECTION, [*crops, late]), k=1)
+    expected = [f"p{n}" for n in range(len(crops))] + ["late"]
+    assert [row[0].external_id for row in hits] == expected
+    assert sorted(server.index_ids(name).tolist()) == server.face_ids(name)
+    entry = _entry(server, name)
+    assert (entry["index_kind"], entry["index_model_sha256"]) == ("hnsw", NEW_MODEL.sha256)
+    other.close()
+    server.close()
+
+
+def _entry(catalog: Catalog, name: str) -> dict:
+    return next(g for g in catalog.stats()["galleries"] if g["name"] == name)
