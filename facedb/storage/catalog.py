@@ -478,6 +478,12 @@ class Catalog:
         holds: probes must be embedded with it (during a switch it is the old model)."""
         return self._live.get(gallery).ref.model_sha256
 
+    def live(self, gallery: str) -> tuple[str, str]:
+        """(model SHA-256, kind) of this process's live index of the gallery; ("", "") when
+        it is not loaded here."""
+        index = self._live.peek(gallery)
+        return ("", "") if index is None else (index.ref.model_sha256, index.kind.value)
+
     def before_switch(self, prepare: Callable[[str], None]) -> None:
         """Call `prepare(model_sha256)` before this process switches a gallery to another
         model (in the background switch's thread): the engine loads the recognizer."""
