@@ -77,6 +77,7 @@ class GalleryStats:
     # model until a live reindex switched here) and kind.
     index_model_sha256: str = ""
     index_kind: str = ""
+    index_faces: int = 0
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,7 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
                     model=_model(g.model),
                     index_model_sha256=g.index_model_sha256,
                     index_kind=g.index_kind,
+                    index_faces=g.index_faces,
                 )
                 for g in galleries
             ],

@@ -478,11 +478,13 @@ class Catalog:
         holds: probes must be embedded with it (during a switch it is the old model)."""
         return self._live.get(gallery).ref.model_sha256
 
-    def live(self, gallery: str) -> tuple[str, str]:
-        """(model SHA-256, kind) of this process's live index of the gallery; ("", "") when
-        it is not loaded here."""
+    def live(self, gallery: str) -> tuple[str, str, int]:
+        """(model SHA-256, kind, faces) of this process's live index of the gallery;
+        ("", "", 0) when it is not loaded here."""
         index = self._live.peek(gallery)
-        return ("", "") if index is None else (index.ref.model_sha256, index.kind.value)
+        if index is None:
+            return "", "", 0
+        return index.ref.model_sha256, index.kind.value, index.count
 
     def before_switch(self, prepare: Callable[[str], None]) -> None:
         """Call `prepare(model_sha256)` before this process switches a gallery to another

@@ -490,20 +490,22 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GalleryStats(_message.Message):
-    __slots__ = ("name", "identities", "faces", "model", "index_model_sha256", "index_kind")
+    __slots__ = ("name", "identities", "faces", "model", "index_model_sha256", "index_kind", "index_faces")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IDENTITIES_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INDEX_MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
     INDEX_KIND_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FACES_FIELD_NUMBER: _ClassVar[int]
     name: str
     identities: int
     faces: int
     model: EmbeddingModel
     index_model_sha256: str
     index_kind: str
-    def __init__(self, name: _Optional[str] = ..., identities: _Optional[int] = ..., faces: _Optional[int] = ..., model: _Optional[_Union[EmbeddingModel, _Mapping]] = ..., index_model_sha256: _Optional[str] = ..., index_kind: _Optional[str] = ...) -> None: ...
+    index_faces: int
+    def __init__(self, name: _Optional[str] = ..., identities: _Optional[int] = ..., faces: _Optional[int] = ..., model: _Optional[_Union[EmbeddingModel, _Mapping]] = ..., index_model_sha256: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_faces: _Optional[int] = ...) -> None: ...
 
 class ReindexRequest(_message.Message):
     __slots__ = ("gallery", "recognizer", "index_kind", "batch_size")
