@@ -208,7 +208,7 @@ class LiveIndexes:
 
     def switch(self, gallery: str) -> None:
         """Start switching the gallery's index to the model / kind its row names now."""
-        self._start_rebuild(gallery, "its model or index kind changed in SQL")
+        self._start_rebuild(gallery, "its model or index kind changed in SQL", changed_only=True)
 
     def settle(self, gallery: str, timeout: float) -> None:
         """Wait up to `timeout` for a running background rebuild of the gallery."""
@@ -217,7 +217,7 @@ class LiveIndexes:
         if running is not None and running is not threading.current_thread():
             running.join(timeout)
 
-    def _start_rebuild(self, gallery: str, reason: str) -> None:
+    def _start_rebuild(self, gallery: str, reason: str, changed_only: bool = False) -> None:
         if self._closed.is_set():
             return
         with self._lock:
@@ -225,13 +225,15 @@ class LiveIndexes:
             if running is not None and running.is_alive():
                 return  # it re-reads the gallery row before it installs
             log.info("gallery %r: rebuilding the index in the background: %s", gallery, reason)
-            thread = threading.Thread(target=self._rebuild_logged, args=(gallery,), daemon=True)
+            thread = threading.Thread(
+                target=self._rebuild_logged, args=(gallery, changed_only), daemon=True
+            )
             self._rebuilds[gallery] = thread
             thread.start()
 
-    def _rebuild_logged(self, gallery: str) -> None:
+    def _rebuild_logged(self, gallery: str, changed_only: bool) -> None:
         try:
-            self.rebuild(gallery)
+            self.rebuild(gallery, changed_only)
         except NotFoundError:
             pass  # deleted meanwhile
         except Exception:
@@ -244,14 +246,15 @@ class LiveIndexes:
         for thread in threads:
             thread.join()
 
-    def rebuild(self, gallery: str) -> None:
+    def rebuild(self, gallery: str, changed_only: bool = False) -> None:
         """Build a new index from SQL while the old one serves, then swap it in: of the
-        model and kind the gallery row names (a switch, when another process reindexed)."""
+        model and kind the gallery row names (a switch, when another process reindexed).
+        `changed_only`: nothing to do when the index is already of that model and kind."""
         for _ in range(REBUILD_ATTEMPTS):
             index = self.get(gallery)
             ref = self._wanted(gallery)
-            if ref.uid != index.ref.uid:
-                return  # created again elsewhere: the next catch-up reloads it
+            if ref.uid != index.ref.uid or (changed_only and ref == index.ref):
+                return  # created again elsewhere (the next catch-up reloads it), or done
             if ref.model_sha256 != index.ref.model_sha256:
                 self._prepare_model(ref)
             prepared = self.backend.prepare(self._source, ref, self._params)
