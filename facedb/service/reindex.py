@@ -9,6 +9,7 @@ which abandons the reindex before its switch: nothing changes.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ EMBEDDING, BUILDING, SWITCHED = (
     pb.ReindexProgress.BUILDING,
     pb.ReindexProgress.SWITCHED,
 )
+log = logging.getLogger(__name__)
 POLL_S = 0.5  # how often a waiting stream looks whether its client is still there
 
 
@@ -68,6 +70,9 @@ def reindex_stream(
     try:
         while True:
             item = _next(updates, context)
+            if item is None or isinstance(item, ReindexCancelled):
+                log.info("Reindex of %r cancelled by the client: nothing switched", request.gallery)
+                return
             if isinstance(item, pb.ReindexProgress):
                 yield item
             elif isinstance(item, BaseException):
@@ -86,12 +91,13 @@ def reindex_stream(
 
 
 def _next(updates: queue.Queue[Any], context: grpc.ServicerContext) -> Any:
+    """The next update, or None once the client has gone."""
     while True:
         try:
             return updates.get(timeout=POLL_S)
         except queue.Empty:
             if not context.is_active():
-                raise ReindexCancelled("the client cancelled the reindex") from None
+                return None
 
 
 def _exception(error: BaseException) -> Exception:
