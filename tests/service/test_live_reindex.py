@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from facedb.cli import main
 from facedb.models.optimize import optimize_model
 from facedb.models.store import sha256_file
 from facedb.v1 import facedb_pb2 as pb
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.postgres
 PEOPLE = ("Colin_Powell", "Tony_Blair", "Gray_Davis", "Hugo_Chavez", "Aaron_Peirsol")
 SWITCH_BOUND_S = 60.0  # B's background switch, on a shared 2-core machine
 SWITCHED = pb.ReindexProgress.SWITCHED
+ENROLLED = (1, 3, 4)  # photos enrolled per person (2 is the probe); Aaron_Peirsol has 4
 
 
 def photo(name: str, number: int) -> Path:
@@ -104,16 +106,21 @@ class Traffic:
 
 
 def test_reindex_rpc_refuses_bad_requests_then_switches_both_servers_under_traffic(
-    two_servers, float32_arcface: Path
+    two_servers,
+    float32_arcface: Path,
+    shared_database: str,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     a, b = two_servers
     new_sha = sha256_file(float32_arcface)
     with client(a.address) as admin:
         old = admin.create_gallery("staff").model
         for name in PEOPLE:
-            assert admin.enroll("staff", name, [photo(name, 1)]).outcomes[0].accepted
+            photos = [photo(name, n) for n in ENROLLED if photo(name, n).is_file()]
+            assert all(o.accepted for o in admin.enroll("staff", name, photos).outcomes)
         admin.create_gallery("nocrops", store_crops=False)
         assert admin.enroll("nocrops", "colin", [photo("Colin_Powell", 1)]).outcomes[0].accepted
+    enrolled = sum(len([n for n in ENROLLED if photo(name, n).is_file()]) for name in PEOPLE)
     assert old.sha256 != new_sha
     spec = f"arcface:{float32_arcface}"
 
@@ -147,11 +154,13 @@ def test_reindex_rpc_refuses_bad_requests_then_switches_both_servers_under_traff
         assert admin.get_gallery("staff").model.sha256 == old.sha256
         assert admin.get_gallery("nocrops").model.sha256 == old.sha256
 
-    # Cancelled after its first batch: nothing switches.
+    # A second reindex of the gallery while one runs is ABORTED; the first, cancelled after
+    # its first batch, switches nothing.
     with client(a.address) as admin:
         stream = admin.reindex("staff", spec, batch_size=1)
         first = next(stream)
         assert first.phase == pb.ReindexProgress.EMBEDDING and first.faces_done == 1
+        assert _code(lambda: reindex(gallery="staff", index_kind="flat")) == S.ABORTED
         stream.close()  # cancels the call
     time.sleep(1.0)
     assert _live(a.address, "staff").index_model_sha256 == old.sha256
@@ -186,12 +195,22 @@ def test_reindex_rpc_refuses_bad_requests_then_switches_both_servers_under_traff
     done = [u.faces_done for u in updates]
     assert done == sorted(done) and updates[-1].phase == SWITCHED
     assert [u.phase for u in updates].count(SWITCHED) == 1
-    assert updates[-1].faces_total == len(PEOPLE) and updates[-1].gallery.model.sha256 == new_sha
+    assert updates[-1].faces_total == enrolled and updates[-1].gallery.model.sha256 == new_sha
     for server in (a, b):
         live = _live(server.address, "staff")
         assert (live.index_model_sha256, live.model.sha256) == (new_sha, new_sha)
-        assert live.index_faces == live.faces == len(PEOPLE)  # no face missing
+        assert live.index_faces == live.faces == enrolled  # no face missing
         with client(server.address) as searcher:
             for name in PEOPLE:
-                faces = searcher.identify("staff", photo(name, 2)).faces
-                assert faces[0].candidates[0].external_id == name
+                probe = searcher.identify("staff", photo(name, 2)).faces[0]
+                assert probe.candidates[0].external_id == name
+
+    # The offline tool beside the running servers: both follow its index-kind change.
+    tool = ["reindex", "--database-url", shared_database, "--data-dir", str(tmp_path / "tool")]
+    assert main([*tool, "--gallery", "staff", "--index", "hnsw"]) == 0
+    for server in (a, b):
+        started = time.monotonic()
+        while _live(server.address, "staff").index_kind != "hnsw":
+            assert time.monotonic() - started < SWITCH_BOUND_S, "the kind change was missed"
+            time.sleep(0.05)
+        assert _live(server.address, "staff").index_faces == enrolled
