@@ -259,12 +259,15 @@ class LiveIndexes:
                 self._prepare_model(ref)
             prepared = self.backend.prepare(self._source, ref, self._params)
             with self.locked(gallery) as slot:  # no write can slip between replay and swap
-                if slot.index is index and self._wanted(gallery) == ref:
+                current = slot.index is index and self._wanted(gallery) == ref
+                if current and not (changed_only and index.ref == ref):
                     self.backend.install(index, prepared, self._source)
-                    break
-                self.backend.discard(prepared)
+                else:  # stale, or this process's own reindex switched it meanwhile
+                    self.backend.discard(prepared)
             if slot.index is not index:
                 return  # deleted or reloaded meanwhile
+            if index.ref == ref:
+                break
             # else reindexed again while we built: build what the row names now
         index.snapshot()
 
