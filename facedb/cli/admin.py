@@ -41,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Rebuild a gallery's FAISS index from SQL, or re-embed every stored "
         "crop with another recognizer and switch the gallery to it atomically. Running "
         "servers on the same database follow without a restart (they switch in the "
-        "background and serve the old index until then); servers other than this machine "
-        "need the new model's file in a FACEDB_MODEL_DIR directory.",
+        "background and serve the old index until then); each finds the new model's file "
+        "by its SHA-256 in its FACEDB_MODEL_DIR directories.",
     )
     _database_options(reindex)
     reindex.add_argument("--gallery", help="gallery name (default: every gallery)")
