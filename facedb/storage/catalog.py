@@ -42,7 +42,13 @@ from facedb.index.manager import GalleryRef
 from facedb.index.vector_index import AUTO, IndexKind, IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
-from facedb.storage.errors import ConflictError, InvalidArgumentError, NotFoundError
+from facedb.storage.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    ModelSwitchedError,
+    NotFoundError,
+    SwitchingError,
+)
 from facedb.storage.follower import CHANNEL, ChangeFollower, payload
 from facedb.storage.live import LiveIndexes
 from facedb.storage.page_tokens import decode_page_token, encode_page_token
@@ -79,6 +85,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 WAIT_POLL_S = 0.005  # wait_for re-reads SQL this often (a standby replays in ~10 ms)
+# An enroll that finds its gallery switching to another model (a reindex elsewhere) waits
+# this long for this process's background switch, then retries once (else UNAVAILABLE).
+SWITCH_WAIT_S = 10.0
 
 EmbedCrops = Callable[[list[bytes]], np.ndarray]
 Progress = Callable[[int, int], None]  # (done, total)
@@ -328,6 +337,13 @@ class Catalog:
             return EnrollOutcome(
                 self._find_identity(gallery, request.external_id), False, [], [], None
             )
+        try:
+            return self._enroll(gallery, request)
+        except SwitchingError:
+            self._live.settle(gallery, SWITCH_WAIT_S)
+            return self._enroll(gallery, request)
+
+    def _enroll(self, gallery: str, request: EnrollRequest) -> EnrollOutcome:
         with self._writing(gallery) as write:
             replayed = self._replayed(write.session, write.row.id, request)
             if replayed is not None:
@@ -431,19 +447,49 @@ class Catalog:
         return self._live.get(gallery).ids()
 
     def search(
-        self, gallery: str, embeddings: np.ndarray, k: int = 10, threshold: float | None = None
+        self,
+        gallery: str,
+        embeddings: np.ndarray,
+        k: int = 10,
+        threshold: float | None = None,
+        model_sha256: str | None = None,
     ) -> list[list[Hit]]:
-        """Top-k faces per query row, best first, scores >= threshold (cosine)."""
+        """Top-k faces per query row, best first, scores >= threshold (cosine).
+        `model_sha256`: the model the queries come from; ModelSwitchedError when the live
+        index holds another model's vectors (it switched since `serving_model`)."""
         if k <= 0:
             raise InvalidArgumentError("k must be positive")
         index = self._live.get(gallery)
         with self._db.read() as session:
             index = self._live.current(session, gallery, index)
             ref = index.ref
+            if model_sha256 is not None and model_sha256 != ref.model_sha256:
+                raise ModelSwitchedError(
+                    f"gallery {gallery!r} now serves model {ref.model_sha256[:12]}…",
+                    ref.model_sha256,
+                )
             queries = _unit_rows(embeddings, ref.dim, "query")
             scores, ids = index.search(queries, k, threshold)
             # A face removed after the index answered is gone from SQL: it is dropped here.
             return _labelled_hits(session, ref.id, scores, ids)
+
+    def serving_model(self, gallery: str) -> str:
+        """The SHA-256 of the model whose vectors this process's live index of the gallery
+        holds: probes must be embedded with it (during a switch it is the old model)."""
+        return self._live.get(gallery).ref.model_sha256
+
+    def live(self, gallery: str) -> tuple[str, str, int]:
+        """(model SHA-256, kind, faces) of this process's live index of the gallery;
+        ("", "", 0) when it is not loaded here."""
+        index = self._live.peek(gallery)
+        if index is None:
+            return "", "", 0
+        return index.ref.model_sha256, index.kind.value, index.count
+
+    def before_switch(self, prepare: Callable[[str], None]) -> None:
+        """Call `prepare(model_sha256)` before this process switches a gallery to another
+        model (in the background switch's thread): the engine loads the recognizer."""
+        self._live.before_switch = prepare
 
     def stats(self) -> dict[str, Any]:
         galleries = []
@@ -458,6 +504,7 @@ class Catalog:
             }
             if index is not None:
                 entry.update(
+                    index_model_sha256=index.ref.model_sha256,
                     index_kind=index.kind.value,
                     index_size=index.count,
                     watermark=index.watermark,
@@ -500,7 +547,7 @@ class Catalog:
     def _remember_kind(self, gallery: str, kind: str) -> None:
         with self._writing(gallery) as write:
             repo.set_index_kind(write.row, None if kind == AUTO else kind)
-            write.new_ref = replace(write.index.ref, kind=kind)
+            write.new_ref = self._live.ref(write.row)
 
     # ---- the write path -------------------------------------------------------------------
 

@@ -3,9 +3,15 @@
 Each gallery name has a `Slot`: the lock that orders this process's loading, writing and
 deleting of the gallery, and its `LiveIndex` once loaded. Other processes change the
 same tables; `caught_up` applies what they committed after the index's watermark (or
-reloads the index when the gallery was created again or re-embedded elsewhere). The catalog
-calls it inside its write transaction, under the gallery's SQL write lock, and `current`
-before a search when SQL is ahead of the index.
+reloads the index when the gallery was created again elsewhere). The catalog calls it
+inside its write transaction, under the gallery's SQL write lock, and `current` before a
+search when SQL is ahead of the index.
+
+Live reindex: when the gallery row names another model or index kind than the loaded index
+(a reindex by another process), `current` starts a background switch (`rebuild`: the new
+index built from SQL with no lock held, then installed under the slot lock with the changes
+committed meanwhile) and keeps answering from the old index until then. A write meanwhile
+must not add old-model vectors: `caught_up` raises `SwitchingError` on a model change.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +34,15 @@ from facedb.index.manager import GalleryRef, Replay
 from facedb.index.vector_index import IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database
-from facedb.storage.errors import NotFoundError
+from facedb.storage.errors import NotFoundError, SwitchingError
 from facedb.storage.tables import OP_REMOVED, Gallery
 
 log = logging.getLogger(__name__)
+
+# What differs between a loaded index and its gallery row (`_change`).
+RECREATED, MODEL, KIND = "recreated", "model", "kind"
+# A rebuild whose target changed while it built (another reindex) starts over this often.
+REBUILD_ATTEMPTS = 3
 
 
 @dataclass
@@ -68,6 +79,9 @@ class LiveIndexes:
         self._lock = threading.Lock()  # guards the two dicts above
         self._closed = threading.Event()
         self._tail = _TailReader(db)
+        # Called (in the switching thread) with a model's SHA-256 before this process
+        # switches a gallery to it: the engine loads that recognizer before probes need it.
+        self.before_switch: Callable[[str], None] | None = None
 
     def close(self) -> None:
         """Start no more background rebuilds; wait for the running ones."""
@@ -82,32 +96,44 @@ class LiveIndexes:
 
     def current(self, session: Session, gallery: str, index: LiveIndex) -> LiveIndex:
         """The index a search should use: caught up first when another process changed the
-        gallery since this one last looked (else one cheap query, and no lock)."""
+        gallery since this one last looked (else one cheap query, and no lock). While a
+        switch to another model runs in the background, the old index serves as it is."""
         row, latest = repo.gallery_with_latest_seq(session, gallery)
-        ref = index.ref
-        if latest <= index.watermark and (ref.uid, ref.model_sha256, ref.dim) == (
-            row.uid,
-            row.model_sha256,
-            row.dim,
-        ):
+        change = self._change(index, row)
+        if change in (MODEL, KIND):
+            self.switch(gallery)
+        if change == MODEL or (latest <= index.watermark and change is None):
             return index
         with self.locked(gallery) as slot:  # in order with this process's writers
             self.load(slot, gallery)
             # A fresh transaction: what this process's writers did while we waited for the
             # lock is newer than `session`'s view.
             with self._db.read() as fresh:
-                return self.caught_up(fresh, slot, repo.get_gallery(fresh, gallery))
+                try:
+                    return self.caught_up(fresh, slot, repo.get_gallery(fresh, gallery))
+                except SwitchingError:  # switched in SQL while we waited for the lock
+                    assert slot.index is not None
+                    return slot.index
 
     def caught_up(self, session: Session, slot: Slot, row: Gallery) -> LiveIndex:
         """The slot's index with every change committed after its watermark applied (this
-        transaction holds the gallery's write lock, so no other writer is in between)."""
+        transaction holds the gallery's write lock, so no other writer is in between).
+        SwitchingError when the row names another model: the background switch must come
+        first (the change log after the watermark holds vectors of the new model)."""
         index = slot.index
         assert index is not None
+        change = self._change(index, row)
+        if change == RECREATED:
+            log.info("gallery %r was created again in another process: reloading", row.name)
+            return self._reloaded(slot, row)
+        if change is not None:
+            self.switch(row.name)
+        if change == MODEL:
+            raise SwitchingError(
+                f"gallery {row.name!r} is switching to model {row.model_name} "
+                f"(sha256 {row.model_sha256[:12]}…) on this server; retry in a moment"
+            )
         ref = index.ref
-        if (ref.uid, ref.model_sha256, ref.dim) != (row.uid, row.model_sha256, row.dim):
-            # Created again or re-embedded by another process: this index is of the past.
-            log.info("gallery %r changed in another process: reloading its index", row.name)
-            return self._reloaded(session, slot, row)
         changes = _replay(session, ref, index.watermark)
         if changes.watermark > index.watermark:
             index.apply(
@@ -132,8 +158,16 @@ class LiveIndexes:
                 return True
             ref, since = index.ref, index.watermark
             head, rows = self._tail.changes(ref.id, since)
-            if head != (ref.uid, ref.model_sha256, ref.dim):
-                return False
+            if head is None:
+                return False  # deleted
+            uid, model_sha256, dim, kind = head
+            if (uid, model_sha256, dim, kind or self._index_kind) != (
+                ref.uid,
+                ref.model_sha256,
+                ref.dim,
+                ref.kind,
+            ):
+                return False  # re-created, switching model or kind: `current` handles it
             changes = _folded(rows, since, ref.dim)
             if changes.watermark > since:
                 index.apply(
@@ -143,18 +177,20 @@ class LiveIndexes:
                     index.discard_snapshot()  # it still holds the removed embeddings
         return True
 
-    def _reloaded(self, session: Session, slot: Slot, row: Gallery) -> LiveIndex:
-        ref = self.ref(row)
-        old = slot.index
-        if old is not None and old.ref.uid == ref.uid:  # re-embedded: same gallery, new model
-            watermark = repo.latest_seq(session, row.id)
-            ids, vectors = repo.all_embeddings(session, row.id, row.dim)
-            by_id = dict(zip(ids.tolist(), vectors, strict=True))
-            prepared = self.backend.prepare_from(ref, by_id, watermark, self._params)
-            self.backend.install(old, prepared, None)
-            return old
+    def _change(self, index: LiveIndex, row: Gallery) -> str | None:
+        """How the gallery row differs from what the loaded index was built for."""
+        ref, wanted = index.ref, self.ref(row)
+        if ref.uid != wanted.uid:
+            return RECREATED
+        if (ref.model_sha256, ref.dim) != (wanted.model_sha256, wanted.dim):
+            return MODEL
+        if ref.kind != wanted.kind:
+            return KIND
+        return None
+
+    def _reloaded(self, slot: Slot, row: Gallery) -> LiveIndex:
         self.forget(slot)
-        slot.index = self.backend.open(self._source, ref, self._index_dir, self._params)
+        slot.index = self.backend.open(self._source, self.ref(row), self._index_dir, self._params)
         return slot.index
 
     @contextmanager
@@ -206,20 +242,37 @@ class LiveIndexes:
     def maintain(self, gallery: str, index: LiveIndex) -> None:
         """Start a background rebuild when the index no longer suits the gallery."""
         reason = index.needs_rebuild()
-        if reason is None or self._closed.is_set():
+        if reason is not None:
+            self._start_rebuild(gallery, reason)
+
+    def switch(self, gallery: str) -> None:
+        """Start switching the gallery's index to the model / kind its row names now."""
+        self._start_rebuild(gallery, "its model or index kind changed in SQL", changed_only=True)
+
+    def settle(self, gallery: str, timeout: float) -> None:
+        """Wait up to `timeout` for a running background rebuild of the gallery."""
+        with self._lock:
+            running = self._rebuilds.get(gallery)
+        if running is not None and running is not threading.current_thread():
+            running.join(timeout)
+
+    def _start_rebuild(self, gallery: str, reason: str, changed_only: bool = False) -> None:
+        if self._closed.is_set():
             return
         with self._lock:
             running = self._rebuilds.get(gallery)
             if running is not None and running.is_alive():
-                return
+                return  # it re-reads the gallery row before it installs
             log.info("gallery %r: rebuilding the index in the background: %s", gallery, reason)
-            thread = threading.Thread(target=self._rebuild_logged, args=(gallery,), daemon=True)
+            thread = threading.Thread(
+                target=self._rebuild_logged, args=(gallery, changed_only), daemon=True
+            )
             self._rebuilds[gallery] = thread
             thread.start()
 
-    def _rebuild_logged(self, gallery: str) -> None:
+    def _rebuild_logged(self, gallery: str, changed_only: bool) -> None:
         try:
-            self.rebuild(gallery)
+            self.rebuild(gallery, changed_only)
         except NotFoundError:
             pass  # deleted meanwhile
         except Exception:
@@ -232,17 +285,42 @@ class LiveIndexes:
         for thread in threads:
             thread.join()
 
-    def rebuild(self, gallery: str) -> None:
-        """Build a new index from SQL while the old one serves, then swap it in."""
-        index = self.get(gallery)
-        ref = index.ref
-        prepared = self.backend.prepare(self._source, ref, self._params)
-        with self.locked(gallery) as slot:  # no write can slip between the replay and the swap
-            if slot.index is not index or index.ref != ref:
-                self.backend.discard(prepared)
-                return  # deleted, reloaded or re-embedded meanwhile: this build is stale
-            self.backend.install(index, prepared, self._source)
+    def rebuild(self, gallery: str, changed_only: bool = False) -> None:
+        """Build a new index from SQL while the old one serves, then swap it in: of the
+        model and kind the gallery row names (a switch, when another process reindexed).
+        `changed_only`: nothing to do when the index is already of that model and kind."""
+        for _ in range(REBUILD_ATTEMPTS):
+            index = self.get(gallery)
+            ref = self._wanted(gallery)
+            if ref.uid != index.ref.uid or (changed_only and ref == index.ref):
+                return  # created again elsewhere (the next catch-up reloads it), or done
+            if ref.model_sha256 != index.ref.model_sha256:
+                self._prepare_model(ref)
+            prepared = self.backend.prepare(self._source, ref, self._params)
+            with self.locked(gallery) as slot:  # no write can slip between replay and swap
+                current = slot.index is index and self._wanted(gallery) == ref
+                if current and not (changed_only and index.ref == ref):
+                    self.backend.install(index, prepared, self._source)
+                else:  # stale, or this process's own reindex switched it meanwhile
+                    self.backend.discard(prepared)
+            if slot.index is not index:
+                return  # deleted or reloaded meanwhile
+            if index.ref == ref:
+                break
+            # else reindexed again while we built: build what the row names now
         index.snapshot()
+
+    def _prepare_model(self, ref: GalleryRef) -> None:
+        if self.before_switch is None:
+            return
+        try:
+            self.before_switch(ref.model_sha256)
+        except Exception as error:  # the switch goes on: SQL holds only the new vectors
+            log.warning("gallery %r: model %s not loaded: %s", ref.name, ref.model_sha256, error)
+
+    def _wanted(self, gallery: str) -> GalleryRef:
+        with self._db.read() as session:
+            return self.ref(repo.get_gallery(session, gallery))
 
 
 class _TailReader:
@@ -257,7 +335,7 @@ class _TailReader:
 
     def changes(
         self, gallery_id: int, since: int
-    ) -> tuple[tuple[str, str, int] | None, list[tuple[int, int, str, bytes | None]]]:
+    ) -> tuple[tuple[str, str, int, str | None] | None, list[tuple[int, int, str, bytes | None]]]:
         with self._lock:
             if self._connection is None:
                 connection = self._db.engine.connect()

@@ -519,10 +519,11 @@ def gallery_with_latest_seq(session: Session, name: str) -> tuple[Gallery, int]:
 
 def changes_with_embeddings(
     session: Session | Connection, gallery_id: int, since: int
-) -> tuple[tuple[str, str, int] | None, list[tuple[int, int, str, bytes | None]]]:
-    """In ONE query (one round trip, one snapshot): the gallery's (uid, model SHA-256, dim),
-    None when it is gone, and its changes after `since` as (seq, face id, op, embedding),
-    the embedding None where the face no longer exists. The change follower's hot path."""
+) -> tuple[tuple[str, str, int, str | None] | None, list[tuple[int, int, str, bytes | None]]]:
+    """In ONE query (one round trip, one snapshot): the gallery's (uid, model SHA-256, dim,
+    index kind), None when it is gone, and its changes after `since` as (seq, face id, op,
+    embedding), the embedding None where the face no longer exists. The change follower's
+    hot path."""
     changes = Change.__table__.alias("c")
     faces = Face.__table__.alias("f")
     galleries = Gallery.__table__
@@ -531,6 +532,7 @@ def changes_with_embeddings(
             galleries.c.uid,
             galleries.c.model_sha256,
             galleries.c.dim,
+            galleries.c.index_kind,
             changes.c.seq,
             changes.c.face_id,
             changes.c.op,
@@ -547,8 +549,8 @@ def changes_with_embeddings(
     rows = session.execute(query).all()
     if not rows:
         return None, []
-    head = (rows[0][0], rows[0][1], int(rows[0][2]))
-    found = [(row[3], row[4], row[5], row[6]) for row in rows if row[3] is not None]
+    head = (rows[0][0], rows[0][1], int(rows[0][2]), rows[0][3])
+    found = [(row[4], row[5], row[6], row[7]) for row in rows if row[4] is not None]
     return head, found
 
 
