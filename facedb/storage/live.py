@@ -148,7 +148,8 @@ class LiveIndexes:
         nothing when the index already holds it (this process wrote it, or caught up
         meanwhile), else the changes after the watermark applied from ONE query. True when
         done (or the gallery is not loaded here); False when the gallery was deleted,
-        re-created or re-embedded: the caller then takes the full path (`current`)."""
+        re-created or switched to another model or kind: the caller then takes the full
+        path (`current`, which starts the background switch)."""
         index = self.peek(gallery)
         if index is None or index.watermark >= sequence:
             return True
