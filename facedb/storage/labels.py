@@ -31,7 +31,7 @@ GONE = -1  # owner of a removed face until the arrays are compacted
 MIN_CAPACITY = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per identity: no per-instance __dict__
 class IdentityLabel:
     external_id: str
     display_name: str | None
