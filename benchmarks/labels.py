@@ -34,6 +34,7 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import faiss
@@ -171,7 +172,7 @@ def get_gallery_figures(root: Path, calls: int) -> None:
             client.get_gallery("staff")
         runs: dict[str, Callable[[int], object]] = {"health check": lambda i: first.health()}
         for label, client in clients.items():
-            runs[f"GetGallery, {label}"] = lambda i, c=client: c.get_gallery("staff")
+            runs[f"GetGallery, {label}"] = partial(_get_gallery, client)
         faces = clients["in memory (after)"].get_gallery("staff").face_count
         times = interleaved(runs, calls)
         print_latency(
@@ -182,6 +183,10 @@ def get_gallery_figures(root: Path, calls: int) -> None:
             client.close()
         for server in servers:
             server.stop(grace=1.0)
+
+
+def _get_gallery(client: FaceDBClient, _call: int) -> object:
+    return client.get_gallery("staff")
 
 
 def build_faces(catalog: Catalog, name: str, vectors: np.ndarray, owners: np.ndarray) -> None:
