@@ -67,7 +67,8 @@ def read_changes(
     added = [face_id for face_id, op in final.items() if op == OP_ADDED]
     ids, owners = repo.face_owners(session, gallery_id, added) if added else _empty_pair()
     touched.update(owners.tolist())
-    found = {row[0]: _label(row) for row in repo.identity_labels(session, gallery_id, touched)}
+    rows = repo.identity_labels(session, gallery_id, touched) if touched else []
+    found = {row[0]: _label(row) for row in rows}
     removed = [face_id for face_id, op in final.items() if op == OP_REMOVED]
     present = set(ids.tolist())
     removed += [face_id for face_id in added if face_id not in present]  # gone since
