@@ -143,17 +143,19 @@ class GalleryLabels:
         """Index results as hits per query row; a face with no label (removed, or its
         identity gone) is dropped."""
         with self._lock:
-            owners = self._owners_of(ids.ravel()).reshape(ids.shape)
+            owners = self._owners_of(ids.ravel()).reshape(ids.shape).tolist()
             identities = self._identities
             results = []
-            for row_scores, row_ids, row_owners in zip(scores, ids, owners, strict=True):
+            # Python ints and floats up front: numpy scalars cost more per element.
+            for row_scores, row_ids, row_owners in zip(
+                scores.tolist(), ids.tolist(), owners, strict=True
+            ):
                 hits = []
                 for score, face_id, owner in zip(row_scores, row_ids, row_owners, strict=True):
-                    label = identities.get(int(owner))
+                    label = identities.get(owner)
                     if label is not None:  # a copy of the metadata: the caller may change it
                         metadata, name = dict(label.metadata), label.display_name
-                        hit = Hit(int(face_id), label.external_id, float(score), name, metadata)
-                        hits.append(hit)
+                        hits.append(Hit(face_id, label.external_id, score, name, metadata))
                 results.append(hits)
             return results
 
