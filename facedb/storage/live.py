@@ -32,6 +32,7 @@ from facedb.index.vector_index import IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database
 from facedb.storage.errors import NotFoundError, SwitchingError
+from facedb.storage.labels import GalleryLabels, LabelChanges, load_labels, read_changes
 from facedb.storage.tables import OP_REMOVED, Gallery
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Slot:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     index: LiveIndex | None = None
+    labels: GalleryLabels | None = None  # loaded with the index, following the same log
     users: int = 0
 
 
@@ -97,7 +99,16 @@ class LiveIndexes:
         change = self._change(index, row)
         if change in (MODEL, KIND):
             self.switch(gallery)
-        if change == MODEL or (latest <= index.watermark and change is None):
+        slot = self._galleries.get(gallery)
+        labels = slot.labels if slot is not None else None
+        if labels is not None and labels.uid == row.uid:
+            labels.set_gallery(repo.gallery_info(row))  # settings change no change row
+        if change == MODEL or (
+            change is None
+            and labels is not None
+            and labels.uid == row.uid
+            and latest <= min(index.watermark, labels.watermark)
+        ):
             return index
         with self.locked(gallery) as slot:  # in order with this process's writers
             self.load(slot, gallery)
@@ -120,16 +131,18 @@ class LiveIndexes:
         change = self._change(index, row)
         if change == RECREATED:
             log.info("gallery %r was created again in another process: reloading", row.name)
-            return self._reloaded(slot, row)
-        if change is not None:
+            index = self._reloaded(slot, row)
+        elif change is not None:
             self.switch(row.name)
         if change == MODEL:
             raise SwitchingError(
                 f"gallery {row.name!r} is switching to model {row.model_name} "
                 f"(sha256 {row.model_sha256[:12]}…) on this server; retry in a moment"
             )
-        ref = index.ref
-        changes = _replay(session, ref, index.watermark)
+        labels = self._labels(session, slot, row)
+        # One read of the log for both (their watermarks differ only after a reload).
+        changes, relabels = _replays(session, index.ref, min(index.watermark, labels.watermark))
+        labels.apply(relabels)  # labels first: see facedb.storage.labels
         if changes.watermark > index.watermark:
             index.apply(
                 changes.watermark, changes.added_ids, changes.added_vectors, changes.removed
@@ -148,6 +161,35 @@ class LiveIndexes:
         if ref.kind != wanted.kind:
             return KIND
         return None
+
+    def _labels(self, session: Session, slot: Slot, row: Gallery) -> GalleryLabels:
+        """The slot's labels, (re)loaded in `session` when missing or of another gallery of
+        that name, with the gallery's row as read now."""
+        info = repo.gallery_info(row)
+        if slot.labels is None or slot.labels.uid != row.uid:
+            slot.labels = load_labels(session, info, repo.latest_seq(session, row.id))
+        slot.labels.set_gallery(info)
+        return slot.labels
+
+    def _labels_caught_up(self, slot: Slot, gallery: str) -> None:
+        """Apply the change log to the slot's labels alone (after an install replayed it to
+        the index; a follower running no catch-up of its own would leave them behind)."""
+        with self._db.read() as session:
+            labels = self._labels(session, slot, repo.get_gallery(session, gallery))
+            assert slot.index is not None
+            _, relabels = _replays(session, slot.index.ref, labels.watermark)
+            labels.apply(relabels)
+
+    def labels(self, gallery: str) -> GalleryLabels:
+        """The gallery's labels, loaded (with its index) on first use."""
+        slot = self._galleries.get(gallery)
+        labels = slot.labels if slot is not None else None
+        if labels is not None:
+            return labels
+        with self.locked(gallery) as slot:
+            self.load(slot, gallery)
+            assert slot.labels is not None
+            return slot.labels
 
     def _reloaded(self, slot: Slot, row: Gallery) -> LiveIndex:
         self.forget(slot)
@@ -184,11 +226,15 @@ class LiveIndexes:
             with self._db.read() as session:
                 ref = self.ref(repo.get_gallery(session, gallery))
             slot.index = self.backend.open(self._source, ref, self._index_dir, self._params)
+        if slot.labels is None:
+            # Its own snapshot: the first catch-up replays from the older of the watermarks.
+            with self._db.snapshot_read() as session:
+                self._labels(session, slot, repo.get_gallery(session, gallery))
         return slot.index
 
     def forget(self, slot: Slot) -> None:
         """The gallery is gone: drop its index and its files (the caller holds the lock)."""
-        index, slot.index = slot.index, None
+        index, slot.index, slot.labels = slot.index, None, None
         if index is not None:
             index.delete()
 
@@ -262,6 +308,7 @@ class LiveIndexes:
                 current = slot.index is index and self._wanted(gallery) == ref
                 if current and not (changed_only and index.ref == ref):
                     self.backend.install(index, prepared, self._source)
+                    self._labels_caught_up(slot, gallery)  # to what the install replayed
                 else:  # stale, or this process's own reindex switched it meanwhile
                     self.backend.discard(prepared)
             if slot.index is not index:
@@ -305,11 +352,21 @@ class _SqlIndexSource:
             return repo.count_faces(session, gallery.id)
 
 
-def _replay(session: Session, gallery: GalleryRef, since: int) -> Replay:
+def _replays(session: Session, gallery: GalleryRef, since: int) -> tuple[Replay, LabelChanges]:
+    """The change log after `since` for the index and for the labels, in one view."""
+    changes = repo.changes_after(session, gallery.id, since)
+    relabels = read_changes(session, gallery.id, changes, since)
+    return _replay(session, gallery, since, changes), relabels
+
+
+def _replay(
+    session: Session, gallery: GalleryRef, since: int, changes: repo.ChangeRows | None = None
+) -> Replay:
     """The change log after `since`, folded to each face's final state, with the vectors of
     the faces added (read in the caller's session, so in one consistent view)."""
-    changes = repo.changes_after(session, gallery.id, since)
-    final = {face_id: op for _, face_id, op in changes}
+    if changes is None:
+        changes = repo.changes_after(session, gallery.id, since)
+    final = {face_id: op for _, face_id, op, _ in changes if face_id is not None}
     added = [face_id for face_id, op in final.items() if op != OP_REMOVED]
     ids, vectors = repo.embeddings(session, gallery.id, sorted(added), gallery.dim)
     removed = [face_id for face_id, op in final.items() if op == OP_REMOVED]
