@@ -134,12 +134,15 @@ class EngineCore:
     def search(
         self, gallery: str, vectors: np.ndarray, k: int, model_sha256: str | None = None
     ) -> list[list[Hit]]:
-        """`model_sha256`: the model of `vectors`; ModelSwitchedError when the live index
+        """The index search, then its labels (in memory: two stages, timed apart).
+        `model_sha256`: the model of `vectors`; ModelSwitchedError when the live index
         switched to another since the probe was embedded (the caller embeds again)."""
         with self.telemetry.stage("search"), store_errors():
-            return self.catalog.search(
+            nearest = self.catalog.nearest(
                 gallery, np.asarray(vectors, np.float32), k, model_sha256=model_sha256
             )
+        with self.telemetry.stage("labels"):
+            return nearest.hits()
 
     def filtered_search(
         self,

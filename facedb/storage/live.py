@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ from facedb.index.vector_index import IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database
 from facedb.storage.errors import NotFoundError, SwitchingError
+from facedb.storage.labels import GalleryLabels, LabelChanges, load_labels, read_changes
 from facedb.storage.tables import OP_REMOVED, Gallery
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Slot:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     index: LiveIndex | None = None
+    labels: GalleryLabels | None = None  # loaded with the index, following the same log
     users: int = 0
 
 
@@ -102,7 +104,16 @@ class LiveIndexes:
         change = self._change(index, row)
         if change in (MODEL, KIND):
             self.switch(gallery)
-        if change == MODEL or (latest <= index.watermark and change is None):
+        slot = self._galleries.get(gallery)
+        labels = slot.labels if slot is not None else None
+        if labels is not None and labels.uid == row.uid:
+            labels.set_gallery(repo.gallery_info(row))  # settings change no change row
+        if change == MODEL or (
+            change is None
+            and labels is not None
+            and labels.uid == row.uid
+            and latest <= min(index.watermark, labels.watermark)
+        ):
             return index
         with self.locked(gallery) as slot:  # in order with this process's writers
             self.load(slot, gallery)
@@ -125,16 +136,18 @@ class LiveIndexes:
         change = self._change(index, row)
         if change == RECREATED:
             log.info("gallery %r was created again in another process: reloading", row.name)
-            return self._reloaded(slot, row)
-        if change is not None:
+            index = self._reloaded(slot, row)
+        elif change is not None:
             self.switch(row.name)
         if change == MODEL:
             raise SwitchingError(
                 f"gallery {row.name!r} is switching to model {row.model_name} "
                 f"(sha256 {row.model_sha256[:12]}…) on this server; retry in a moment"
             )
-        ref = index.ref
-        changes = _replay(session, ref, index.watermark)
+        labels = self._labels(session, slot, row)
+        # One read of the log for both (their watermarks differ only after a reload).
+        changes, relabels = _replays(session, index.ref, min(index.watermark, labels.watermark))
+        labels.apply(relabels)  # labels first: see facedb.storage.labels
         if changes.watermark > index.watermark:
             index.apply(
                 changes.watermark, changes.added_ids, changes.added_vectors, changes.removed
@@ -145,38 +158,33 @@ class LiveIndexes:
 
     def apply_notified(self, gallery: str, sequence: int) -> bool:
         """The change follower's fast path, for a NOTIFY that announced change `sequence`:
-        nothing when the index already holds it (this process wrote it, or caught up
-        meanwhile), else the changes after the watermark applied from ONE query. True when
-        done (or the gallery is not loaded here); False when the gallery was deleted,
-        re-created or switched to another model or kind: the caller then takes the full
-        path (`current`, which starts the background switch)."""
-        index = self.peek(gallery)
-        if index is None or index.watermark >= sequence:
+        nothing (no SQL) when the index and labels already hold it (this process wrote it,
+        or caught up meanwhile), else `caught_up` on the follower's own autocommit
+        connection: no pool checkout, ping, BEGIN / ROLLBACK, and no second read of the
+        gallery as `current` makes. True when done (or the gallery is not loaded here);
+        False when the gallery was deleted, re-created or switched to another model or
+        kind: the caller then takes the full path (`current`, which starts the switch)."""
+        if self._holds(self._galleries.get(gallery), sequence):
             return True
         with self.locked(gallery) as slot:  # in order with this process's writers
-            index = slot.index
-            if index is None or index.watermark >= sequence:
+            if slot.index is None or self._holds(slot, sequence):
                 return True
-            ref, since = index.ref, index.watermark
-            head, rows = self._tail.changes(ref.id, since)
-            if head is None:
-                return False  # deleted
-            uid, model_sha256, dim, kind = head
-            if (uid, model_sha256, dim, kind or self._index_kind) != (
-                ref.uid,
-                ref.model_sha256,
-                ref.dim,
-                ref.kind,
-            ):
-                return False  # re-created, switching model or kind: `current` handles it
-            changes = _folded(rows, since, ref.dim)
-            if changes.watermark > since:
-                index.apply(
-                    changes.watermark, changes.added_ids, changes.added_vectors, changes.removed
-                )
-                if len(changes.removed):
-                    index.discard_snapshot()  # it still holds the removed embeddings
+            with self._tail.session() as session:
+                row = session.scalars(
+                    select(Gallery).where(Gallery.id == slot.index.ref.id)
+                ).one_or_none()
+                if row is None or self._change(slot.index, row) is not None:
+                    return False
+                self.caught_up(session, slot, row)
         return True
+
+    @staticmethod
+    def _holds(slot: Slot | None, sequence: int) -> bool:
+        """Whether the slot's index and labels (if loaded) reflect change `sequence`."""
+        if slot is None or slot.index is None:
+            return True
+        labels = slot.labels
+        return slot.index.watermark >= sequence and (labels is None or labels.watermark >= sequence)
 
     def _change(self, index: LiveIndex, row: Gallery) -> str | None:
         """How the gallery row differs from what the loaded index was built for."""
@@ -188,6 +196,35 @@ class LiveIndexes:
         if ref.kind != wanted.kind:
             return KIND
         return None
+
+    def _labels(self, session: Session, slot: Slot, row: Gallery) -> GalleryLabels:
+        """The slot's labels, (re)loaded in `session` when missing or of another gallery of
+        that name, with the gallery's row as read now."""
+        info = repo.gallery_info(row)
+        if slot.labels is None or slot.labels.uid != row.uid:
+            slot.labels = load_labels(session, info, repo.latest_seq(session, row.id))
+        slot.labels.set_gallery(info)
+        return slot.labels
+
+    def _labels_caught_up(self, slot: Slot, gallery: str) -> None:
+        """Apply the change log to the slot's labels alone (after an install replayed it to
+        the index; a follower running no catch-up of its own would leave them behind)."""
+        with self._db.read() as session:
+            labels = self._labels(session, slot, repo.get_gallery(session, gallery))
+            assert slot.index is not None
+            _, relabels = _replays(session, slot.index.ref, labels.watermark)
+            labels.apply(relabels)
+
+    def labels(self, gallery: str) -> GalleryLabels:
+        """The gallery's labels, loaded (with its index) on first use."""
+        slot = self._galleries.get(gallery)
+        labels = slot.labels if slot is not None else None
+        if labels is not None:
+            return labels
+        with self.locked(gallery) as slot:
+            self.load(slot, gallery)
+            assert slot.labels is not None
+            return slot.labels
 
     def _reloaded(self, slot: Slot, row: Gallery) -> LiveIndex:
         self.forget(slot)
@@ -224,11 +261,15 @@ class LiveIndexes:
             with self._db.read() as session:
                 ref = self.ref(repo.get_gallery(session, gallery))
             slot.index = self.backend.open(self._source, ref, self._index_dir, self._params)
+        if slot.labels is None:
+            # Its own snapshot: the first catch-up replays from the older of the watermarks.
+            with self._db.snapshot_read() as session:
+                self._labels(session, slot, repo.get_gallery(session, gallery))
         return slot.index
 
     def forget(self, slot: Slot) -> None:
         """The gallery is gone: drop its index and its files (the caller holds the lock)."""
-        index, slot.index = slot.index, None
+        index, slot.index, slot.labels = slot.index, None, None
         if index is not None:
             index.delete()
 
@@ -302,6 +343,7 @@ class LiveIndexes:
                 current = slot.index is index and self._wanted(gallery) == ref
                 if current and not (changed_only and index.ref == ref):
                     self.backend.install(index, prepared, self._source)
+                    self._labels_caught_up(slot, gallery)  # to what the install replayed
                 else:  # stale, or this process's own reindex switched it meanwhile
                     self.backend.discard(prepared)
             if slot.index is not index:
@@ -325,24 +367,25 @@ class LiveIndexes:
 
 
 class _TailReader:
-    """One autocommit connection kept for the change follower's one-query replays: no pool
-    checkout, ping, BEGIN or ROLLBACK around it, so a notified change costs one round trip
-    (each is several milliseconds on a loaded 2-core machine). One statement is one snapshot."""
+    """One autocommit connection kept for the change follower's catch-ups: no pool checkout,
+    ping, BEGIN or ROLLBACK around them (each round trip is several milliseconds on a
+    loaded 2-core machine). Each statement reads the latest committed state, as in the
+    catalog's read transactions (READ COMMITTED)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._connection: Connection | None = None
-        self._lock = threading.Lock()  # one statement at a time on the connection
+        self._lock = threading.Lock()  # one user at a time on the connection
 
-    def changes(
-        self, gallery_id: int, since: int
-    ) -> tuple[tuple[str, str, int, str | None] | None, list[tuple[int, int, str, bytes | None]]]:
+    @contextmanager
+    def session(self) -> Iterator[Session]:
         with self._lock:
             if self._connection is None:
                 connection = self._db.engine.connect()
                 self._connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                return repo.changes_with_embeddings(self._connection, gallery_id, since)
+                with Session(bind=self._connection) as session:
+                    yield session
             except DBAPIError:
                 self._close()  # the server restarted or failed over: a new one next time
                 raise
@@ -379,29 +422,23 @@ class _SqlIndexSource:
             return repo.count_faces(session, gallery.id)
 
 
-def _replay(session: Session, gallery: GalleryRef, since: int) -> Replay:
+def _replays(session: Session, gallery: GalleryRef, since: int) -> tuple[Replay, LabelChanges]:
+    """The change log after `since` for the index and for the labels, in one view."""
+    changes = repo.changes_after(session, gallery.id, since)
+    relabels = read_changes(session, gallery.id, changes, since)
+    return _replay(session, gallery, since, changes), relabels
+
+
+def _replay(
+    session: Session, gallery: GalleryRef, since: int, changes: repo.ChangeRows | None = None
+) -> Replay:
     """The change log after `since`, folded to each face's final state, with the vectors of
     the faces added (read in the caller's session, so in one consistent view)."""
-    changes = repo.changes_after(session, gallery.id, since)
-    final = {face_id: op for _, face_id, op in changes}
+    if changes is None:
+        changes = repo.changes_after(session, gallery.id, since)
+    final = {face_id: op for _, face_id, op, _ in changes if face_id is not None}
     added = [face_id for face_id, op in final.items() if op != OP_REMOVED]
     ids, vectors = repo.embeddings(session, gallery.id, sorted(added), gallery.dim)
     removed = [face_id for face_id, op in final.items() if op == OP_REMOVED]
     watermark = changes[-1][0] if changes else since
-    return Replay(watermark, np.asarray(removed, dtype=np.int64), ids, vectors)
-
-
-def _folded(rows: list[tuple[int, int, str, bytes | None]], since: int, dim: int) -> Replay:
-    """`repo.changes_with_embeddings` rows folded to each face's final state (as `_replay`)."""
-    final = {face_id: (op, embedding) for _, face_id, op, embedding in rows}
-    added: list[tuple[int, bytes]] = []
-    for face_id, (op, embedding) in sorted(final.items()):
-        if op != OP_REMOVED and embedding is not None:  # None: removed in a later change
-            added.append((face_id, embedding))
-    removed = [face_id for face_id, (op, _) in final.items() if op == OP_REMOVED]
-    ids = np.asarray([face_id for face_id, _ in added], dtype=np.int64)
-    vectors = np.empty((len(added), dim), dtype=np.float32)
-    for row, (_, embedding) in enumerate(added):
-        vectors[row] = repo.decode_embedding(embedding)
-    watermark = rows[-1][0] if rows else since
     return Replay(watermark, np.asarray(removed, dtype=np.int64), ids, vectors)
