@@ -162,6 +162,9 @@ class Settings:
     index_backend: str = field(default_factory=lambda: _env("index_backend") or "faiss")
     milvus_uri: str | None = field(default_factory=lambda: _env("milvus_uri"))
     milvus_consistency: str = field(default_factory=lambda: _env("milvus_consistency") or "Bounded")
+    # Seconds one Milvus request may take, retries of an unreachable server included; then
+    # the request fails with UNAVAILABLE (retryable).
+    milvus_timeout: float = field(default_factory=lambda: _env_float("milvus_timeout", 30.0))
     # Servers sharing a database follow each other's writes from the change log: woken by
     # PostgreSQL NOTIFY at each commit, and polling every this many seconds (0: off).
     change_poll_interval: float = field(

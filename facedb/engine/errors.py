@@ -10,6 +10,7 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from facedb.index.backend import IndexBackendError
 from facedb.storage.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -44,6 +45,13 @@ class FailedPreconditionError(EngineError):
 
 class DeadlineExceededError(EngineError):
     status = "DEADLINE_EXCEEDED"
+
+
+class IndexUnavailableError(EngineError):
+    """The index service (Milvus) could not be reached or refused the request: retryable,
+    like a replica that lags (SQL, the source of truth, is untouched)."""
+
+    status = "UNAVAILABLE"
 
 
 class ReplicaLagError(EngineError):
@@ -92,6 +100,8 @@ def store_errors() -> Iterator[None]:
         if mapped is error:
             raise
         raise mapped from error
+    except IndexBackendError as error:
+        raise IndexUnavailableError(f"index unavailable: {error}") from error
 
 
 # Names and ids are stored in 256-character columns (gallery names: 128).

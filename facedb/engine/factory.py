@@ -37,7 +37,10 @@ def open_engine(settings: Settings, observer: Observer | None = None) -> Engine:
     batcher = load_batcher(settings, embedder)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     backend = open_backend(
-        settings.index_backend, settings.milvus_uri, consistency=settings.milvus_consistency
+        settings.index_backend,
+        settings.milvus_uri,
+        consistency=settings.milvus_consistency,
+        timeout=settings.milvus_timeout,
     )
     catalog = Catalog.open(settings.resolved_database_url, settings.index_dir, backend=backend)
     if settings.change_poll_interval > 0:

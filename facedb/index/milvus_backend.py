@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
@@ -59,6 +60,7 @@ BOUNDED_WINDOW_S = 6.0  # Milvus's graceful time (5 s) plus a margin
 INSERT_BATCH = 4096  # 8 MB of 512-d float32 per request, well under the 64 MB gRPC limit
 MAX_TOP_K = 16_384  # Milvus refuses larger limits
 SCAN_BATCH = 8192
+SLOW_CALLS = 30  # a collection's build or load may take this many request timeouts
 MAX_HIDDEN = 1024  # more recent removals than this: search with Strong consistency instead
 
 # The Milvus index type for each facedb kind, and its build / search parameters.
@@ -146,6 +148,9 @@ class MilvusBackend:
         if consistency not in CONSISTENCY_LEVELS:
             raise ValueError(f"Milvus consistency must be one of {', '.join(CONSISTENCY_LEVELS)}")
         self.uri, self.consistency, self.prefix = uri, consistency, prefix
+        # Per call, in whole seconds: pymilvus bounds its retries of an unreachable server
+        # by an int `timeout` only (without one it retries 75 times, minutes of back-off).
+        self.call_timeout = max(1, math.ceil(timeout))
         self._owner = ""  # names this index directory's collections (see _stem)
         try:
             # A connection of its own: pymilvus shares one per URI otherwise, and closing
@@ -203,7 +208,7 @@ class MilvusBackend:
             return "manifest is of another format or gallery", None
         if manifest.model_sha256 != ref.model_sha256 or manifest.dim != ref.dim:
             return f"collection made by another model ({manifest.model_sha256[:12]})", None
-        if not self.client.has_collection(manifest.collection):
+        if not self._call(self.client.has_collection, manifest.collection):
             return f"collection {manifest.collection} is missing", None
         return "", manifest
 
@@ -265,12 +270,12 @@ class MilvusBackend:
             (root / ref.uid / MANIFEST).unlink()
 
     def drop_collection(self, collection: str) -> None:
-        with contextlib.suppress(MilvusException):
-            self.client.drop_collection(collection)
+        with contextlib.suppress(MilvusIndexError):
+            self._call(self.client.drop_collection, collection)
 
     def drop_collections_of(self, ref: GalleryRef, keep: str | None = None) -> None:
         """Drop the gallery's collections other than `keep` (left over by crashed builds)."""
-        for name in self.client.list_collections():
+        for name in self._call(self.client.list_collections):
             if name.startswith(self._stem(ref)) and name != keep:
                 self.drop_collection(name)
 
@@ -317,6 +322,7 @@ class MilvusBackend:
             schema=schema,
             index_params=index_params,
             consistency_level="Bounded",
+            slow=True,
         )
         self.write(name, ids, vectors, None)
         log.info(
@@ -352,11 +358,17 @@ class MilvusBackend:
             ]
             self._call(self.client.upsert, collection, rows)
 
-    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, method: Any, *args: Any, slow: bool = False, **kwargs: Any) -> Any:
+        """One Milvus request, within `call_timeout` (`slow`: building or loading a
+        collection, SLOW_CALLS times that); any refusal or connection failure is a
+        MilvusIndexError (the service answers UNAVAILABLE: retryable)."""
+        kwargs.setdefault("timeout", self.call_timeout * (SLOW_CALLS if slow else 1))
         try:
             return method(*args, **kwargs)
         except MilvusException as error:
             raise MilvusIndexError(f"Milvus at {self.uri}: {error.message}") from error
+        except grpc.RpcError as error:  # one pymilvus lets through unwrapped
+            raise MilvusIndexError(f"Milvus at {self.uri}: {error}") from error
 
 
 class MilvusIndex:
@@ -396,7 +408,7 @@ class MilvusIndex:
         self._load()
 
     def _load(self) -> None:
-        self._backend._call(self._client.load_collection, self._collection)
+        self._backend._call(self._client.load_collection, self._collection, slow=True)
         self._count = self.strong_count()
 
     @property
@@ -549,7 +561,7 @@ class MilvusIndex:
 
     def switch(self, ref: GalleryRef, collection: str, layout: Layout, watermark: int) -> str:
         """Serve from `collection` from now on; returns the old collection's name."""
-        self._backend._call(self._client.load_collection, collection)
+        self._backend._call(self._client.load_collection, collection, slow=True)
         count = self._strong_count_of(collection)
         with self._lock.write():
             old = self._collection

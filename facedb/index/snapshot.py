@@ -49,32 +49,62 @@ class Manifest:
     written_at: str
 
 
-def write_snapshot(
-    directory: Path, index: VectorIndex, *, gallery_uid: str, model_sha256: str, watermark: int
-) -> Manifest:
+@dataclass(frozen=True)
+class Draft:
+    """An index file written but not yet durable, renamed or named by a manifest."""
+
+    directory: Path
+    name: str
+    kind: str
+    dim: int
+    count: int
+    tombstones: list[int]
+
+
+def draft_snapshot(directory: Path, index: VectorIndex) -> Draft:
+    """Write the index to a temporary file: the only step that reads the index (a page-cache
+    write, ~0.1-0.3 s at 100k faces); `commit_snapshot` does the slow rest without it."""
     directory.mkdir(parents=True, exist_ok=True)
     name = f"index-{uuid.uuid4().hex[:12]}.faiss"
+    index.write(directory / f".{name}.tmp")
+    tombstones = sorted(index.tombstones)
+    return Draft(directory, name, index.kind.value, index.dim, index.count, tombstones)
+
+
+def commit_snapshot(
+    draft: Draft, *, gallery_uid: str, model_sha256: str, watermark: int
+) -> Manifest:
+    """fsync, rename, checksum, then the manifest (the commit point)."""
+    directory, name = draft.directory, draft.name
     temporary = directory / f".{name}.tmp"
-    index.write(temporary)
     _fsync_file(temporary)
     os.replace(temporary, directory / name)
     manifest = Manifest(
         format=FORMAT,
         gallery_uid=gallery_uid,
-        kind=index.kind.value,
-        dim=index.dim,
+        kind=draft.kind,
+        dim=draft.dim,
         model_sha256=model_sha256,
         watermark=watermark,
-        count=index.count,
+        count=draft.count,
         index_file=name,
         index_sha256=file_sha256(directory / name),
-        tombstones=sorted(index.tombstones),
+        tombstones=draft.tombstones,
         written_at=datetime.now(UTC).isoformat(),
     )
     _write_json_atomically(directory / MANIFEST, asdict(manifest))
     _fsync_directory(directory)
     _remove_stale_files(directory, keep=name)
     return manifest
+
+
+def write_snapshot(
+    directory: Path, index: VectorIndex, *, gallery_uid: str, model_sha256: str, watermark: int
+) -> Manifest:
+    draft = draft_snapshot(directory, index)
+    return commit_snapshot(
+        draft, gallery_uid=gallery_uid, model_sha256=model_sha256, watermark=watermark
+    )
 
 
 def read_snapshot(

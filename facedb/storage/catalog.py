@@ -37,7 +37,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from facedb.index.backend import IndexBackend, LiveIndex
+from facedb.index.backend import IndexBackend, IndexBackendError, LiveIndex
 from facedb.index.manager import GalleryRef
 from facedb.index.vector_index import AUTO, IndexKind, IndexParams
 from facedb.storage import repository as repo
@@ -607,8 +607,14 @@ class Catalog:
                 yield write
                 session.flush()
                 write.gallery = repo.gallery_info(row)  # settings, model, kind as committed
-                self._announce(session, row.id)  # other servers' followers wake at COMMIT
-            write.apply()
+                # other servers' followers wake at COMMIT
+                self._announce(session, row.id, write.seq or 0)
+            try:
+                write.apply()
+            except IndexBackendError as error:
+                # Committed, so durable and answered as done; the index (Milvus, out of
+                # reach) is behind and catches up from the change log at its next use.
+                log.warning("gallery %r: index not updated after commit: %s", gallery, error)
         self._live.maintain(gallery, write.index)
 
     def _duplicates(
@@ -648,9 +654,18 @@ class Catalog:
         watermarks moved. A gallery deleted or re-created elsewhere is dropped or reloaded."""
         return sum(self.catch_up(index.ref.name) for index in self._live.loaded())
 
-    def catch_up_ids(self, gallery_ids: set[int]) -> int:
-        loaded = self._live.loaded()
-        return sum(self.catch_up(i.ref.name) for i in loaded if i.ref.id in gallery_ids)
+    def catch_up_notified(self, notified: dict[int, int]) -> None:
+        """Gallery id -> the change sequence a NOTIFY announced (0: not said, e.g. by an
+        older server, or a write with no face change): apply it with one query where the
+        index is merely behind (`LiveIndexes.apply_notified`), else catch up in full."""
+        for index in self._live.loaded():
+            sequence = notified.get(index.ref.id)
+            if sequence is None:
+                continue
+            if not sequence or not self._live.apply_notified(index.ref.name, sequence):
+                self.catch_up(index.ref.name)
+            else:
+                self._live.maintain(index.ref.name, index)  # e.g. grown past a flat index
 
     def catch_up(self, gallery: str) -> int:
         index = self._live.peek(gallery)
@@ -684,11 +699,12 @@ class Catalog:
             time.sleep(WAIT_POLL_S)
         return True
 
-    def _announce(self, session: Session, gallery_id: int) -> None:
+    def _announce(self, session: Session, gallery_id: int, sequence: int = 0) -> None:
         """Wake the followers of other servers when this transaction commits (PostgreSQL
-        delivers a NOTIFY at COMMIT, and drops it on ROLLBACK)."""
+        delivers a NOTIFY at COMMIT, and drops it on ROLLBACK); `sequence` is the last
+        change it wrote (0: none), so a follower that already holds it does nothing."""
         if not self._db.sqlite:
-            notice = payload(gallery_id, self._origin)
+            notice = payload(gallery_id, self._origin, sequence)
             session.execute(select(func.pg_notify(CHANNEL, notice)))
 
     def wait_for_maintenance(self) -> None:

@@ -1,11 +1,13 @@
 """Replicas that follow the change log: keep this process's indexes current with the
 writes of every other server on the same database.
 
-Each write transaction announces its gallery with `pg_notify(CHANNEL, gallery id)` (sent by
-PostgreSQL when the transaction commits). A follower thread LISTENs on its own connection
-and, when woken (or every `poll_interval` seconds, the fallback for a lost notification, a
-dropped connection, or SQLite, which has no notifications), asks the catalog to catch every
-loaded gallery up with the change log after its watermark.
+Each write transaction announces its gallery and its last change sequence with
+`pg_notify(CHANNEL, "<gallery id> <origin> <sequence>")` (sent by PostgreSQL when the
+transaction commits). A follower thread LISTENs on its own connection and, when woken, hands
+the catalog each notified gallery with the highest sequence announced: an index already at
+it does nothing; one behind applies the change log after its watermark from one query. Every
+`poll_interval` seconds (the fallback for a lost notification, a dropped connection, or
+SQLite, which has no notifications) it catches every loaded gallery up in full.
 
 Why reading "after my watermark" skips nothing: writers take the gallery's write lock
 (PostgreSQL: the gallery row / an advisory lock, SQLite: the single writer) before they take
@@ -39,8 +41,9 @@ class Followed(Protocol):
         """Apply the change log to every loaded gallery; returns changes applied."""
         ...
 
-    def catch_up_ids(self, gallery_ids: set[int]) -> int:
-        """The same for the loaded galleries of these ids."""
+    def catch_up_notified(self, notified: dict[int, int]) -> None:
+        """The same for the loaded galleries of these ids, each known to have reached the
+        change sequence given (0: unknown)."""
         ...
 
 
@@ -95,41 +98,53 @@ class ChangeFollower:
                     self._catch_up()
                     safety_poll = time.monotonic() + self._poll_interval * SAFETY_POLL_FACTOR
 
-    def _notified(self, connection: psycopg.Connection) -> set[int]:
-        """Gallery ids of the commits notified within the poll interval (the first one
-        wakes the thread; those already queued behind it are folded into the same set)."""
-        galleries: set[int] = set()
+    def _notified(self, connection: psycopg.Connection) -> dict[int, int]:
+        """Gallery id -> sequence of the commits notified within the poll interval (the
+        first one wakes the thread; those already queued behind it are folded in)."""
+        galleries: dict[int, int] = {}
         timeout = self._poll_interval
         for notification in connection.notifies(timeout=timeout, stop_after=1):
-            galleries.add(self._gallery_of(notification.payload))
+            self._fold(galleries, notification.payload)
         for notification in connection.notifies(timeout=0.0):
-            galleries.add(self._gallery_of(notification.payload))
-        galleries.discard(-1)
+            self._fold(galleries, notification.payload)
         return galleries
 
-    def _gallery_of(self, payload: str) -> int:
-        """The gallery id of a `payload(gallery_id, origin)`; -1 for this process's own."""
-        gallery, _, origin = payload.partition(" ")
-        if origin and origin == self._origin:
-            return -1
-        try:
-            return int(gallery)
-        except ValueError:
-            return -1
+    def _fold(self, galleries: dict[int, int], notice: str) -> None:
+        """Add one payload: the highest sequence per gallery, 0 (catch up in full) once any
+        notice for it had none. This process's own commits are already in its indexes."""
+        parsed = parse_payload(notice)
+        if parsed is None or (parsed[1] and parsed[1] == self._origin):
+            return
+        gallery, _, sequence = parsed
+        known = galleries.get(gallery)
+        galleries[gallery] = 0 if known == 0 or not sequence else max(known or 0, sequence)
 
-    def _catch_up(self, galleries: set[int] | None = None) -> None:
+    def _catch_up(self, galleries: dict[int, int] | None = None) -> None:
         try:
             if galleries is None:
                 self._catalog.catch_up_all()
             else:
-                self._catalog.catch_up_ids(galleries)
+                self._catalog.catch_up_notified(galleries)
         except Exception:  # a failed catch-up is retried at the next wake-up
             log.exception("change follower: catching up failed")
 
 
-def payload(gallery_id: int, origin: str) -> str:
-    """The NOTIFY payload of a commit on `gallery_id` by the process named `origin`."""
-    return f"{gallery_id} {origin}"
+def payload(gallery_id: int, origin: str, sequence: int = 0) -> str:
+    """The NOTIFY payload of a commit on `gallery_id` by the process named `origin` whose
+    last change is `sequence` (0: it wrote no change)."""
+    return f"{gallery_id} {origin} {sequence}"
+
+
+def parse_payload(notice: str) -> tuple[int, str, int] | None:
+    """(gallery id, origin, sequence) of a payload; an older server's "<id> <origin>" has
+    sequence 0; None for anything else."""
+    parts = notice.split(" ")
+    try:
+        gallery = int(parts[0])
+        sequence = int(parts[2]) if len(parts) > 2 else 0
+    except ValueError:
+        return None
+    return gallery, parts[1] if len(parts) > 1 else "", sequence
 
 
 def _libpq_url(database_url: str) -> str | None:

@@ -16,6 +16,7 @@ import pytest
 from facedb.storage import repository as repo
 from facedb.storage.catalog import Catalog, NewFace
 from facedb.storage.db import Database
+from facedb.storage.follower import ChangeFollower, parse_payload, payload
 from tests.store.conftest import BOTH_INDEXES, OpenCatalog, make_gallery, unit_vectors
 
 INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
@@ -107,5 +108,45 @@ def test_a_commit_out_of_order_waits_for_the_lock_and_nothing_is_skipped(
         assert sorted(follower.index_ids(name).tolist()) == sorted(follower.face_ids(name))
     finally:
         db.dispose()
+        follower.close()
+        writer.close()
+
+
+def test_notices_fold_to_the_highest_sequence_and_an_older_servers_to_a_full_catch_up() -> None:
+    follower = ChangeFollower(Catalog.__new__(Catalog), "sqlite://", origin="me")
+    galleries: dict[int, int] = {}
+    for notice in ("7 other 12", "7 other 15", "7 me 99", "8 old", "9 other 3", "x y", ""):
+        follower._fold(galleries, notice)
+    # gallery 7 up to 15 (this process's own commit skipped); 8 from a server that sends no
+    # sequence: caught up in full (0); junk ignored.
+    assert galleries == {7: 15, 8: 0, 9: 3}
+    follower._fold(galleries, "9 older")
+    assert galleries[9] == 0  # once any notice had no sequence, the full path
+    assert parse_payload(payload(5, "abc", 41)) == (5, "abc", 41)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+def test_a_notice_without_a_sequence_from_an_older_server_is_still_followed(
+    database_url, tmp_path
+) -> None:
+    writer = Catalog.open(database_url, tmp_path / "a", snapshot_interval=None)
+    follower = Catalog.open(database_url, tmp_path / "b", snapshot_interval=None)
+    try:
+        name = make_gallery(writer)
+        vectors = unit_vectors(3, seed=43)
+        writer.add_faces(name, "seed", [NewFace(vectors[0])])
+        follower.search(name, vectors[:1], k=1)  # loaded
+        follower.follow(poll_interval=60)  # no safety poll within the test: NOTIFY only
+        time.sleep(0.3)  # its LISTEN is in place
+        announce = writer._announce
+        writer._announce = lambda session, gallery_id, sequence=0: announce(session, gallery_id)
+        added = writer.add_faces(name, "old", [NewFace(vectors[1])])
+        _until(lambda: added[0] in follower.index_ids(name).tolist())
+        writer._announce = announce
+        removed = writer.face_ids(name)[0]
+        writer.delete_face(name, removed)  # a current server's notice: the one-query path
+        _until(lambda: removed not in follower.index_ids(name).tolist())
+    finally:
         follower.close()
         writer.close()
