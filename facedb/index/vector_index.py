@@ -85,11 +85,11 @@ class IndexParams:
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
     ivf_nlist: int | None = None  # None: 2 * sqrt(n), at most n / 39 (k-means needs points)
-    ivf_nprobe: int | None = None  # None: nlist / 30, at least 48 (ivf_pq: nlist / 16, >= 64)
+    ivf_nprobe: int | None = None  # None: nlist / 30, at least 48 (ivf_pq: nlist / 20, >= 64)
     ivf_train_per_list: int = 50  # k-means training points per list (a sample of the data)
     ivf_max: int = AUTO_IVF_MAX  # "auto" uses IVF-Flat up to this many vectors, ivf_pq above
-    pq_refine_factor: int = 32  # ivf_pq re-ranks k * this many fast-scan candidates ...
-    pq_min_candidates: int = 320  # ... and at least this many (top-1 searches)
+    pq_refine_factor: int = 16  # ivf_pq re-ranks k * this many fast-scan candidates ...
+    pq_min_candidates: int = 256  # ... and at least this many (top-1 searches)
     pq_train_iterations: int = 10  # k-means rounds for ivf_pq (its lists are probed widely)
     pq_train_max: int = 131_072  # ivf_pq trains on at most this many vectors (a sample)
     pq_rerank: str = "fp16"  # ivf_pq re-rank store: "fp16" (1 KB/face at d 512) or "flat"
@@ -125,8 +125,9 @@ def ivf_nlist(count: int, params: IndexParams) -> int:
 
 def ivf_nprobe(nlist: int, params: IndexParams, kind: IndexKind = IndexKind.IVF) -> int:
     if kind is IndexKind.IVF_PQ:
-        # Scanning 4-bit codes is ~10x cheaper than floats, so probe ~6% of the lists.
-        return min(nlist, params.ivf_nprobe or max(64, nlist // 16))
+        # Scanning 4-bit codes is ~10x cheaper than floats, so probe ~5% of the lists
+        # (1M, 2000 lists: nprobe 64 gives recall@1 0.997, 96 gives 1.000).
+        return min(nlist, params.ivf_nprobe or max(64, nlist // 20))
     return min(nlist, params.ivf_nprobe or max(48, nlist // 30))
 
 
