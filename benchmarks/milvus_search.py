@@ -41,8 +41,12 @@ class MilvusCollectionBench:
         ids = np.arange(len(vectors), dtype=np.int64)
         self.name = backend.create_collection(ref, self.layout, ids, vectors, params)
         self.insert_s = time.perf_counter() - start
-        backend.client.flush(self.name)
-        self._wait_indexed(len(vectors))
+        try:
+            backend.client.flush(self.name)
+            self._wait_indexed(len(vectors))
+        except BaseException:  # interrupted or timed out: leave nothing on a shared server
+            self.drop()
+            raise
         self.build_s = time.perf_counter() - start
         self.memory_mb = server_rss_mb(server_pid) - rss_before
 
