@@ -93,7 +93,7 @@ class IndexParams:
     pq_refine_factor: int = 16  # ivf_pq re-ranks k * this many fast-scan candidates ...
     pq_min_candidates: int = 256  # ... and at least this many (top-1 searches)
     pq_train_iterations: int = 10  # k-means rounds for ivf_pq (its lists are probed widely)
-    pq_train_max: int = 131_072  # ivf_pq trains on at most this many vectors (a sample)
+    pq_train_max: int = 131_072  # ivf_pq k-means sample cap (raised to 32 per list if lower)
     pq_rerank: str = "fp16"  # ivf_pq re-rank store: "fp16" (1 KB/face at d 512) or "flat"
 
 
