@@ -31,10 +31,11 @@ one thread per query, faiss-cpu 1.15 with AVX2):
   ivf_sq8: 0.990, 6.6 ms, a quarter of the memory); builds in ~2.5 min at 1M and removes
   in place, so rebuilds and deletions stay cheap;
 - ivf_pq (nlist = 2*sqrt(N), nprobe = max(64, nlist/20), float16 re-rank of max(16k, 256)
-  candidates): at 1M recall@1 1.000 at 1.5 ms of CPU per query (nprobe 64: 0.997 at 1.0 ms;
+  candidates): at 1M recall@1 1.000 at 0.8 ms of CPU per query (nprobe 64: 0.997 at 0.7 ms;
   recall@10 ~0.64: the codes order the non-mates roughly), ~1.15 KB resident per face; the
-  build costs ~94 CPU seconds (k-means on a 100k sample 41 s, exact list assignment 32 s,
-  codes and store ~21 s; the HNSW walk used to assign made it 140-270 s). IVF-Flat cannot
+  build costs 76-94 CPU seconds, 64 s on 2 cores (k-means on a 100k sample ~41 s, exact
+  list assignment ~32 s, codes and store ~21 s; the HNSW walk used to assign made it
+  140-270 s, 933 s at one thread). IVF-Flat cannot
   get there: recall@1 0.99 needs ~3% of the float vectors scanned (1M: 16 ms), and 4096
   lists with an HNSW coarse quantizer reach only 0.984 at nprobe 64 (~10 ms). Default above
   AUTO_IVF_MAX; below it IVF-Flat is as fast and removes in place;
