@@ -269,7 +269,8 @@ class VectorIndex:
         ids = np.asarray(ids, dtype=np.int64)
         vectors = _as_matrix(vectors, self.dim)
         fresh = np.fromiter((int(i) not in self._live for i in ids), dtype=bool, count=len(ids))
-        ids, vectors = ids[fresh], vectors[fresh]
+        if not fresh.all():  # a mask copies: a fresh build would hold the gallery twice
+            ids, vectors = ids[fresh], vectors[fresh]
         if not len(ids):
             return
         if self.tombstones.intersection(ids.tolist()):
