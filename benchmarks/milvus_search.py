@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks.search import rss_mb
 from facedb.index.manager import GalleryRef
 from facedb.index.milvus_backend import VECTOR, Layout, MilvusBackend, choose_layout
 from facedb.index.vector_index import IndexKind, IndexParams
@@ -24,12 +24,7 @@ INDEX_WAIT_S = 3600.0
 
 def server_rss_mb(pid: int | None) -> float:
     """Resident memory of the Milvus server process (0 when it runs elsewhere)."""
-    if pid is None:
-        return 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return 0.0 if pid is None else rss_mb(pid)
 
 
 class MilvusCollectionBench:
@@ -45,8 +40,13 @@ class MilvusCollectionBench:
         start = time.perf_counter()
         ids = np.arange(len(vectors), dtype=np.int64)
         self.name = backend.create_collection(ref, self.layout, ids, vectors, params)
-        backend.client.flush(self.name)
-        self._wait_indexed(len(vectors))
+        self.insert_s = time.perf_counter() - start
+        try:
+            backend.client.flush(self.name)
+            self._wait_indexed(len(vectors))
+        except BaseException:  # interrupted or timed out: leave nothing on a shared server
+            self.drop()
+            raise
         self.build_s = time.perf_counter() - start
         self.memory_mb = server_rss_mb(server_pid) - rss_before
 

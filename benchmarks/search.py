@@ -7,8 +7,11 @@ have a PCA spectrum decaying like i^-0.76 (participation ratio ~185 of 512 dimen
 centres are drawn from a Gaussian with that spectrum in a random basis. `--isotropic` draws
 them uniformly on the sphere instead: the worst case for every approximate index.
 
-For each N and index kind it prints build time, memory (serialised index size, and per
-face), cold start (reading the written snapshot back into a VectorIndex), single-query
+For each N and index kind it prints build time (wall, and CPU seconds of all threads:
+FAISS builds with every core unless --threads says otherwise), memory (serialised index
+size, and per face; "RSS/face" is the growth of this process's resident set while the
+snapshot is loaded back, i.e. everything a server holds: codes, re-rank store, id maps,
+the live-id set), cold start (read_snapshot: checksum, FAISS read, id set), single-query
 p50/p99 latency (one thread; wall clock, and CPU time, which a busy machine does not
 inflate), batch QPS (all threads), recall@1 and recall@10 against exact
 search (IndexFlatIP) in the same run, and identity@1 (the top hit is the right person).
@@ -17,9 +20,12 @@ search (IndexFlatIP) in the same run, and identity@1 (the top hit is the right p
     python -m benchmarks.search --sizes 100k,1M --kinds flat,ivf,ivf_sq8,ivf_pq  # no HNSW
     python -m benchmarks.search --sizes 10k,100k --kinds flat,ivf --json out.json
     python -m benchmarks.search --sizes 100k,1M --kinds flat,ivf --milvus  # + Milvus rows
+    python -m benchmarks.search --sizes 1M --kinds ivf_pq,ivf --milvus \
+        --milvus-uri http://127.0.0.1:19530 --milvus-pid "$(pgrep -f 'milvus run standalone')"
 
 `--milvus` adds the same kinds on the real Milvus core (a standalone server started here, or
-`--milvus-uri URI`), built and searched as facedb's Milvus backend does (benchmarks.milvus_search).
+`--milvus-uri URI`, with `--milvus-pid` to read that server's resident memory), built and
+searched as facedb's Milvus backend does (benchmarks.milvus_search).
 """
 
 from __future__ import annotations
@@ -27,17 +33,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from facedb.index.snapshot import read_snapshot, write_snapshot
 from facedb.index.vector_index import IndexKind, IndexParams, VectorIndex, ivf_nlist, ivf_nprobe
 
+MODEL = "0" * 64  # the model SHA-256 recorded in the benchmark's snapshots
 TEMPLATE_COSINE = 0.8
 SPECTRUM_SLOPE = 0.76  # eigenvalue i ~ i^-0.76 (ArcFace on LFW)
 
@@ -56,8 +66,19 @@ class Row:
     recall1: float
     recall10: float
     identity1: float
-    bytes_per_face: float = 0.0  # serialised index size / N: what stays resident
-    load_s: float = 0.0  # cold start: VectorIndex.read of the written snapshot
+    bytes_per_face: float = 0.0  # serialised index size / N
+    load_s: float = 0.0  # cold start: read_snapshot of the written snapshot
+    build_cpu_s: float = 0.0  # CPU seconds of every thread during the build
+    threads: int = 0  # FAISS (OpenMP) threads of the build and the batch search
+    rss_per_face: float = 0.0  # resident set growth / N while the snapshot loads
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process (this one by default), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def parse_size(text: str) -> int:
@@ -101,19 +122,17 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    return index.search(queries, k)[1]
+    # Brute force over the caller's array (no index copying it: 6 GB at 3M).
+    return faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
 
 
 def measure(kind, vectors, owners, queries, query_owners, truth, params, singles) -> list[Row]:
     """Build once, then time and score every search setting (nprobe / efSearch) asked for."""
     ids = np.arange(len(vectors), dtype=np.int64)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     index = VectorIndex.build(kind, vectors.shape[1], ids, vectors, params[0])
-    build_s = time.perf_counter() - start
-    memory_mb = faiss.serialize_index(index.index).nbytes / 1e6
-    load_s = _cold_start(index, kind, params[0])
+    build_s, build_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+    memory_mb, load_s, resident_mb = _cold_start(index)
     rows = []
     for search_params in _variants(kind, params):
         index.configure_search(search_params)
@@ -126,19 +145,41 @@ def measure(kind, vectors, owners, queries, query_owners, truth, params, singles
             *_timed_search(index, queries, query_owners, owners, truth, singles),
         )
         row.bytes_per_face = memory_mb * 1e6 / len(vectors)
-        row.load_s = load_s
+        row.load_s, row.build_cpu_s = load_s, build_cpu_s
+        row.threads = faiss.omp_get_max_threads()
+        row.rss_per_face = resident_mb * 1e6 / len(vectors)
         rows.append(row)
     return rows
 
 
-def _cold_start(index: VectorIndex, kind: IndexKind, params: IndexParams) -> float:
-    """Seconds to load the index from a snapshot file, as a restarting server does."""
+def _cold_start(index: VectorIndex) -> tuple[float, float, float]:
+    """(snapshot file MB, seconds to load it as a restarting server does, MB the load adds
+    to the resident set). The load runs in a fresh process: this one's heap is full of
+    freed build temporaries that a load would reuse without growing the resident set."""
+    uid = uuid.uuid4().hex
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "index.faiss"
-        index.write(path)
-        start = time.perf_counter()
-        VectorIndex.read(path, kind, index.dim, sorted(index.tombstones), params)
-        return time.perf_counter() - start
+        directory = Path(scratch)
+        manifest = write_snapshot(
+            directory, index, gallery_uid=uid, model_sha256=MODEL, watermark=0
+        )
+        file_mb = (directory / manifest.index_file).stat().st_size / 1e6
+        loader = [sys.executable, "-m", "benchmarks.search", "--load", str(directory), uid]
+        output = subprocess.run(loader, check=True, capture_output=True, text=True).stdout
+    load_s, resident, _ = (float(value) for value in output.split())
+    return file_mb, load_s, resident
+
+
+def _load_snapshot(directory: str, uid: str) -> int:
+    """--load: read the snapshot in `directory`, print seconds taken, MB resident added and
+    the vectors loaded."""
+    rss_before, start = rss_mb(), time.perf_counter()
+    manifest = json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))
+    loaded, _ = read_snapshot(
+        Path(directory), gallery_uid=uid, model_sha256=MODEL, dim=manifest["dim"],
+        params=IndexParams(),
+    )  # fmt: skip
+    print(time.perf_counter() - start, rss_mb() - rss_before, loaded.count)
+    return 0
 
 
 def _variants(kind: IndexKind, params: list[IndexParams]) -> list[IndexParams]:
@@ -166,7 +207,7 @@ def measure_milvus(milvus, kind, vectors, owners, queries, query_owners, truth, 
                 Row(
                     len(vectors),
                     f"milvus {kind.value}",
-                    bench.describe(search_params),
+                    f"{bench.describe(search_params)} (insert {bench.insert_s:.0f} s)",
                     bench.build_s,
                     bench.memory_mb,
                     *_timed_search(
@@ -218,7 +259,9 @@ def _describe(kind: IndexKind, index: VectorIndex, params: IndexParams) -> str:
     if kind is IndexKind.IVF_PQ:
         nprobe = ivf_nprobe(nlist, params, kind)
         refine = params.pq_refine_factor
-        return f"PQx4fs nlist={nlist} nprobe={nprobe} rerank {refine}k exact"
+        store = params.pq_rerank
+        floor = params.pq_min_candidates
+        return f"PQx4fs nlist={nlist} nprobe={nprobe} rerank {store} max({refine}k,{floor})"
     if kind in (IndexKind.IVF, IndexKind.IVF_SQ8):
         return f"nlist={nlist} nprobe={ivf_nprobe(nlist, params)}"
     if kind is IndexKind.HNSW:
@@ -228,22 +271,28 @@ def _describe(kind: IndexKind, index: VectorIndex, params: IndexParams) -> str:
 
 def print_table(rows: list[Row]) -> None:
     header = (
-        "| N | index | parameters | build s | memory MB | p50 ms | p99 ms | CPU p50 ms "
-        "| batch QPS | recall@1 | recall@10 | identity@1 | bytes/face | load s |"
+        "| N | index | parameters | threads | build s | build CPU s | memory MB | p50 ms "
+        "| p99 ms | CPU p50 ms | batch QPS | recall@1 | recall@10 | identity@1 | bytes/face "
+        "| RSS/face | load s |"
     )
     print(header)
-    print("|" + "---|" * 14)
+    print("|" + "---|" * 17)
     for r in rows:
         print(
-            f"| {r.n:,} | {r.kind} | {r.params} | {r.build_s:.1f} | {r.memory_mb:,.0f} "
+            f"| {r.n:,} | {r.kind} | {r.params} | {r.threads or '-'} | {r.build_s:.1f} "
+            f"| {r.build_cpu_s:.0f} | {r.memory_mb:,.0f} "
             f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.cpu_p50_ms:.2f} | {r.batch_qps:,.0f} "
             f"| {r.recall1:.4f} "
-            f"| {r.recall10:.4f} | {r.identity1:.4f} | {r.bytes_per_face:,.0f} | {r.load_s:.2f} |"
+            f"| {r.recall10:.4f} | {r.identity1:.4f} | {r.bytes_per_face:,.0f} "
+            f"| {r.rss_per_face:,.0f} | {r.load_s:.2f} |"
         )
     sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--load"]:
+        return _load_snapshot(argv[1], argv[2])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10k,100k,1M", help="comma-separated N values")
     parser.add_argument("--kinds", default=",".join(k.value for k in IndexKind))
@@ -267,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--milvus", action="store_true", help="also every kind on Milvus")
     parser.add_argument("--milvus-uri", help="a running Milvus (default: start one here)")
+    parser.add_argument("--milvus-pid", type=int, help="that server's pid (its memory)")
     args = parser.parse_args(argv)
     milvus, server = _start_milvus(args) if args.milvus else (None, None)
     if args.threads:
@@ -316,13 +366,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_milvus(args):
     """((MilvusBackend, server pid or None), the server to stop or None)."""
-    import tempfile
-    from pathlib import Path
-
     from facedb.index.milvus_backend import MilvusBackend
 
     if args.milvus_uri:
-        return (MilvusBackend(args.milvus_uri), None), None
+        return (MilvusBackend(args.milvus_uri, prefix="bench"), args.milvus_pid), None
     from tests.milvus_server import LocalMilvus
 
     server = LocalMilvus(Path(tempfile.mkdtemp(prefix="facedb-bench-milvus-")))

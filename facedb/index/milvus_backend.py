@@ -29,6 +29,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,9 @@ FORMAT = 1
 PRIMARY, VECTOR = "face_id", "embedding"
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 BOUNDED_WINDOW_S = 6.0  # Milvus's graceful time (5 s) plus a margin
-INSERT_BATCH = 4096  # 8 MB of 512-d float32 per request, well under the 64 MB gRPC limit
+# Rows per request: 32 MB of 512-d float32, under the 64 MB gRPC limit. Milvus's cost is
+# per request more than per row (16k-row requests fill a collection ~1.7x faster than 4k).
+INSERT_BATCH = 16_384
 MAX_TOP_K = 16_384  # Milvus refuses larger limits
 SCAN_BATCH = 8192
 SLOW_CALLS = 30  # a collection's build or load may take this many request timeouts
@@ -324,7 +327,7 @@ class MilvusBackend:
             consistency_level="Bounded",
             slow=True,
         )
-        self.write(name, ids, vectors, None)
+        self._fill(name, ids, vectors)
         log.info(
             "gallery %r: Milvus collection %s (%s) holds %d faces",
             ref.name,
@@ -333,6 +336,11 @@ class MilvusBackend:
             len(ids),
         )
         return name
+
+    def _fill(self, collection: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """A new, empty collection: plain inserts (no key to replace, unlike upserts)."""
+        for rows in _row_batches(ids, vectors):
+            self._call(self.client.insert, collection, rows)
 
     def write(
         self,
@@ -346,16 +354,7 @@ class MilvusBackend:
             self._call(self.client.delete, collection, ids=[int(i) for i in removed])
         if added_ids is None or not len(added_ids) or added_vectors is None:
             return
-        matrix = np.asarray(added_vectors, dtype=np.float32)
-        for start in range(0, len(added_ids), INSERT_BATCH):
-            rows = [
-                {PRIMARY: int(face_id), VECTOR: vector}
-                for face_id, vector in zip(
-                    added_ids[start : start + INSERT_BATCH],
-                    matrix[start : start + INSERT_BATCH],
-                    strict=True,
-                )
-            ]
+        for rows in _row_batches(added_ids, added_vectors):
             self._call(self.client.upsert, collection, rows)
 
     def _call(self, method: Any, *args: Any, slow: bool = False, **kwargs: Any) -> Any:
@@ -618,6 +617,16 @@ class MilvusIndex:
         if current.nlist and wanted.nlist > 2 * current.nlist:
             return f"{self._count} vectors outgrew {current.nlist} IVF lists"
         return None
+
+
+def _row_batches(ids: np.ndarray, vectors: np.ndarray) -> Iterator[list[dict[str, Any]]]:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    for start in range(0, len(ids), INSERT_BATCH):
+        stop = start + INSERT_BATCH
+        yield [
+            {PRIMARY: int(face_id), VECTOR: vector}
+            for face_id, vector in zip(ids[start:stop], matrix[start:stop], strict=True)
+        ]
 
 
 def _milvus(live: LiveIndex) -> MilvusIndex:

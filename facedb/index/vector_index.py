@@ -8,13 +8,18 @@ Kinds:
            tombstone filtered out during search (IDSelector), and its stored vector is
            overwritten with zeros so the embedding itself is gone; the owner rebuilds once
            tombstones pass a fraction of the index.
-- ivf_pq:  IndexIDMap2(IndexRefineFlat(IndexIVFPQFastScan)): 4-bit PQ codes (8 dimensions
-           per sub-quantizer) scanned with SIMD fast-scan pick k * refine_factor candidates,
-           which are re-ranked exactly against the float vectors kept beside the codes. The
-           coarse quantizer is an HNSW graph over the centroids. The refine part cannot
-           remove, so removal takes the row out of the IVF lists (never a candidate again),
-           zeroes its float vector and records a tombstone; the owner rebuilds once
-           tombstones pass a fraction of the index, as for HNSW.
+- ivf_pq:  IndexIDMap2(IndexRefine(IndexIVFPQFastScan, re-rank store)): 4-bit PQ codes (8
+           dimensions per sub-quantizer) scanned with SIMD fast-scan pick k * refine_factor
+           candidates (at least pq_min_candidates), which are re-ranked against the vectors
+           kept beside the codes: float16 by default (IndexScalarQuantizer QT_fp16, half the
+           bytes of float32 and the same top hit), float32 with pq_rerank="flat" (and in
+           snapshots written before float16 re-rank existed: IndexRefineFlat). The coarse
+           quantizer is an HNSW graph over the centroids; bulk adds assign with an exact
+           scan of the centroids instead (a BLAS product, ~5x cheaper than the graph walk
+           per vector). The refine part cannot remove, so removal takes the row out of the
+           IVF lists (never a candidate again), zeroes its stored vector and records a
+           tombstone; the owner rebuilds once tombstones pass a fraction of the index, as
+           for HNSW.
 
 "auto" picks flat up to AUTO_FLAT_MAX vectors, IVF up to AUTO_IVF_MAX and ivf_pq above; the
 thresholds come from benchmarks/search.py (d = 512, face-like clustered vectors, 2 cores,
@@ -25,9 +30,12 @@ one thread per query, faiss-cpu 1.15 with AVX2):
   exact search from 10k to 1M (1M: nprobe 64, recall@1 0.996, 10.9 ms CPU per query;
   ivf_sq8: 0.990, 6.6 ms, a quarter of the memory); builds in ~2.5 min at 1M and removes
   in place, so rebuilds and deletions stay cheap;
-- ivf_pq (nlist = 2*sqrt(N), nprobe = max(64, nlist/16), exact re-rank of 64k candidates):
-  at 1M recall@1 1.0 at ~2 ms per query (recall@10 ~0.74: the codes order the non-mates
-  roughly; 32k candidates: 0.67, 256k: 0.86 at ~4 ms); builds in 140-270 s. IVF-Flat cannot
+- ivf_pq (nlist = 2*sqrt(N), nprobe = max(64, nlist/20), float16 re-rank of max(16k, 256)
+  candidates): at 1M recall@1 1.000 at 0.8 ms of CPU per query (nprobe 64: 0.997 at 0.7 ms;
+  recall@10 ~0.64: the codes order the non-mates roughly), ~1.15 KB resident per face; the
+  build costs 76-94 CPU seconds, 64 s on 2 cores (k-means on a 100k sample ~41 s, exact
+  list assignment ~32 s, codes and store ~21 s; the HNSW walk used to assign made it
+  140-270 s, 933 s at one thread). IVF-Flat cannot
   get there: recall@1 0.99 needs ~3% of the float vectors scanned (1M: 16 ms), and 4096
   lists with an HNSW coarse quantizer reach only 0.984 at nprobe 64 (~10 ms). Default above
   AUTO_IVF_MAX; below it IVF-Flat is as fast and removes in place;
@@ -38,7 +46,9 @@ This class is not thread-safe: GalleryIndex serialises writers against readers.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -65,6 +75,10 @@ MIN_IVF_SIZE = 1_000  # below this an IVF index has too few points to train its 
 # Vectors handed to FAISS per add call: bounds the temporaries FAISS allocates per call
 # (coarse assignments, codes) at a million vectors without slowing the add.
 ADD_BATCH = 65_536
+# ivf_pq adds at least this many vectors at once with an exact scan of the centroids (one
+# BLAS product per batch) instead of walking the HNSW graph once per vector.
+BULK_ASSIGN_MIN = 4_096
+PQ_RERANK_STORES = ("fp16", "flat")
 
 
 @dataclass(frozen=True)
@@ -74,11 +88,14 @@ class IndexParams:
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
     ivf_nlist: int | None = None  # None: 2 * sqrt(n), at most n / 39 (k-means needs points)
-    ivf_nprobe: int | None = None  # None: nlist / 30, at least 48 (ivf_pq: nlist / 16, >= 64)
+    ivf_nprobe: int | None = None  # None: nlist / 30, at least 48 (ivf_pq: nlist / 20, >= 64)
     ivf_train_per_list: int = 50  # k-means training points per list (a sample of the data)
     ivf_max: int = AUTO_IVF_MAX  # "auto" uses IVF-Flat up to this many vectors, ivf_pq above
-    pq_refine_factor: int = 64  # ivf_pq re-ranks k * this many fast-scan candidates exactly
+    pq_refine_factor: int = 16  # ivf_pq re-ranks k * this many fast-scan candidates ...
+    pq_min_candidates: int = 256  # ... and at least this many (top-1 searches)
     pq_train_iterations: int = 10  # k-means rounds for ivf_pq (its lists are probed widely)
+    pq_train_max: int = 131_072  # ivf_pq k-means sample cap (raised to 32 per list if lower)
+    pq_rerank: str = "fp16"  # ivf_pq re-rank store: "fp16" (1 KB/face at d 512) or "flat"
 
 
 def choose_kind(count: int, requested: str | None, params: IndexParams | None = None) -> IndexKind:
@@ -111,8 +128,9 @@ def ivf_nlist(count: int, params: IndexParams) -> int:
 
 def ivf_nprobe(nlist: int, params: IndexParams, kind: IndexKind = IndexKind.IVF) -> int:
     if kind is IndexKind.IVF_PQ:
-        # Scanning 4-bit codes is ~10x cheaper than floats, so probe ~6% of the lists.
-        return min(nlist, params.ivf_nprobe or max(64, nlist // 16))
+        # Scanning 4-bit codes is ~10x cheaper than floats, so probe ~5% of the lists
+        # (1M, 2000 lists: nprobe 64 gives recall@1 0.997, 96 gives 1.000).
+        return min(nlist, params.ivf_nprobe or max(64, nlist // 20))
     return min(nlist, params.ivf_nprobe or max(48, nlist // 30))
 
 
@@ -210,6 +228,8 @@ class VectorIndex:
         k = max(1, min(k, max(1, self.count)))
         if self.tombstones and self.kind is IndexKind.HNSW:
             scores, ids = self.index.search(queries, k, params=self._search_params())
+        elif self.kind is IndexKind.IVF_PQ:
+            scores, ids = self.index.search(queries, k, params=self._refine_params(k))
         else:
             scores, ids = self.index.search(queries, k)
         if threshold is not None:
@@ -221,6 +241,13 @@ class VectorIndex:
         params: faiss.SearchParameters = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
             sel=self._selector, efSearch=self.params.hnsw_ef_search
         )
+        return params
+
+    def _refine_params(self, k: int) -> faiss.SearchParameters:
+        # Per call, not on the shared index: concurrent searches may ask for different k.
+        wanted = max(self.params.pq_refine_factor, math.ceil(self.params.pq_min_candidates / k))
+        params = faiss.IndexRefineSearchParameters()
+        params.k_factor = float(wanted)
         return params
 
     def _stored_ids(self) -> np.ndarray:
@@ -242,15 +269,36 @@ class VectorIndex:
         ids = np.asarray(ids, dtype=np.int64)
         vectors = _as_matrix(vectors, self.dim)
         fresh = np.fromiter((int(i) not in self._live for i in ids), dtype=bool, count=len(ids))
-        ids, vectors = ids[fresh], vectors[fresh]
+        if not fresh.all():  # a mask copies: a fresh build would hold the gallery twice
+            ids, vectors = ids[fresh], vectors[fresh]
         if not len(ids):
             return
         if self.tombstones.intersection(ids.tolist()):
             raise ValueError(f"{self.kind} cannot re-add a removed id; rebuild the index")
-        for start in range(0, len(ids), ADD_BATCH):
-            stop = start + ADD_BATCH
-            self.index.add_with_ids(vectors[start:stop], ids[start:stop])
+        with self._bulk_assignment(len(ids)):
+            for start in range(0, len(ids), ADD_BATCH):
+                stop = start + ADD_BATCH
+                self.index.add_with_ids(vectors[start:stop], ids[start:stop])
         self._live.update(ids.tolist())
+
+    @contextlib.contextmanager
+    def _bulk_assignment(self, count: int) -> Iterator[None]:
+        """For a large ivf_pq add, assign vectors to lists by an exact scan of the centroids
+        (IndexFlatIP: one matrix product per batch) instead of the HNSW graph, whose walk
+        at efSearch = 2 * nprobe costs ~5x more per vector. The graph returns afterwards;
+        exact assignment is what the graph approximates, so the lists are the same or
+        better. Safe: writers are serialised against readers (see the class docstring)."""
+        if self.kind is not IndexKind.IVF_PQ or count < BULK_ASSIGN_MIN:
+            yield
+            return
+        _, ivf, graph = _pq_parts(self.index)
+        exact = faiss.IndexFlatIP(self.dim)
+        exact.add(graph.reconstruct_n(0, ivf.nlist))
+        ivf.quantizer = exact
+        try:
+            yield
+        finally:
+            ivf.quantizer = graph
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids; returns how many were present."""
@@ -282,9 +330,7 @@ class VectorIndex:
         refine, ivf, _ = _pq_parts(self.index)
         ivf.remove_ids(faiss.IDSelectorBatch(rows))
         # IVF labels are row numbers of the refine store, so the row itself must stay.
-        storage: Any = faiss.downcast_index(refine.refine_index)
-        stored = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dim)
-        stored.reshape(storage.ntotal, self.dim)[rows] = 0.0
+        _zero_rows(faiss.downcast_index(refine.refine_index), rows)
         self.tombstones.update(doomed)
 
     def _rows_of(self, doomed: list[int]) -> np.ndarray:
@@ -333,8 +379,9 @@ def _trained_ivf(
 
 def _trained_ivf_pq(dim: int, vectors: np.ndarray, params: IndexParams) -> faiss.Index:
     nlist = ivf_nlist(len(vectors), params)
-    # An HNSW graph over the centroids: the coarse search (and the assignment of every
-    # added vector) costs ~0.2 ms instead of a scan of all nlist centroids.
+    # An HNSW graph over the centroids: the coarse search (and the assignment of a few
+    # added vectors) costs ~0.2 ms instead of a scan of all nlist centroids. Bulk adds
+    # assign by that scan, batched (VectorIndex._bulk_assignment).
     quantizer = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
     ivf = faiss.IndexIVFPQFastScan(
         quantizer, dim, nlist, _pq_subquantizers(dim), 4, faiss.METRIC_INNER_PRODUCT
@@ -343,10 +390,21 @@ def _trained_ivf_pq(dim: int, vectors: np.ndarray, params: IndexParams) -> faiss
     exact_assigner = faiss.IndexFlatIP(dim)
     ivf.clustering_index = exact_assigner
     ivf.cp.niter = params.pq_train_iterations
-    refine = faiss.IndexRefineFlat(ivf)
-    refine.train(_training_sample(vectors, nlist * params.ivf_train_per_list))
+    refine = faiss.IndexRefine(ivf, _rerank_store(dim, params))
+    # A bounded sample: k-means costs sample x nlist x d per round, and 50 points per list
+    # already place the centroids (the lists are probed widely, and re-ranking is exact).
+    sample = min(nlist * params.ivf_train_per_list, max(params.pq_train_max, 32 * nlist))
+    refine.train(_training_sample(vectors, sample))
     ivf.clustering_index = None  # type: ignore[assignment]  # the assigner is freed with this frame; drop the pointer
     return faiss.IndexIDMap2(refine)
+
+
+def _zero_rows(storage: Any, rows: np.ndarray) -> None:
+    """Overwrite the stored vectors (float32 IndexFlat or float16 IndexScalarQuantizer
+    codes) of `rows` with zeros: the embedding itself is gone from memory and snapshots."""
+    width = storage.code_size
+    codes = faiss.rev_swig_ptr(storage.codes.data(), storage.ntotal * width)
+    codes.reshape(storage.ntotal, width)[rows] = 0
 
 
 def _pq_subquantizers(dim: int) -> int:
@@ -354,9 +412,22 @@ def _pq_subquantizers(dim: int) -> int:
     return next(m for m in range(max(1, dim // 8), 0, -1) if dim % m == 0)
 
 
+def _rerank_store(dim: int, params: IndexParams) -> faiss.Index:
+    if params.pq_rerank not in PQ_RERANK_STORES:
+        raise ValueError(f"pq_rerank must be one of {', '.join(PQ_RERANK_STORES)}")
+    if params.pq_rerank == "flat":
+        return faiss.IndexFlatIP(dim)
+    # float16 keeps ~3 significant digits: cosine errors ~1e-4, far below the gap between
+    # a face's best and second-best match (int8 codes measured recall@1 0.99 at 1M).
+    return faiss.IndexScalarQuantizer(
+        dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
+
+
 def _pq_parts(index: Any) -> tuple[Any, Any, Any]:
     """(refine, IVF, HNSW quantizer) of an ivf_pq index, built or read from disk
-    (IndexRefineFlat, IndexIVFPQFastScan, IndexHNSWFlat: Any, as for VectorIndex.index)."""
+    (IndexRefine or IndexRefineFlat, IndexIVFPQFastScan, IndexHNSWFlat: Any, as for
+    VectorIndex.index)."""
     refine: Any = faiss.downcast_index(index.index)
     ivf: Any = faiss.downcast_index(refine.base_index)
     return refine, ivf, faiss.downcast_index(ivf.quantizer)
