@@ -20,7 +20,7 @@ import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from facedb.models.errors import ModelSpecError
 from facedb.models.onnx_model import quantizes_per_batch
@@ -45,7 +45,7 @@ def parse_graph(text: str | None) -> RecognizerGraph:
             f"recognizer graph must be {' or '.join(GRAPHS)}, got {value!r} "
             f"(--recognizer-graph / {GRAPH_ENV})"
         )
-    return cast(RecognizerGraph, value)
+    return value
 
 
 def rewrite_name(source_sha256: str) -> str:
