@@ -13,7 +13,8 @@ The first variant's server also answers the probes over its HTTP/JSON API at the
 clients (multipart uploads, one keep-alive session per client thread), interleaved with
 the rest: HTTP against gRPC is what the HTTP transport costs. Then the engine runs
 in-process at one client with a stage observer: the per-stage split (decode, detect,
-align, embed, search; `embed` includes the wait in the batcher) and the gRPC / in-process
+align, gates, embed, search, labels; `embed` includes the wait in the batcher; `labels` is
+the in-memory face -> identity lookup of the hits) and the gRPC / in-process
 p50 ratio (what gRPC, protobuf and the interceptors cost).
 Figures depend on the machine: they are printed, never asserted.
 """

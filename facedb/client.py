@@ -318,6 +318,27 @@ class FaceDBClient:
     def stats(self) -> pb.Stats:
         return self._call(self.stub.GetStats, pb.GetStatsRequest())
 
+    def reindex(
+        self,
+        gallery: str,
+        recognizer: str = "",
+        *,
+        index_kind: str = "",
+        batch_size: int = 0,
+        timeout: float | None = None,
+    ) -> Iterator[pb.ReindexProgress]:
+        """Reindex on the server (admin): progress messages, the last one SWITCHED with the
+        gallery. `timeout` bounds the whole run (None: no bound, unlike other calls);
+        leaving the iterator early cancels it, and nothing switches."""
+        request = pb.ReindexRequest(
+            gallery=gallery, recognizer=recognizer, index_kind=index_kind, batch_size=batch_size
+        )
+        stream = self.stub.Reindex(request, timeout=timeout, metadata=self._metadata)
+        try:
+            yield from stream
+        finally:
+            stream.cancel()  # a no-op once the stream ended
+
     # ---------------------------------------------------------------- API keys
 
     def create_api_key(

@@ -164,11 +164,18 @@ def test_reindex_to_another_model_keeps_identities(data_dir: Path) -> None:
     engine.create_gallery("g")
     for name in people:
         enroll(engine, "g", name, photo(name, 1))
+    engine.create_gallery("arc")
+    enroll(engine, "arc", "colin", photo("Colin_Powell", 1))
     reindexed = engine.reindex("g", MOBILEFACENET)
     assert reindexed.model.dim == 512 and reindexed.model.name != engine.model.name
-    # This engine still runs ArcFace: the gallery is now bound to another model.
-    with pytest.raises(FailedPreconditionError, match="reindex"):
-        engine.identify("g", photo("Colin_Powell", 2))
+    # This engine was started with ArcFace and now serves "g" with MobileFaceNet beside it.
+    for name in people:
+        top = engine.identify("g", photo(name, 2), threshold=-1.0).faces[0].candidates[0]
+        assert top.external_id == name
+    assert {m.sha256 for m in engine._core.recognizers.loaded()} == {
+        engine.model.sha256,
+        reindexed.model.sha256,
+    }
     engine.close()
 
     mobile = open_engine(server_settings(data_dir, recognizer=MOBILEFACENET))
@@ -177,9 +184,12 @@ def test_reindex_to_another_model_keeps_identities(data_dir: Path) -> None:
         for name in people:
             top = mobile.identify("g", photo(name, 2), threshold=-1.0).faces[0].candidates[0]
             assert top.external_id == name
-        # A gallery of the old model is refused by this engine, and so is asking for it.
+        # A gallery of a model with no file in the model directories is refused, with
+        # what to do; and so is creating one of another model.
+        with pytest.raises(FailedPreconditionError, match="FACEDB_MODEL_DIR"):
+            mobile.identify("arc", photo("Colin_Powell", 2))
         with pytest.raises(FailedPreconditionError):
-            mobile.create_gallery("arc", embedding_model="ARCFACE_MNET")
+            mobile.create_gallery("arc2", embedding_model="ARCFACE_MNET")
     finally:
         mobile.close()
 

@@ -1,7 +1,9 @@
 """`facedb migrate` and `facedb reindex`: schema revisions and index rebuilds.
 
-Run `facedb reindex` while the server is stopped (or use the service's reindex call): a
-running server keeps serving the index it loaded.
+`facedb reindex` works beside running servers: it switches the gallery in the database,
+and every server on that database notices it in the change log, builds the new index in the
+background and switches to it, answering from the old index (and old model) until then.
+`facedb gallery reindex NAME --server ADDR` runs the same on a server (the Reindex RPC).
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reindex",
         help="rebuild gallery indexes, optionally re-embedding with another model",
         description="Rebuild a gallery's FAISS index from SQL, or re-embed every stored "
-        "crop with another recognizer and switch the gallery to it atomically.",
+        "crop with another recognizer and switch the gallery to it atomically. Running "
+        "servers on the same database follow without a restart (they switch in the "
+        "background and serve the old index until then); each finds the new model's file "
+        "by its SHA-256 in its FACEDB_MODEL_DIR directories.",
     )
     _database_options(reindex)
     reindex.add_argument("--gallery", help="gallery name (default: every gallery)")

@@ -124,6 +124,25 @@ def _gallery_commands(subparsers: argparse._SubParsersAction, common: Any) -> No
     delete = actions.add_parser("delete", parents=[common], help="delete a gallery and its data")
     delete.add_argument("name", help="gallery name")
     delete.set_defaults(handler=handled(_gallery_delete))
+    reindex = actions.add_parser(
+        "reindex",
+        parents=[common],
+        help="reindex a gallery on the server (admin), printing progress",
+        description="Rebuild the gallery's index, or re-embed its stored crops with another "
+        "recognizer (a file on the server) and switch it, while every server keeps "
+        "answering from the old index until it has switched. Ctrl-C before the switch "
+        "cancels it and changes nothing. No deadline unless --deadline is given.",
+    )
+    reindex.add_argument("name", help="gallery name")
+    reindex.add_argument(
+        "--model", default="", help="recognizer spec on the server (registry name or FAMILY:PATH)"
+    )
+    reindex.add_argument("--index", default="", help="index kind from now on (auto, hnsw, ...)")
+    reindex.add_argument("--batch-size", type=int, default=0, help="crops per embedder call")
+    reindex.add_argument(
+        "--deadline", type=float, metavar="SECONDS", help="bound on the whole run (default none)"
+    )
+    reindex.set_defaults(handler=handled(_gallery_reindex))
 
 
 def _identify_command(subparsers: argparse._SubParsersAction, common: Any) -> None:
@@ -335,6 +354,22 @@ def _gallery_list(client: FaceDBClient, args: argparse.Namespace) -> int:
 def _gallery_delete(client: FaceDBClient, args: argparse.Namespace) -> int:
     client.delete_gallery(args.name)
     print(f"deleted gallery {args.name}")
+    return EXIT_OK
+
+
+def _gallery_reindex(client: FaceDBClient, args: argparse.Namespace) -> int:
+    names = pb.ReindexProgress.Phase.Name
+    for update in client.reindex(
+        args.name,
+        args.model,
+        index_kind=args.index,
+        batch_size=args.batch_size,
+        timeout=args.deadline,
+    ):
+        print(f"{names(update.phase).lower()}\t{update.faces_done}/{update.faces_total} faces")
+        if update.phase == pb.ReindexProgress.SWITCHED:
+            model = update.gallery.model
+            print(f"gallery {update.gallery.name}: model {model.name} (dim {model.dim})")
     return EXIT_OK
 
 

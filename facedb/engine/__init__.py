@@ -8,7 +8,8 @@ all-or-nothing catalog call.
 
 Modules, by use case: `enroll`, `search` (identify, verify), `galleries` (galleries,
 identities, faces), `reindex`; shared: `policy` (a gallery's thresholds and gates),
-`filters` (stored-attribute filters), `core` (the parts and common steps), `telemetry`
+`filters` (stored-attribute filters), `recognizers` (the models galleries are served with,
+by SHA-256), `core` (the parts and common steps), `telemetry`
 (stages, deadlines), `errors`, `results`; `facade` (`Engine`) and `factory` (`open_engine`).
 """
 

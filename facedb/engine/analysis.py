@@ -188,8 +188,9 @@ class FaceAnalysis:
         if not gallery and not embeddings:
             raise InvalidRequestError("nothing to cluster: give a gallery or embeddings")
         k = _bounded("neighbours", neighbours, DEFAULT_NEIGHBOURS, 1000)
+        model_sha256 = self.core.model.sha256
         if gallery:
-            self.core.usable_gallery(gallery)
+            model_sha256 = self.core.usable_gallery(gallery).model_sha256
             ids, vectors = self._stored_embeddings(gallery, list(face_ids) or None)
             missing = sorted(set(face_ids) - set(ids.tolist()))
             if missing:
@@ -200,7 +201,7 @@ class FaceAnalysis:
             vectors = self._raw_embeddings(embeddings)
             ids = np.arange(len(vectors))
         if threshold is None:
-            threshold = default_threshold(self.core.model.sha256, len(vectors))
+            threshold = default_threshold(model_sha256, len(vectors))
         try:
             config = ClusterConfig(float(threshold), k)
         except ValueError as error:

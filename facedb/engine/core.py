@@ -20,6 +20,7 @@ from facedb.engine.errors import (
 )
 from facedb.engine.filters import AttributeFilter, matching, overfetched
 from facedb.engine.policy import PolicyBook
+from facedb.engine.recognizers import Recognizers
 from facedb.engine.telemetry import Telemetry, current_deadline
 from facedb.storage.catalog import Catalog
 from facedb.storage.records import GalleryInfo, Hit, ModelInfo
@@ -52,22 +53,35 @@ class EngineCore:
         self.settings = settings
         self.policies = policies
         self.telemetry = telemetry
-        embedder = pipeline.embedder
-        self.model = ModelInfo(embedder.name, embedder.sha256, int(embedder.dim))
+        self.recognizers = Recognizers(pipeline, settings.ort_threads)
+        self.model: ModelInfo = self.recognizers.model  # the one the server was started with
+        # A gallery switching to another model (a reindex anywhere): load it beforehand.
+        catalog.before_switch(self._preload)
 
     def usable_gallery(self, name: str) -> GalleryInfo:
-        """The gallery, refused when its vectors come from another model than the loaded one."""
+        """The gallery, refused when its model is not the loaded one and no local file of
+        that SHA-256 can be loaded beside it (facedb.engine.recognizers)."""
         require(name, "gallery")
         with store_errors():
             info = self.catalog.get_gallery(name)
-        if info.model_sha256 != self.model.sha256 or info.dim != self.model.dim:
-            raise FailedPreconditionError(
-                f"gallery {name!r} holds embeddings of {info.model_name} "
-                f"(sha256 {info.model_sha256[:12]}…, dim {info.dim}) but this server runs "
-                f"{self.model.name} (sha256 {self.model.sha256[:12]}…, dim {self.model.dim}); "
-                "start the server with that recognizer or reindex the gallery"
-            )
+        self.recognizers.for_gallery(info)
         return info
+
+    def writer_pipeline(self, info: GalleryInfo) -> FacePipeline:
+        """The pipeline new faces of the gallery are embedded with: its SQL row's model."""
+        return self.recognizers.for_gallery(info)
+
+    def probe_pipeline(self, info: GalleryInfo) -> FacePipeline:
+        """The pipeline probes of the gallery are embedded with: the model of this process's
+        live index (the old one until a switch to another model is installed here)."""
+        with store_errors():
+            serving = self.catalog.serving_model(info.name)
+        if serving == info.model_sha256:
+            return self.recognizers.for_gallery(info)
+        return self.recognizers.for_sha256(serving)
+
+    def _preload(self, model_sha256: str) -> None:
+        self.recognizers.for_sha256(model_sha256)
 
     def decode(self, data: bytes, index: int | None, name: str = "") -> DecodedImage:
         """An uploaded image within the size limits; `index` (and the client's `name` for
@@ -88,9 +102,15 @@ class EngineCore:
             except ImageError as error:
                 raise InvalidRequestError(f"{where}: {error}") from error
 
-    def analyze(self, pixels: np.ndarray, policy: GatePolicy | None, select: Selection) -> Analysis:
+    def analyze(
+        self,
+        pixels: np.ndarray,
+        policy: GatePolicy | None,
+        select: Selection,
+        pipeline: FacePipeline | None = None,
+    ) -> Analysis:
         try:
-            return self.pipeline.analyze(pixels, policy=policy, select=select)
+            return (pipeline or self.pipeline).analyze(pixels, policy=policy, select=select)
         except GateConfigError as error:
             raise FailedPreconditionError(str(error)) from error
 
@@ -111,18 +131,32 @@ class EngineCore:
                 f"within {max(0.0, budget):.2f} s; retry later or on another replica"
             )
 
-    def search(self, gallery: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+    def search(
+        self, gallery: str, vectors: np.ndarray, k: int, model_sha256: str | None = None
+    ) -> list[list[Hit]]:
+        """The index search, then its labels (in memory: two stages, timed apart).
+        `model_sha256`: the model of `vectors`; ModelSwitchedError when the live index
+        switched to another since the probe was embedded (the caller embeds again)."""
         with self.telemetry.stage("search"), store_errors():
-            return self.catalog.search(gallery, np.asarray(vectors, np.float32), k)
+            nearest = self.catalog.nearest(
+                gallery, np.asarray(vectors, np.float32), k, model_sha256=model_sha256
+            )
+        with self.telemetry.stage("labels"):
+            return nearest.hits()
 
     def filtered_search(
-        self, gallery: str, vectors: np.ndarray, k: int, filters: tuple[AttributeFilter, ...]
+        self,
+        gallery: str,
+        vectors: np.ndarray,
+        k: int,
+        filters: tuple[AttributeFilter, ...],
+        model_sha256: str | None = None,
     ) -> list[list[Hit]]:
         """`search`, keeping only faces whose stored attributes match every filter
         (post-filtering an overfetched search: see facedb.engine.filters)."""
         if not filters:
-            return self.search(gallery, vectors, k)
-        rows = self.search(gallery, vectors, overfetched(k, filters))
+            return self.search(gallery, vectors, k, model_sha256)
+        rows = self.search(gallery, vectors, overfetched(k, filters), model_sha256)
         with self.telemetry.stage("filter"), store_errors():
             stored = self.catalog.face_attributes(gallery, [h.face_id for r in rows for h in r])
         return [matching(row, stored, filters) for row in rows]

@@ -55,7 +55,7 @@ from facedb.vision.analysis import FaceAnalyzer
 from facedb.vision.crops import encode_crop_png
 from facedb.vision.gates import FaceAssessment, GatePolicy, Reason, Rejection
 from facedb.vision.image import DecodedImage
-from facedb.vision.pipeline import AnalyzedFace, Selection
+from facedb.vision.pipeline import AnalyzedFace, FacePipeline, Selection
 
 # Nearest faces looked at for a duplicate: enough to see past the identity's own faces.
 DUPLICATE_SEARCH_K = 16
@@ -91,7 +91,8 @@ class Enrollment:
             info = self.core.usable_gallery(item.gallery)
             policy = self.core.policies.for_gallery(info)
             stored = self._stored_attributes(info)
-            refused, embedded = self._analyze_each(item, policy, stored)
+            pipeline = self.core.writer_pipeline(info)
+            refused, embedded = self._analyze_each(item, policy, stored, pipeline)
             return self._write(info, policy, item, embedded, refused)
 
     def _stored_attributes(self, info: GalleryInfo) -> tuple[str, ...]:
@@ -121,7 +122,11 @@ class Enrollment:
         check_request_id(item.request_id)
 
     def _analyze_each(
-        self, item: EnrollItem, policy: GalleryPolicy, stored: tuple[str, ...]
+        self,
+        item: EnrollItem,
+        policy: GalleryPolicy,
+        stored: tuple[str, ...],
+        pipeline: FacePipeline,
     ) -> tuple[dict[int, ImageOutcome], list[_Embedded]]:
         select: Selection = "largest" if item.allow_multiple_faces else "single"
         budget = PixelBudget(self.core.settings.max_request_pixels)
@@ -135,7 +140,8 @@ class Enrollment:
                 refused[index] = _invalid_image(index, name, str(error))
                 continue
             budget.spend(image.pixels, image_label(index, name))
-            result = self._analyze(index, name, data, image, policy.policies.enrollment, select)
+            gates = policy.policies.enrollment
+            result = self._analyze(index, name, data, image, gates, select, pipeline)
             if stored and isinstance(result, _Embedded):
                 result = self._with_attributes(result, image, stored)
             del image  # the pixels go before the next image is decoded
@@ -153,8 +159,9 @@ class Enrollment:
         image: DecodedImage,
         policy: GatePolicy | None,
         select: Selection,
+        pipeline: FacePipeline,
     ) -> _Embedded | ImageOutcome:
-        analysis = self.core.analyze(image.pixels, policy, select)
+        analysis = self.core.analyze(image.pixels, policy, select, pipeline)
         if analysis.rejection is not None:
             self.core.telemetry.rejection(analysis.rejection.reason)
             box = face_box(analysis.faces[0], image.scale) if analysis.faces else None
@@ -196,7 +203,7 @@ class Enrollment:
 
         request = EnrollRequest(
             external_id=item.external_id,
-            faces=[self._new_face(e, info.store_crops) for e in embedded],
+            faces=[self._new_face(e, info) for e in embedded],
             display_name=item.display_name or None,
             metadata=item.metadata or None,
             duplicate_threshold=None if item.allow_duplicate else threshold,
@@ -253,7 +260,7 @@ class Enrollment:
             return outcome
         return replace(outcome, attributes=attributes)
 
-    def _new_face(self, embedded: _Embedded, store_crops: bool) -> NewFace:
+    def _new_face(self, embedded: _Embedded, info: GalleryInfo) -> NewFace:
         analyzed = embedded.face
         face = analyzed.face.scaled(1.0 / embedded.scale)  # back to original-image pixels
         return NewFace(
@@ -264,8 +271,8 @@ class Enrollment:
             quality=_quality_signals(analyzed.assessment),
             liveness_score=liveness_score(analyzed.assessment),
             source_sha256=embedded.source_sha256,
-            crop=encode_crop_png(analyzed.aligned) if store_crops else None,
-            model_sha256=self.core.model.sha256,
+            crop=encode_crop_png(analyzed.aligned) if info.store_crops else None,
+            model_sha256=info.model_sha256,  # `writer_pipeline(info)` embedded it
             attributes=embedded.attributes,
         )
 

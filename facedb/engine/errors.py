@@ -16,6 +16,7 @@ from facedb.storage.errors import (
     InvalidArgumentError,
     NotFoundError,
     StoreError,
+    SwitchingError,
 )
 
 
@@ -52,11 +53,24 @@ class ReplicaLagError(EngineError):
     status = "UNAVAILABLE"
 
 
+class UnavailableError(EngineError):
+    """Retryable: e.g. the gallery is switching to another model on this server."""
+
+    status = "UNAVAILABLE"
+
+
+class AbortedError(EngineError):
+    """A conflicting operation runs, e.g. a reindex of the same gallery in this process."""
+
+    status = "ABORTED"
+
+
 _STORE_ERRORS: dict[type[StoreError], type[EngineError]] = {
     NotFoundError: NotFoundEngineError,
     AlreadyExistsError: AlreadyExistsEngineError,
     ConflictError: FailedPreconditionError,
     InvalidArgumentError: InvalidRequestError,
+    SwitchingError: UnavailableError,
 }
 
 

@@ -14,11 +14,18 @@ from facedb.config import Settings
 from facedb.engine.analysis import AnalyzeResult, ClusterResult, FaceAnalysis, SearchFacesResult
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import Enrollment
-from facedb.engine.errors import require
+from facedb.engine.errors import require, store_errors
 from facedb.engine.filters import AttributeFilter
 from facedb.engine.galleries import GalleryAdmin, IdentityAdmin
 from facedb.engine.policy import PolicyBook
-from facedb.engine.reindex import Progress, reindex_gallery
+from facedb.engine.reindex import (
+    DEFAULT_BATCH_SIZE,
+    Progress,
+    RunningReindexes,
+    check_reindex_request,
+    load_recognizer,
+    reindex_gallery,
+)
 from facedb.engine.results import (
     DEFAULT_THRESHOLDS,
     NO_GATE_OVERRIDES,
@@ -83,6 +90,7 @@ class Engine:
         self.search_policy = search_policy
         # The micro-batcher the pipeline embeds through, if any: the engine stops it on close.
         self.batcher = batcher
+        self._reindexes = RunningReindexes()
 
     @property
     def observer(self) -> Observer:
@@ -137,21 +145,30 @@ class Engine:
         recognizer: str | None = None,
         *,
         kind: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         progress: Progress | None = None,
     ) -> Gallery:
         """Rebuild the gallery's index; with `recognizer`, re-embed its stored crops with
-        that model and switch the gallery to it (this engine then refuses the gallery)."""
+        that model and switch the gallery to it. This engine serves it with that model from
+        then on (other servers follow in the background). `progress` may raise to cancel:
+        before the switch nothing changes. One reindex per gallery at a time (ABORTED)."""
         require(gallery, "gallery")
-        info = reindex_gallery(
-            self.catalog,
-            gallery,
-            recognizer=recognizer,
-            kind=kind,
-            batch_size=batch_size,
-            progress=progress,
-            threads=self.settings.ort_threads,
-        )
+        check_reindex_request(recognizer, kind, batch_size)
+        with self._reindexes.claim(gallery):
+            with store_errors():
+                self.catalog.get_gallery(gallery)  # NOT_FOUND before a model is loaded
+            embedder = None
+            if recognizer:
+                embedder = load_recognizer(recognizer, self.settings.ort_threads)
+                self._core.recognizers.add(embedder)  # probes after the switch need it
+            info = reindex_gallery(
+                self.catalog,
+                gallery,
+                kind=kind,
+                batch_size=batch_size,
+                progress=progress,
+                embedder=embedder,
+            )
         return self._galleries.view(info)
 
     # ---- enrollment and search ------------------------------------------------------------

@@ -88,8 +88,10 @@ class GalleryAdmin:
     def stats(self) -> list[GalleryStats]:
         with store_errors():
             galleries = self.core.catalog.list_galleries()
+        live = self.core.catalog.live  # this process's index: (model sha256, kind, size)
         return [
-            GalleryStats(g.name, g.identity_count, g.face_count, _model_of(g)) for g in galleries
+            GalleryStats(g.name, g.identity_count, g.face_count, _model_of(g), *live(g.name))
+            for g in galleries
         ]
 
     def view(self, info: GalleryInfo) -> Gallery:

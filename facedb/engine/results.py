@@ -72,7 +72,12 @@ class GalleryStats:
     name: str
     identities: int
     faces: int
-    model: ModelInfo
+    model: ModelInfo  # the gallery's model in SQL
+    # This process's live index (empty when not loaded): its model's SHA-256 (the old
+    # model until a live reindex switched here) and kind.
+    index_model_sha256: str = ""
+    index_kind: str = ""
+    index_faces: int = 0
 
 
 @dataclass(frozen=True)

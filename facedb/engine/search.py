@@ -16,15 +16,23 @@ import numpy as np
 from facedb.engine.analysis import checked_attributes, measured_attributes
 from facedb.engine.core import EngineCore
 from facedb.engine.enroll import face_box
-from facedb.engine.errors import InvalidRequestError, check_min_sequence, require, store_errors
+from facedb.engine.errors import (
+    InvalidRequestError,
+    UnavailableError,
+    check_min_sequence,
+    require,
+    store_errors,
+)
 from facedb.engine.filters import AttributeFilter, checked_filters
 from facedb.engine.policy import GalleryPolicy
 from facedb.engine.results import Candidate, IdentifyResult, ProbeResult, VerifyResult
 from facedb.engine.telemetry import deadline_scope
-from facedb.storage.records import Hit
+from facedb.storage.errors import ModelSwitchedError
+from facedb.storage.records import GalleryInfo, Hit
 from facedb.vision.analysis import FaceAnalyzer
 from facedb.vision.gates import Rejection
-from facedb.vision.pipeline import Analysis, AnalyzedFace, Selection
+from facedb.vision.image import DecodedImage
+from facedb.vision.pipeline import Analysis, AnalyzedFace, FacePipeline, Selection
 
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 100
@@ -32,6 +40,9 @@ MAX_TOP_K = 100
 SEARCH_OVERFETCH = 4
 # Reads of an identity's faces before giving up on one that changes under every read.
 READ_ATTEMPTS = 3
+# Embeddings of a probe: a second one when the gallery switched models between the first
+# embedding and the search (a live reindex); a third switch that fast is refused (retry).
+PROBE_ATTEMPTS = 2
 
 
 class Identification:
@@ -70,9 +81,9 @@ class Identification:
             limit = policy.decision_threshold("identify", threshold, target_fpir)
             decoded = self.core.decode(image, None)
             select: Selection = "all" if all_faces else "largest"
-            analysis = self.core.analyze(decoded.pixels, policy.policies.search, select)
-            self.core.wait_for_sequence(gallery, min_sequence)  # after the analysis: a head start
-            probes = self._probes(gallery, analysis, decoded.scale, top_k, limit, checked)
+            analysis, probes = self._search_probes(
+                info, decoded, policy, select, min_sequence, (top_k, limit, checked)
+            )
             if names:
                 faces = [f.face for f in analysis.faces]
                 with self.core.telemetry.stage("analyze"):
@@ -82,6 +93,33 @@ class Identification:
                 probes = [replace(p, attributes=m) for p, m in zip(probes, measured, strict=True)]
         return IdentifyResult(probes, limit)
 
+    def _search_probes(
+        self,
+        info: GalleryInfo,
+        decoded: DecodedImage,
+        policy: GalleryPolicy,
+        select: Selection,
+        min_sequence: int,
+        search: tuple[int, float, tuple[AttributeFilter, ...]],
+    ) -> tuple[Analysis, list[ProbeResult]]:
+        """Probes embedded with the model of the gallery's live index, searched; embedded
+        again when the index switched to another model in between (a live reindex)."""
+        top_k, limit, filters = search
+        for attempt in range(PROBE_ATTEMPTS):
+            pipeline = self.core.probe_pipeline(info)
+            analysis = self.core.analyze(decoded.pixels, policy.policies.search, select, pipeline)
+            if attempt == 0:  # after the analysis: a head start
+                self.core.wait_for_sequence(info.name, min_sequence)
+            sha256 = pipeline.embedder.sha256
+            try:
+                probes = self._probes(
+                    info.name, analysis, decoded.scale, top_k, limit, filters, sha256
+                )
+            except ModelSwitchedError:
+                continue
+            return analysis, probes
+        raise UnavailableError(f"gallery {info.name!r} switched models during the search; retry")
+
     def _probes(
         self,
         gallery: str,
@@ -90,12 +128,14 @@ class Identification:
         top_k: int,
         limit: float,
         filters: tuple[AttributeFilter, ...] = (),
+        model_sha256: str | None = None,
     ) -> list[ProbeResult]:
         vectors = {id(f): f.embedding for f in analysis.faces if f.embedding is not None}
         rows: list[list[Hit]] = []
         if vectors:
             matrix = np.stack(list(vectors.values()))
-            rows = self.core.filtered_search(gallery, matrix, top_k * SEARCH_OVERFETCH, filters)
+            k = top_k * SEARCH_OVERFETCH
+            rows = self.core.filtered_search(gallery, matrix, k, filters, model_sha256)
         hits = dict(zip(vectors, rows, strict=True))
         results = []
         for analyzed in analysis.faces:
@@ -138,11 +178,12 @@ class Verification:
         with deadline_scope(timeout):
             policy = self._policy(gallery)
             limit = policy.decision_threshold("verify", threshold, target_far)
-            probe = self._largest_face(image, policy)
+            pipeline = self._pipeline(gallery)
+            probe = self._largest_face(image, policy, pipeline)
             if gallery:
                 self.core.wait_for_sequence(gallery, min_sequence)
             if reference_image is not None:
-                reference = self._largest_face(reference_image, policy)
+                reference = self._largest_face(reference_image, policy, pipeline)
                 return _compare_faces(probe, reference, limit)
             return self._compare_identity(probe, gallery, external_id, limit)
 
@@ -150,6 +191,13 @@ class Verification:
         if not gallery:
             return self.core.policies.without_gallery(self.core.model.sha256)
         return self.core.policies.for_gallery(self.core.usable_gallery(gallery))
+
+    def _pipeline(self, gallery: str) -> FacePipeline | None:
+        """Probes compared with an identity's stored embeddings: the gallery row's model."""
+        if not gallery:
+            return None
+        with store_errors():
+            return self.core.writer_pipeline(self.core.catalog.get_gallery(gallery))
 
     def _compare_identity(
         self, probe: _Probe, gallery: str, external_id: str, limit: float
@@ -180,9 +228,12 @@ class Verification:
                 return face_ids, np.asarray(vectors, np.float32)
         raise RuntimeError(f"identity {external_id!r} kept changing while it was read")
 
-    def _largest_face(self, image: bytes, policy: GalleryPolicy) -> _Probe:
+    def _largest_face(
+        self, image: bytes, policy: GalleryPolicy, pipeline: FacePipeline | None
+    ) -> _Probe:
         decoded = self.core.decode(image, None)
-        analysis = self.core.analyze(decoded.pixels, policy.policies.search, "largest")
+        search = policy.policies.search
+        analysis = self.core.analyze(decoded.pixels, search, "largest", pipeline)
         if analysis.rejection is not None:
             self.core.telemetry.rejection(analysis.rejection.reason)
             return analysis.rejection

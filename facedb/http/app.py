@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facedb import engine as eng
 from facedb.config import Settings
+from facedb.engine.reindex import DEFAULT_BATCH_SIZE
 from facedb.http import schemas as s
 from facedb.http.console import mount_console
 from facedb.http.errors import (
@@ -206,6 +207,19 @@ def _gallery_routes(api: HttpApi) -> APIRouter:
         api.caller(request, "DeleteGallery", gallery)
         api.engine.delete_gallery(gallery)
         return Response(status_code=204)
+
+    @router.post("/galleries/{gallery}/reindex", response_model=s.ReindexResult, tags=["galleries"])
+    def reindex(request: Request, gallery: str, body: s.ReindexBody) -> s.ReindexResult:
+        """Reindex (admin): rebuild the index, or re-embed with another recognizer and
+        switch; answered once switched (the gRPC call streams progress)."""
+        api.caller(request, "Reindex", gallery)
+        done = api.engine.reindex(
+            gallery,
+            body.recognizer or None,
+            kind=body.index_kind or None,
+            batch_size=body.batch_size or DEFAULT_BATCH_SIZE,
+        )
+        return s.ReindexResult(gallery=s.gallery_out(done), faces_done=done.face_count)
 
     @router.get("/me", response_model=s.Caller, tags=["galleries"])
     def me(request: Request) -> s.Caller:

@@ -415,7 +415,25 @@ class GalleryStats(BaseModel):
     name: str
     identities: int
     faces: int
-    model: EmbeddingModel
+    model: EmbeddingModel  # the gallery's model in the database
+    # This server's live index ("" when not loaded here): its model (the old one until a
+    # live reindex has switched here) and kind.
+    index_model_sha256: str = ""
+    index_kind: str = ""
+    index_faces: int = 0
+
+
+class ReindexBody(BaseModel):
+    """POST /v1/galleries/{gallery}/reindex: as the Reindex RPC, answered when done."""
+
+    recognizer: str = ""  # registry name or FAMILY:PATH on the server; "": keep the model
+    index_kind: str = ""  # auto, flat, ivf, ivf_sq8, ivf_pq, hnsw; "": unchanged
+    batch_size: int = 0  # crops per embedder call; 0: 64
+
+
+class ReindexResult(BaseModel):
+    gallery: Gallery
+    faces_done: int
 
 
 class Stats(BaseModel):
@@ -648,7 +666,13 @@ def stats_out(galleries: list[eng.GalleryStats], loaded: ModelInfo) -> Stats:
     return Stats(
         galleries=[
             GalleryStats(
-                name=g.name, identities=g.identities, faces=g.faces, model=model_out(g.model)
+                name=g.name,
+                identities=g.identities,
+                faces=g.faces,
+                model=model_out(g.model),
+                index_model_sha256=g.index_model_sha256,
+                index_kind=g.index_kind,
+                index_faces=g.index_faces,
             )
             for g in galleries
         ],

@@ -62,6 +62,7 @@ METHOD_ROLE = {
     "ListApiKeys": "admin",
     "RevokeApiKey": "admin",
     "RotateApiKey": "admin",
+    "Reindex": "admin",
 }
 
 # Key management could hand out access beyond the caller's own: only for all-gallery admins.

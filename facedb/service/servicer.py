@@ -22,6 +22,7 @@ from facedb.service.auth import current_principal, gallery_denied
 from facedb.service.errors import status_for, translated
 from facedb.service.keys import ManagedKeys
 from facedb.service.limits import ConcurrencyLimiter
+from facedb.service.reindex import reindex_stream
 from facedb.storage.api_keys import ApiKeyRecord
 from facedb.storage.records import IdentityInfo, ModelInfo
 from facedb.v1 import facedb_pb2 as pb
@@ -213,13 +214,24 @@ class FaceDBServicer(pb_grpc.FaceDBServicer):
         return pb.DeleteFaceResponse(sequence=deleted.sequence)
 
     @translated
+    def Reindex(self, request: pb.ReindexRequest, context: Any) -> Iterator[pb.ReindexProgress]:
+        # Not a request slot: a reindex runs for minutes; its embedder runs on its own thread.
+        return reindex_stream(self.engine, request, context, _gallery)
+
+    @translated
     def GetStats(self, request: pb.GetStatsRequest, context: Any) -> pb.Stats:
         principal = current_principal()
         galleries = [g for g in self.engine.stats() if principal.can_access(g.name)]
         return pb.Stats(
             galleries=[
                 pb.GalleryStats(
-                    name=g.name, identities=g.identities, faces=g.faces, model=_model(g.model)
+                    name=g.name,
+                    identities=g.identities,
+                    faces=g.faces,
+                    model=_model(g.model),
+                    index_model_sha256=g.index_model_sha256,
+                    index_kind=g.index_kind,
+                    index_faces=g.index_faces,
                 )
                 for g in galleries
             ],

@@ -42,8 +42,15 @@ from facedb.index.manager import GalleryRef
 from facedb.index.vector_index import AUTO, IndexKind, IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database, check_schema, is_sqlite, migrate
-from facedb.storage.errors import ConflictError, InvalidArgumentError, NotFoundError
+from facedb.storage.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    ModelSwitchedError,
+    NotFoundError,
+    SwitchingError,
+)
 from facedb.storage.follower import CHANNEL, ChangeFollower, payload
+from facedb.storage.labels import GalleryLabels, IdentityLabel, LabelChanges, label_of
 from facedb.storage.live import LiveIndexes
 from facedb.storage.page_tokens import decode_page_token, encode_page_token
 from facedb.storage.records import (
@@ -79,6 +86,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 WAIT_POLL_S = 0.005  # wait_for re-reads SQL this often (a standby replays in ~10 ms)
+# An enroll that finds its gallery switching to another model (a reindex elsewhere) waits
+# this long for this process's background switch, then retries once (else UNAVAILABLE).
+SWITCH_WAIT_S = 10.0
 
 EmbedCrops = Callable[[list[bytes]], np.ndarray]
 Progress = Callable[[int, int], None]  # (done, total)
@@ -88,12 +98,15 @@ INDEX_KINDS = (AUTO, *(kind.value for kind in IndexKind))
 @dataclass
 class _Write:
     """One write transaction on a gallery: the session, the locked gallery row, the index
-    (caught up), and the change to apply to the index once SQL has committed."""
+    and labels (caught up), and the change to apply to them once SQL has committed."""
 
     session: Session
     row: Gallery
     index: LiveIndex
+    labels: GalleryLabels
     seq: int | None = None
+    relabels: LabelChanges | None = None
+    gallery: GalleryInfo | None = None  # the row as this transaction leaves it
     added_ids: np.ndarray | None = None
     added_vectors: np.ndarray | None = None
     removed: np.ndarray | None = None
@@ -106,8 +119,16 @@ class _Write:
     def remove(self, seq: int | None, ids: Sequence[int]) -> None:
         self.seq, self.removed = seq, np.asarray(ids, dtype=np.int64)
 
+    def relabel(self, seq: int | None, changes: LabelChanges) -> None:
+        self.seq, self.relabels = seq, changes
+
     def apply(self) -> None:
-        """Called after the commit, still under the gallery's lock."""
+        """Called after the commit, still under the gallery's lock. Labels go first: a
+        face is labelled before the index returns it and unlabelled before it forgets it."""
+        if self.relabels is not None:
+            self.labels.apply(self.relabels)
+        if self.gallery is not None:
+            self.labels.set_gallery(self.gallery)
         if self.replacement is not None:
             self.replacement()
         if self.new_ref is not None:
@@ -213,9 +234,13 @@ class Catalog:
             return repo.gallery_info(repo.create_gallery(session, config))
 
     def get_gallery(self, name: str) -> GalleryInfo:
-        with self._db.read() as session:
-            row = repo.get_gallery(session, name)
-            return repo.gallery_info(row, *repo.gallery_counts(session, row.id))
+        """The gallery with its counts: from memory when this process follows the change
+        log (the gallery loaded on first use), else from SQL."""
+        if self._follower is None:
+            with self._db.read() as session:
+                row = repo.get_gallery(session, name)
+                return repo.gallery_info(row, *repo.gallery_counts(session, row.id))
+        return self._live.labels(name).info()
 
     def list_galleries(self) -> list[GalleryInfo]:
         with self._db.read() as session:
@@ -291,13 +316,15 @@ class Catalog:
         display_name: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> IdentityInfo:
-        """Replace the display name and/or metadata (None leaves a field unchanged)."""
-        with self._db.write() as session:
-            row = repo.get_gallery(session, gallery)
-            identity = repo.get_identity(session, row.id, external_id)
+        """Replace the display name and/or metadata (None leaves a field unchanged). The
+        change enters the log under the gallery's write lock, so every process relabels
+        the identity's hits in commit order."""
+        with self._writing(gallery) as write:
+            identity = repo.get_identity(write.session, write.row.id, external_id)
             repo.update_identity(identity, display_name, metadata)
-            session.flush()
-            return repo.identity_info(session, identity)
+            seq = repo.record_identity_change(write.session, write.row.id, identity.id)
+            write.relabel(seq, LabelChanges(seq, identities={identity.id: label_of(identity)}))
+            return repo.identity_info(write.session, identity)
 
     def delete_identity(self, gallery: str, external_id: str) -> int:
         """Delete an identity and all its faces; returns how many faces were removed."""
@@ -309,6 +336,8 @@ class Catalog:
             identity = repo.get_identity(write.session, write.row.id, external_id)
             face_ids, seq = repo.delete_identity(write.session, identity)
             write.remove(seq, face_ids)
+            gone = np.asarray(face_ids, dtype=np.int64)
+            write.relabels = LabelChanges(seq or 0, removed=gone, identities={identity.id: None})
         self._db.checkpoint_after_erasure()
         return Erasure(len(face_ids), seq or 0)
 
@@ -328,6 +357,13 @@ class Catalog:
             return EnrollOutcome(
                 self._find_identity(gallery, request.external_id), False, [], [], None
             )
+        try:
+            return self._enroll(gallery, request)
+        except SwitchingError:
+            self._live.settle(gallery, SWITCH_WAIT_S)
+            return self._enroll(gallery, request)
+
+    def _enroll(self, gallery: str, request: EnrollRequest) -> EnrollOutcome:
         with self._writing(gallery) as write:
             replayed = self._replayed(write.session, write.row.id, request)
             if replayed is not None:
@@ -384,6 +420,9 @@ class Catalog:
         faces = [request.faces[number] for number in keep]
         ids, seq = repo.insert_faces(write.session, row, identity, faces, vectors[keep])
         write.add(seq, ids, vectors[keep])
+        added, owners = np.asarray(ids, np.int64), np.full(len(ids), identity.id, np.int64)
+        labels: dict[int, IdentityLabel | None] = {identity.id: label_of(identity)}
+        write.relabels = LabelChanges(seq or 0, added, owners, identities=labels)
         info = repo.identity_info(write.session, identity)
         face_ids: list[int | None] = [None] * len(duplicates)
         for number, face_id in zip(keep, ids, strict=True):
@@ -410,6 +449,7 @@ class Catalog:
         with self._writing(gallery) as write:
             seq = repo.delete_face(write.session, write.row.id, int(face_id))
             write.remove(seq, [int(face_id)])
+            write.relabels = LabelChanges(seq or 0, removed=np.asarray([int(face_id)], np.int64))
         self._db.checkpoint_after_erasure()
         return seq or 0
 
@@ -431,19 +471,63 @@ class Catalog:
         return self._live.get(gallery).ids()
 
     def search(
-        self, gallery: str, embeddings: np.ndarray, k: int = 10, threshold: float | None = None
+        self,
+        gallery: str,
+        embeddings: np.ndarray,
+        k: int = 10,
+        threshold: float | None = None,
+        model_sha256: str | None = None,
     ) -> list[list[Hit]]:
         """Top-k faces per query row, best first, scores >= threshold (cosine)."""
+        return self.nearest(gallery, embeddings, k, threshold, model_sha256).hits()
+
+    def nearest(
+        self,
+        gallery: str,
+        embeddings: np.ndarray,
+        k: int = 10,
+        threshold: float | None = None,
+        model_sha256: str | None = None,
+    ) -> Nearest:
+        """The index's answer, labelled by `.hits()` (two steps, so that callers can time
+        them apart). A process that follows the change log (`follow`) runs no SQL here; one
+        that does not checks SQL for other processes' changes first (one query).
+        `model_sha256`: the model the queries come from; ModelSwitchedError when the live
+        index holds another model's vectors (it switched since `serving_model`)."""
         if k <= 0:
             raise InvalidArgumentError("k must be positive")
         index = self._live.get(gallery)
-        with self._db.read() as session:
-            index = self._live.current(session, gallery, index)
-            ref = index.ref
-            queries = _unit_rows(embeddings, ref.dim, "query")
-            scores, ids = index.search(queries, k, threshold)
-            # A face removed after the index answered is gone from SQL: it is dropped here.
-            return _labelled_hits(session, ref.id, scores, ids)
+        if self._follower is None:
+            with self._db.read() as session:
+                index = self._live.current(session, gallery, index)
+        ref = index.ref
+        if model_sha256 is not None and model_sha256 != ref.model_sha256:
+            raise ModelSwitchedError(
+                f"gallery {gallery!r} now serves model {ref.model_sha256[:12]}…",
+                ref.model_sha256,
+            )
+        labels = self._live.labels(gallery)
+        queries = _unit_rows(embeddings, ref.dim, "query")
+        scores, ids = index.search(queries, k, threshold)
+        return Nearest(labels, scores, ids)
+
+    def serving_model(self, gallery: str) -> str:
+        """The SHA-256 of the model whose vectors this process's live index of the gallery
+        holds: probes must be embedded with it (during a switch it is the old model)."""
+        return self._live.get(gallery).ref.model_sha256
+
+    def live(self, gallery: str) -> tuple[str, str, int]:
+        """(model SHA-256, kind, faces) of this process's live index of the gallery;
+        ("", "", 0) when it is not loaded here."""
+        index = self._live.peek(gallery)
+        if index is None:
+            return "", "", 0
+        return index.ref.model_sha256, index.kind.value, index.count
+
+    def before_switch(self, prepare: Callable[[str], None]) -> None:
+        """Call `prepare(model_sha256)` before this process switches a gallery to another
+        model (in the background switch's thread): the engine loads the recognizer."""
+        self._live.before_switch = prepare
 
     def stats(self) -> dict[str, Any]:
         galleries = []
@@ -458,6 +542,7 @@ class Catalog:
             }
             if index is not None:
                 entry.update(
+                    index_model_sha256=index.ref.model_sha256,
                     index_kind=index.kind.value,
                     index_size=index.count,
                     watermark=index.watermark,
@@ -500,7 +585,7 @@ class Catalog:
     def _remember_kind(self, gallery: str, kind: str) -> None:
         with self._writing(gallery) as write:
             repo.set_index_kind(write.row, None if kind == AUTO else kind)
-            write.new_ref = replace(write.index.ref, kind=kind)
+            write.new_ref = self._live.ref(write.row)
 
     # ---- the write path -------------------------------------------------------------------
 
@@ -516,8 +601,12 @@ class Catalog:
                 except NotFoundError:
                     self._live.forget(slot)  # deleted by another process: drop what we hold of it
                     raise
-                write = _Write(session, row, self._live.caught_up(session, slot, row))
+                index = self._live.caught_up(session, slot, row)
+                assert slot.labels is not None  # caught up with the index
+                write = _Write(session, row, index, slot.labels)
                 yield write
+                session.flush()
+                write.gallery = repo.gallery_info(row)  # settings, model, kind as committed
                 self._announce(session, row.id)  # other servers' followers wake at COMMIT
             write.apply()
         self._live.maintain(gallery, write.index)
@@ -532,7 +621,7 @@ class Catalog:
             return [None] * len(vectors)
         scores, ids = write.index.search(vectors, request.duplicate_k, threshold)
         found = []
-        for hits in _labelled_hits(write.session, write.row.id, scores, ids):
+        for hits in write.labels.hits(scores, ids):  # caught up under the write lock
             other = next((hit for hit in hits if hit.external_id != request.external_id), None)
             found.append(None if other is None else DuplicateOf(other.external_id, other.score))
         return found
@@ -609,6 +698,19 @@ class Catalog:
     def _flush_periodically(self, interval: float) -> None:
         while not self._closed.wait(interval):
             self.flush()
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """A search's index answer (face ids and scores per query row) with the labels of the
+    moment it ran; `hits()` labels it: a face with no label (removed) is dropped."""
+
+    labels: GalleryLabels
+    scores: np.ndarray
+    ids: np.ndarray
+
+    def hits(self) -> list[list[Hit]]:
+        return self.labels.hits(self.scores, self.ids)
 
 
 class _Reembedding:
@@ -718,20 +820,3 @@ def _require_crops(session: Session, gallery_id: int) -> None:
     missing = repo.faces_without_crop(session, gallery_id)
     if missing:
         raise ConflictError(f"{missing} faces have no stored crop: cannot re-embed them")
-
-
-def _labelled_hits(
-    session: Session, gallery_id: int, scores: np.ndarray, ids: np.ndarray
-) -> list[list[Hit]]:
-    """Index results as hits per query row, labelled from SQL; faces SQL no longer holds
-    (removed after the index answered) are dropped."""
-    labels = repo.face_labels(session, gallery_id, [int(i) for i in ids.ravel() if i >= 0])
-    results = []
-    for row_scores, row_ids in zip(scores, ids, strict=True):
-        hits = []
-        for score, face_id in zip(row_scores, row_ids, strict=True):
-            label = labels.get(int(face_id))
-            if face_id >= 0 and label is not None:
-                hits.append(Hit(int(face_id), label[0], float(score), label[1], label[2]))
-        results.append(hits)
-    return results

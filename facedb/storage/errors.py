@@ -26,3 +26,17 @@ class InvalidArgumentError(StoreError, ValueError):
 
 class SchemaError(StoreError):
     """The database schema is missing or not at the revision this code expects."""
+
+
+class SwitchingError(StoreError):
+    """The gallery moved to another model in SQL and this process has not switched its
+    index yet: a write must not add vectors of the old model (UNAVAILABLE: retry)."""
+
+
+class ModelSwitchedError(StoreError):
+    """A search's probe was embedded by another model than the one the gallery's live index
+    holds now (it switched in between): embed again with that model."""
+
+    def __init__(self, message: str, model_sha256: str) -> None:
+        super().__init__(message)
+        self.model_sha256 = model_sha256

@@ -32,6 +32,7 @@ from facedb.storage.records import (
 )
 from facedb.storage.tables import (
     OP_ADDED,
+    OP_IDENTITY,
     OP_REMOVED,
     Base,
     Change,
@@ -306,7 +307,9 @@ def delete_identity(session: Session, row: Identity) -> tuple[list[int], int | N
         )
     )
     session.delete(row)
-    return face_ids, record_changes(session, row.gallery_id, face_ids, OP_REMOVED)
+    if not face_ids:  # no face row carries the news: followers must drop the identity
+        return face_ids, record_identity_change(session, row.gallery_id, row.id)
+    return face_ids, record_changes(session, row.gallery_id, face_ids, OP_REMOVED, row.id)
 
 
 # ---- faces --------------------------------------------------------------------------------
@@ -342,7 +345,7 @@ def insert_faces(
     session.flush()
     ids = [row.id for row in rows]
     identity.updated_at = utcnow()
-    return ids, record_changes(session, gallery.id, ids, OP_ADDED)
+    return ids, record_changes(session, gallery.id, ids, OP_ADDED, identity.id)
 
 
 def _landmarks(points: Any) -> list[list[float]] | None:
@@ -405,11 +408,14 @@ def face_crop(session: Session, gallery_id: int, face_id: int) -> bytes | None:
 
 def delete_face(session: Session, gallery_id: int, face_id: int) -> int | None:
     """Delete one face; returns the change seq. The identity stays (possibly faceless)."""
+    owner = session.scalar(
+        select(Face.identity_id).where(Face.id == face_id, Face.gallery_id == gallery_id)
+    )
     statement = delete(Face).where(Face.id == face_id, Face.gallery_id == gallery_id)
     result = cast("CursorResult[Any]", session.execute(statement))  # a DML result
-    if result.rowcount != 1:
+    if owner is None or result.rowcount != 1:
         raise NotFoundError(f"face {face_id} not found")
-    return record_changes(session, gallery_id, [face_id], OP_REMOVED)
+    return record_changes(session, gallery_id, [face_id], OP_REMOVED, owner)
 
 
 def face_labels(
@@ -491,15 +497,27 @@ def set_embeddings(
 
 
 def record_changes(
-    session: Session, gallery_id: int, face_ids: Sequence[int], op: str
+    session: Session, gallery_id: int, face_ids: Sequence[int], op: str, identity_id: int
 ) -> int | None:
-    """Append one change per face; returns the last sequence number written."""
+    """Append one change per face of one identity; returns the last sequence written."""
     if not face_ids:
         return None
-    rows = [Change(gallery_id=gallery_id, face_id=face_id, op=op) for face_id in face_ids]
+    rows = [
+        Change(gallery_id=gallery_id, face_id=face_id, identity_id=identity_id, op=op)
+        for face_id in face_ids
+    ]
     session.add_all(rows)
     session.flush()
     return max(row.seq for row in rows)
+
+
+def record_identity_change(session: Session, gallery_id: int, identity_id: int) -> int:
+    """Append an identity change (relabelled, or deleted with no face); returns its seq.
+    The caller holds the gallery's write lock, like every writer of the change log."""
+    row = Change(gallery_id=gallery_id, face_id=None, identity_id=identity_id, op=OP_IDENTITY)
+    session.add(row)
+    session.flush()
+    return row.seq
 
 
 def latest_seq(session: Session, gallery_id: int) -> int:
@@ -517,13 +535,57 @@ def gallery_with_latest_seq(session: Session, name: str) -> tuple[Gallery, int]:
     return found[0], int(found[1] or 0)
 
 
-def changes_after(session: Session, gallery_id: int, seq: int) -> list[tuple[int, int, str]]:
+ChangeRows = list[tuple[int, int | None, str, int | None]]  # seq, face id, op, identity id
+
+
+def changes_after(session: Session, gallery_id: int, seq: int) -> ChangeRows:
+    """(seq, face id, op, identity id) of the gallery's changes after `seq`, in order."""
     query = (
-        select(Change.seq, Change.face_id, Change.op)
+        select(Change.seq, Change.face_id, Change.op, Change.identity_id)
         .where(Change.gallery_id == gallery_id, Change.seq > seq)
         .order_by(Change.seq)
     )
-    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+    return [(row[0], row[1], row[2], row[3]) for row in session.execute(query)]
+
+
+# ---- labels (facedb.storage.labels) -------------------------------------------------------
+
+
+def face_owners(
+    session: Session, gallery_id: int, face_ids: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(face ids, identity ids) of the listed faces that exist (every face of the gallery
+    when None), in face id order."""
+    query = select(Face.id, Face.identity_id).where(Face.gallery_id == gallery_id)
+    if face_ids is None:
+        rows = session.execute(query.order_by(Face.id).execution_options(yield_per=50_000))
+        pairs = np.asarray(list(rows), dtype=np.int64).reshape(-1, 2)
+        return pairs[:, 0].copy(), pairs[:, 1].copy()
+    found: list[tuple[int, int]] = []
+    ids = sorted(face_ids)
+    for start in range(0, len(ids), 5000):  # bounded IN lists
+        chunk = query.where(Face.id.in_(ids[start : start + 5000]))
+        found.extend((row[0], row[1]) for row in session.execute(chunk))
+    pairs = np.asarray(sorted(found), dtype=np.int64).reshape(-1, 2)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def identity_labels(
+    session: Session, gallery_id: int, identity_ids: Iterable[int] | None = None
+) -> list[tuple[int, str, str | None, dict[str, Any] | None]]:
+    """(id, external id, display name, metadata) of the listed identities that exist (every
+    identity of the gallery when None)."""
+    query = select(
+        Identity.id, Identity.external_id, Identity.display_name, Identity.attributes
+    ).where(Identity.gallery_id == gallery_id)
+    if identity_ids is None:
+        return [(r[0], r[1], r[2], r[3]) for r in session.execute(query)]
+    found: list[tuple[int, str, str | None, dict[str, Any] | None]] = []
+    ids = sorted(identity_ids)
+    for start in range(0, len(ids), 5000):
+        chunk = query.where(Identity.id.in_(ids[start : start + 5000]))
+        found.extend((r[0], r[1], r[2], r[3]) for r in session.execute(chunk))
+    return found
 
 
 def embeddings(

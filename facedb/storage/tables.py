@@ -31,6 +31,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 OP_ADDED = "added"
 OP_REMOVED = "removed"
+# An identity's labels changed (UpdateIdentity) or it went with no face of its own left:
+# no face changed, but every process must re-read the identity (facedb.storage.labels).
+OP_IDENTITY = "identity"
 
 
 def utcnow() -> datetime:
@@ -144,18 +147,25 @@ class EnrollReceipt(Base):
 
 
 class Change(Base):
-    """The index change log: replayed after a snapshot's watermark on open."""
+    """The change log: replayed after a snapshot's watermark on open, and followed by
+    every process for its indexes and its in-memory labels. Each row names the identity it
+    touched, so a follower re-reads exactly those identities."""
 
     __tablename__ = "changes"
     __table_args__ = (
-        CheckConstraint(f"op IN ('{OP_ADDED}', '{OP_REMOVED}')", name="ck_changes_op"),
+        CheckConstraint(
+            f"op IN ('{OP_ADDED}', '{OP_REMOVED}', '{OP_IDENTITY}')", name="ck_changes_op"
+        ),
         Index("ix_changes_gallery_seq", "gallery_id", "seq"),
         {"sqlite_autoincrement": True},
     )
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True)
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
-    face_id: Mapped[int] = mapped_column(BigInteger)  # no FK: the face row is gone on removal
+    # No FKs: the face or identity row is gone on removal. face_id is None on identity ops;
+    # identity_id is None on rows written before revision 0006 whose face is gone.
+    face_id: Mapped[int | None] = mapped_column(BigInteger)
+    identity_id: Mapped[int | None] = mapped_column(BigInteger)
     op: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

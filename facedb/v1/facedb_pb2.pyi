@@ -490,16 +490,56 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GalleryStats(_message.Message):
-    __slots__ = ("name", "identities", "faces", "model")
+    __slots__ = ("name", "identities", "faces", "model", "index_model_sha256", "index_kind", "index_faces")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IDENTITIES_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    INDEX_KIND_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FACES_FIELD_NUMBER: _ClassVar[int]
     name: str
     identities: int
     faces: int
     model: EmbeddingModel
-    def __init__(self, name: _Optional[str] = ..., identities: _Optional[int] = ..., faces: _Optional[int] = ..., model: _Optional[_Union[EmbeddingModel, _Mapping]] = ...) -> None: ...
+    index_model_sha256: str
+    index_kind: str
+    index_faces: int
+    def __init__(self, name: _Optional[str] = ..., identities: _Optional[int] = ..., faces: _Optional[int] = ..., model: _Optional[_Union[EmbeddingModel, _Mapping]] = ..., index_model_sha256: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_faces: _Optional[int] = ...) -> None: ...
+
+class ReindexRequest(_message.Message):
+    __slots__ = ("gallery", "recognizer", "index_kind", "batch_size")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    RECOGNIZER_FIELD_NUMBER: _ClassVar[int]
+    INDEX_KIND_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    recognizer: str
+    index_kind: str
+    batch_size: int
+    def __init__(self, gallery: _Optional[str] = ..., recognizer: _Optional[str] = ..., index_kind: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
+
+class ReindexProgress(_message.Message):
+    __slots__ = ("phase", "faces_done", "faces_total", "gallery")
+    class Phase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        PHASE_UNSPECIFIED: _ClassVar[ReindexProgress.Phase]
+        EMBEDDING: _ClassVar[ReindexProgress.Phase]
+        BUILDING: _ClassVar[ReindexProgress.Phase]
+        SWITCHED: _ClassVar[ReindexProgress.Phase]
+    PHASE_UNSPECIFIED: ReindexProgress.Phase
+    EMBEDDING: ReindexProgress.Phase
+    BUILDING: ReindexProgress.Phase
+    SWITCHED: ReindexProgress.Phase
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    FACES_DONE_FIELD_NUMBER: _ClassVar[int]
+    FACES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    phase: ReindexProgress.Phase
+    faces_done: int
+    faces_total: int
+    gallery: Gallery
+    def __init__(self, phase: _Optional[_Union[ReindexProgress.Phase, str]] = ..., faces_done: _Optional[int] = ..., faces_total: _Optional[int] = ..., gallery: _Optional[_Union[Gallery, _Mapping]] = ...) -> None: ...
 
 class Stats(_message.Message):
     __slots__ = ("galleries", "identities", "faces", "loaded_model")

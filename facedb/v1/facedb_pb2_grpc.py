@@ -139,6 +139,11 @@ class FaceDBStub:
                 request_serializer=facedb_dot_v1_dot_facedb__pb2.RotateApiKeyRequest.SerializeToString,
                 response_deserializer=facedb_dot_v1_dot_facedb__pb2.IssuedApiKey.FromString,
                 _registered_method=True)
+        self.Reindex = channel.unary_stream(
+                '/facedb.v1.FaceDB/Reindex',
+                request_serializer=facedb_dot_v1_dot_facedb__pb2.ReindexRequest.SerializeToString,
+                response_deserializer=facedb_dot_v1_dot_facedb__pb2.ReindexProgress.FromString,
+                _registered_method=True)
 
 
 class FaceDBServicer:
@@ -283,6 +288,16 @@ class FaceDBServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reindex(self, request, context):
+        """Admin: rebuild a gallery's index (optionally as another kind), or re-embed its stored
+        crops with another recognizer and switch the gallery to it, while every server keeps
+        serving the old index until the switch. Progress is streamed; the last message is
+        SWITCHED with the gallery. Cancelling before SWITCHED changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceDBServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -390,6 +405,11 @@ def add_FaceDBServicer_to_server(servicer, server):
                     servicer.RotateApiKey,
                     request_deserializer=facedb_dot_v1_dot_facedb__pb2.RotateApiKeyRequest.FromString,
                     response_serializer=facedb_dot_v1_dot_facedb__pb2.IssuedApiKey.SerializeToString,
+            ),
+            'Reindex': grpc.unary_stream_rpc_method_handler(
+                    servicer.Reindex,
+                    request_deserializer=facedb_dot_v1_dot_facedb__pb2.ReindexRequest.FromString,
+                    response_serializer=facedb_dot_v1_dot_facedb__pb2.ReindexProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -959,6 +979,33 @@ class FaceDB:
             '/facedb.v1.FaceDB/RotateApiKey',
             facedb_dot_v1_dot_facedb__pb2.RotateApiKeyRequest.SerializeToString,
             facedb_dot_v1_dot_facedb__pb2.IssuedApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reindex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/facedb.v1.FaceDB/Reindex',
+            facedb_dot_v1_dot_facedb__pb2.ReindexRequest.SerializeToString,
+            facedb_dot_v1_dot_facedb__pb2.ReindexProgress.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from facedb.cli import main
-from tests.paths import EDGE, LFW
+from tests.paths import ARCFACE, EDGE, LFW
 from tests.service.support import ADMIN_KEY, running_server
 
 PEOPLE = ("Colin_Powell", "Tony_Blair", "Gray_Davis")
@@ -77,6 +77,18 @@ def test_gallery_enroll_identify_verify_stats(
 
     code, out, _ = run(address, capsys, "gallery", "list", "--json")
     assert json.loads(out)["galleries"][0]["identity_count"] == "3"  # int64 as JSON string
+
+    reindex = ("gallery", "reindex", "people", "--model", ARCFACE, "--batch-size", "4")
+    code, out, err = run(address, capsys, *reindex)
+    assert code == 0, err
+    assert out.splitlines()[:3] == [
+        "embedding\t4/6 faces",
+        "embedding\t6/6 faces",
+        "building\t6/6 faces",
+    ]
+    assert "switched\t6/6 faces" in out and "gallery people: model arcface" in out
+    code, _, err = run(address, capsys, "gallery", "reindex", "people", "--index", "btree")
+    assert code == 2 and "INVALID_ARGUMENT" in err and "btree" in err
 
     code, out, _ = run(address, capsys, "gallery", "delete", "people")
     assert code == 0

@@ -126,8 +126,9 @@ def test_one_enroll_is_one_sql_session(catalog: Catalog) -> None:
 
 
 def test_sql_sessions_of_one_engine_enroll(database_url: str, tmp_path: Path) -> None:
-    """End to end: the engine reads the gallery's settings (before detection) and then makes
-    the one catalog call; before the write path moved into the catalog this was 5."""
+    """End to end: the engine reads the gallery's settings (before detection: from memory,
+    facedb.storage.labels) and then makes the one catalog call; before the write path moved
+    into the catalog this was 5, before the settings moved into memory 2."""
     settings = server_settings(tmp_path / "data", database_url=database_url)
     engine = open_engine(settings)
     try:
@@ -141,6 +142,6 @@ def test_sql_sessions_of_one_engine_enroll(database_url: str, tmp_path: Path) ->
         sessions, transactions = counter.sessions, counter.transactions
         print(f"Engine.enroll: {sessions} SQL sessions, {transactions} transactions")
         assert result.created and result.outcomes[0].accepted
-        assert (sessions, transactions) == (2, 2)
+        assert (sessions, transactions) == (1, 1)
     finally:
         engine.close()

@@ -101,7 +101,7 @@ def test_a_commit_out_of_order_waits_for_the_lock_and_nothing_is_skipped(
         assert fast
         with db.read() as session:
             changes = repo.changes_after(session, row.id, 0)
-        seq_of = {face_id: seq for seq, face_id, _ in changes}
+        seq_of = {face_id: seq for seq, face_id, *_ in changes}
         assert seq_of[fast[0]] > slow_seq  # T2's number was taken after T1 committed
         _until(lambda: {slow_ids[0], fast[0]} <= set(follower.index_ids(name).tolist()))
         assert sorted(follower.index_ids(name).tolist()) == sorted(follower.face_ids(name))

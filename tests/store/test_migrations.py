@@ -118,3 +118,49 @@ def test_verify_threshold_moves_between_the_json_and_its_column(
     engine.dispose()
     assert restored["kept"] == policies["kept"]
     assert restored["none"] is None
+
+
+def test_identity_changes_revision_backfills_owners_and_never_reuses_a_sequence(
+    databases: DatabaseFactory,
+) -> None:
+    url = databases.create()
+    migrate(url, "0005")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        run = connection.exec_driver_sql
+        row = "'u', 'g', 'm', 'ab', 4, true, '2026-12-01', '2026-12-01'"
+        run(
+            "INSERT INTO galleries (uid, name, model_name, model_sha256, dim, store_crops, "
+            f"created_at, updated_at) VALUES ({row})"
+        )
+        run(
+            "INSERT INTO identities (gallery_id, external_id, created_at, updated_at) "
+            "SELECT id, 'x', '2026-12-01', '2026-12-01' FROM galleries"
+        )
+        run(
+            "INSERT INTO faces (identity_id, gallery_id, embedding, model_name, model_sha256, "
+            "created_at) SELECT i.id, i.gallery_id, 'e', 'm', 'ab', '2026-12-01' "
+            "FROM identities i"
+        )
+        for op, face in (("added", "f.id"), ("added", "f.id + 1000"), ("removed", "f.id + 1000")):
+            run(
+                "INSERT INTO changes (gallery_id, face_id, op, created_at) "
+                f"SELECT f.gallery_id, {face}, '{op}', '2026-12-01' FROM faces f"
+            )
+        last = run("SELECT max(seq) FROM changes").scalar()
+        run(f"DELETE FROM changes WHERE seq = {last}")  # the highest number must stay used
+    engine.dispose()
+
+    migrate(url, "head")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        run = connection.exec_driver_sql
+        owners = run("SELECT op, identity_id FROM changes ORDER BY seq").all()
+        identity = run("SELECT id FROM identities").scalar()
+        assert owners == [("added", identity), ("added", None)]  # face 1000+ never existed
+        run(
+            "INSERT INTO changes (gallery_id, identity_id, op, created_at) "
+            f"SELECT id, {identity}, 'identity', '2026-12-01' FROM galleries"
+        )
+        assert run("SELECT max(seq) FROM changes").scalar() > last
+    engine.dispose()

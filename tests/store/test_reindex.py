@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from facedb.storage.catalog import Catalog, ModelInfo, NewFace
 from facedb.storage.errors import ConflictError, InvalidArgumentError
+from tests.store import test_write_races as races
 from tests.store.conftest import BOTH_INDEXES, make_gallery, unit_vectors
 
 INDEX_BACKENDS = BOTH_INDEXES  # FAISS and a real Milvus core
@@ -149,3 +151,56 @@ def test_rebuild_as_another_kind_is_remembered(database_url, index_dir, open_cat
         catalog.reindex(name, kind="auto")  # back to the size rule: flat at this size
         entry = next(g for g in catalog.stats()["galleries"] if g["name"] == name)
         assert entry["index_kind"] == "flat" and catalog.get_gallery(name).index_kind is None
+
+
+def test_another_process_switches_model_and_kind_in_the_background(
+    database_url: str, tmp_path: Path, open_catalog
+) -> None:
+    """A model switch and an index-kind change by one catalog reach another catalog on the
+    same database through catch-up: the old index (and model) serves until the background
+    switch installs the new one, whose ids are SQL's; a write meanwhile waits for it."""
+    server = open_catalog(database_url, tmp_path / "server", snapshot_interval=None)
+    other = open_catalog(database_url, tmp_path / "other", snapshot_interval=None)
+    name = make_gallery(server)
+    rng = np.random.default_rng(72)
+    crops = [races.random_crop(rng) for _ in range(20)]
+    for number, crop in enumerate(crops):
+        server.add_faces(name, f"p{number}", [races.old_face(crop)])
+
+    other.reindex(name, kind="hnsw")
+    assert _entry(server, name)["index_kind"] == "flat"
+    assert server.catch_up(name) == 0  # noticed: the rebuild runs in the background
+    server.wait_for_maintenance()
+    assert _entry(server, name)["index_kind"] == "hnsw"
+
+    seen: list[str] = []
+
+    def embed_while_watching(batch: list[bytes]) -> np.ndarray:
+        # Before the switch commits, `server` still serves the old model.
+        seen.append(server.serving_model(name))
+        return races.embed(races.NEW_PROJECTION, batch)
+
+    other.reindex(name, model=races.NEW_MODEL, embed_crops=embed_while_watching, batch_size=8)
+    assert seen and set(seen) == {races.OLD_MODEL.sha256}
+    # Not caught up yet: the old index answers old-model probes.
+    (top,) = server.search(name, races.embed(races.OLD_PROJECTION, crops[:1]), k=1)[0]
+    assert top.external_id == "p0"
+    # A new-model write meanwhile waits for this process's switch, then goes in.
+    late = races.random_crop(rng)
+    vector = races.embed(races.NEW_PROJECTION, [late])[0]
+    new_face = NewFace(vector, crop=late, model_sha256=races.NEW_MODEL.sha256)
+    server.add_faces(name, "late", [new_face])
+    server.wait_for_maintenance()
+    assert server.serving_model(name) == races.NEW_MODEL.sha256
+    hits = server.search(name, races.embed(races.NEW_PROJECTION, [*crops, late]), k=1)
+    expected = [f"p{n}" for n in range(len(crops))] + ["late"]
+    assert [row[0].external_id for row in hits] == expected
+    assert sorted(server.index_ids(name).tolist()) == server.face_ids(name)
+    entry = _entry(server, name)
+    assert (entry["index_kind"], entry["index_model_sha256"]) == ("hnsw", races.NEW_MODEL.sha256)
+    other.close()
+    server.close()
+
+
+def _entry(catalog: Catalog, name: str) -> dict:
+    return next(g for g in catalog.stats()["galleries"] if g["name"] == name)

@@ -227,6 +227,11 @@ def test_a_search_sees_what_another_process_wrote(database_url: str, tmp_path: P
     assert server.index_ids(name).tolist() == [second]
 
     other.reindex(name, model=NEW_MODEL, embed_crops=lambda batch: embed(NEW_PROJECTION, batch))
+    # The next search starts the switch in the background and is answered by the old index.
+    (top,) = server.search(name, embed(OLD_PROJECTION, crops[1:2]), k=1)[0]
+    assert top.face_id == second and top.score > 0.999
+    server.wait_for_maintenance()
+    assert server.serving_model(name) == NEW_MODEL.sha256
     (top,) = server.search(name, embed(NEW_PROJECTION, crops[1:2]), k=1)[0]
     assert top.face_id == second and top.score > 0.999
     other.close()
