@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 from facedb.cli import main
 from facedb.config import load_settings
 from facedb.engine import EnrollItem, FailedPreconditionError, open_engine
-from tests.paths import ARCFACE, LFW, SCRFD
+from facedb.models.store import model_dir
+from tests.paths import ARCFACE, LFW, MODELS, SCRFD
 
 PHOTO = sorted((LFW / "images" / "Aaron_Peirsol").glob("*.jpg"))[0]
 
@@ -64,7 +66,9 @@ def test_micro_batching_can_be_turned_off(tmp_path: Path) -> None:
         engine.close()
 
 
-def test_an_int8_gallery_is_refused_by_a_float32_server_until_reindexed(tmp_path: Path) -> None:
+def test_an_int8_gallery_is_refused_by_a_float32_server_until_reindexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Galleries made before float32 became the default stay bound to the int8 SHA-256: a
     float32 server says to reindex, and `facedb reindex --model` moves them."""
     data_dir = tmp_path / "data"
@@ -72,6 +76,7 @@ def test_an_int8_gallery_is_refused_by_a_float32_server_until_reindexed(tmp_path
     common = {"data_dir": data_dir, "detector": SCRFD, "recognizer": ARCFACE}
     int8 = open_engine(load_settings(None, recognizer_graph="int8", **common))
     try:
+        int8_sha = int8.model.sha256
         int8.create_gallery("old")
         item = EnrollItem("old", "aaron", [photo], allow_multiple_faces=True)
         assert int8.enroll(item).identity is not None
@@ -83,6 +88,18 @@ def test_an_int8_gallery_is_refused_by_a_float32_server_until_reindexed(tmp_path
             float32.identify("old", photo)
     finally:
         float32.close()
+    # With the int8 file in a model directory, the server serves that gallery with exactly
+    # that file (found by its SHA-256), not with its rewrite.
+    monkeypatch.setenv("FACEDB_MODEL_DIR", f"{model_dir()}{os.pathsep}{MODELS}")
+    float32 = open_engine(load_settings(None, **common))
+    try:
+        top = float32.identify("old", photo).faces[0].candidates[0]
+        assert top.external_id == "aaron" and top.score > 0.999  # the same graph's vector
+        served = {m.sha256 for m in float32._core.recognizers.loaded()}
+        assert int8_sha in served and float32.model.sha256 in served
+    finally:
+        float32.close()
+    monkeypatch.undo()
     assert (
         main(["reindex", "--data-dir", str(data_dir), "--gallery", "old", "--model", ARCFACE]) == 0
     )
