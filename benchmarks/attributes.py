@@ -34,7 +34,8 @@ from benchmarks.embedding_cache import embed_paths, pick_face
 from benchmarks.paths import REPO, shared_dir
 from facedb.calibration import load_calibration
 from facedb.clustering import ClusterConfig, cluster_labels, default_threshold, score_clusters
-from facedb.models import SessionSettings
+from facedb.models import SessionSettings, resolve_model
+from facedb.models.graphs import select_graph
 from facedb.vision.analysis.agegender import AgeGenderModel
 from facedb.vision.analysis.emotion import MiniXceptionModel
 from facedb.vision.detect import Detector, load_detector
@@ -211,11 +212,12 @@ def clustering(args: argparse.Namespace) -> None:
     result = embed_paths(paths, detector, recognizer, progress=not args.smoke)
     truth = [Path(p).parent.name for p in result.paths]
     people = len(set(truth))
-    sha = file_sha256(Path(models / "arcface_w600k_mbf_int8.onnx"))
+    # The graph embed_paths ran (by default the int8 file's float32 rewrite) and its calibration.
+    sha = file_sha256(select_graph(resolve_model(recognizer)).path)
     calibrated = default_threshold(sha, len(paths)) if load_calibration(sha) else None
     print(f"\n== Clustering LFW: {len(paths)} photos of {people} people "
           f"(>= {args.min_images} photos, <= {args.max_per_person} each, "
-          f"+{args.distractors} one-photo people); ArcFace int8")  # fmt: skip
+          f"+{args.distractors} one-photo people); ArcFace (int8 file, default graph)")  # fmt: skip
     far_1e3 = load_calibration(sha)
     one_to_one = round(far_1e3.threshold_for_far(1e-3), 4) if far_1e3 else None
     print(f"(1:1 FAR 1e-3 threshold: {one_to_one}; default: {calibrated and round(calibrated, 4)})")

@@ -32,7 +32,6 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.paths import BENCH_OUT
-from facedb.models import resolve_model
 from facedb.vision.align import align_faces
 from facedb.vision.detect import DetectorConfig, load_detector
 from facedb.vision.embed import file_sha256
@@ -181,7 +180,7 @@ def embed_paths(
     """One unit embedding per photo (see the module docstring), from the cache when possible."""
     names = [str(p) for p in paths]
     pipeline = FacePipeline.from_specs(detector_spec, recognizer_spec, flip=flip, threads=threads)
-    recognizer = resolve_model(recognizer_spec)
+    recognizer = pipeline.embedder.spec  # the graph that runs (an int8 file's float32 rewrite)
     key = _key(
         {
             "v": CACHE_VERSION,

@@ -15,12 +15,15 @@ Rows per setting (recognizer file x uniface's detector canvas):
 - facedb: `decode_image` + `FacePipeline.analyze` (native-scale canvas, never upscaled);
 - uniface: `cv2.imdecode` + `SCRFD.detect` at its canvas + one `get_normalized_embedding`
   per face (uniface's default canvas is 640x640; `native` gives it facedb's canvas);
-`--threads 0` compares the libraries as shipped instead: facedb's own sessions (every core,
-its spinning default: FACEDB_ORT_SPINNING) and uniface's (onnxruntime's defaults); the floor
-then uses every core without spinning.
-- floor: the same two graphs in bare onnxruntime on tensors prepared beforehand (facedb's
+- floor: the graphs facedb ran, in bare onnxruntime on tensors prepared beforehand (facedb's
   canvas and crops), one run for the detector and one per face, or one per photo when the
   recognizer batches safely: what is left is model time only.
+
+`--threads 0` compares the libraries as shipped instead: facedb's own sessions (every core,
+its spinning default: FACEDB_ORT_SPINNING) and uniface's (onnxruntime's defaults); the floor
+then uses every core without spinning. Recognizer rows: `int8` / `float32` give both
+libraries that graph's file (facedb runs it as given); `shipped` gives both the int8 file,
+and facedb runs it as it does by default (its float32 rewrite, `facedb.models.graphs`).
 
 Printed: images/s (median over rounds), p50 ms per photo, CPU ms per photo (process CPU,
 onnxruntime's threads included), and per setting facedb / uniface and floor / facedb ratios
@@ -73,10 +76,15 @@ def sample_images(count: int) -> list[bytes]:
 class Facedb:
     name = "facedb"
 
-    def __init__(self, photos: list[bytes], recognizer: Path, threads: int) -> None:
+    def __init__(
+        self, photos: list[bytes], recognizer: Path, threads: int, graph: str | None
+    ) -> None:
         self.photos = photos
         self.pipeline = FacePipeline.from_specs(
-            f"scrfd:{shared_model(SCRFD_FILE)}", f"arcface:{recognizer}", threads=threads or None
+            f"scrfd:{shared_model(SCRFD_FILE)}",
+            f"arcface:{recognizer}",
+            threads=threads or None,
+            recognizer_graph=graph,  # "int8": the file as given; None: facedb's default
         )
 
     def __call__(self, i: int) -> int:
@@ -123,8 +131,9 @@ class Floor:
 
     name = "floor"
 
-    def __init__(self, prepared_by: Facedb, recognizer: Path, threads: int) -> None:
+    def __init__(self, prepared_by: Facedb, threads: int) -> None:
         detector, embedder = prepared_by.pipeline.detector, prepared_by.pipeline.embedder
+        recognizer = embedder.spec.path  # the graph facedb runs
         threads = threads or default_threads()  # as facedb's own sessions, spinning off
         self.detector = ort_session(shared_model(SCRFD_FILE), threads, spinning=False)
         self.recognizer = ort_session(recognizer, threads, spinning=False)
@@ -217,12 +226,19 @@ def uniface_cache(scratch: Path) -> None:
 
 
 def run_setting(
-    photos: list[bytes], recognizer: Path, canvas: tuple[int, int], args: argparse.Namespace
+    photos: list[bytes],
+    name: str,
+    recognizer: Path,
+    canvas: tuple[int, int],
+    threads: int,
+    rounds: int,
 ) -> list[tuple[str, dict[str, float]]]:
-    ours = Facedb(photos, recognizer, args.threads)
-    contenders: list[Any] = [ours, Uniface(photos, recognizer, args.threads, canvas)]
-    contenders.append(Floor(ours, recognizer, args.threads))
-    figures = interleaved(contenders, len(photos), args.rounds)
+    # "shipped": both get the int8 file; facedb runs what it runs by default (its float32
+    # rewrite), uniface the file. Otherwise each runs the named graph's file as given.
+    ours = Facedb(photos, recognizer, threads, None if name == "shipped" else "int8")
+    contenders: list[Any] = [ours, Uniface(photos, recognizer, threads, canvas)]
+    contenders.append(Floor(ours, threads))
+    figures = interleaved(contenders, len(photos), rounds)
     rows = [(c.name, f.row()) for c, f in zip(contenders, figures, strict=True)]
     for label, a, b in (("facedb / uniface", 0, 1), ("floor / facedb", 2, 0)):
         wall, cpu = ratio(figures[a], figures[b])
@@ -252,7 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         help="onnxruntime intra-op threads for both; 0: each library's own default sessions",
     )
     parser.add_argument(
-        "--recognizers", nargs="+", choices=("int8", "float32"), default=["int8", "float32"]
+        "--recognizers",
+        nargs="+",
+        choices=("int8", "float32", "shipped"),
+        default=["int8", "float32", "shipped"],
+        help="int8 / float32: both libraries run that graph; shipped: both are given the "
+        "int8 file and facedb runs its default graph (the float32 rewrite)",
     )
     args = parser.parse_args(argv)
     try:
@@ -261,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: uniface is not installed (pip install -e '.[peers]')", file=sys.stderr)
         return 2
     photos = sample_images(args.images)
-    files = {"int8": shared_model(INT8_FILE)}
+    files = {"int8": shared_model(INT8_FILE), "shipped": shared_model(INT8_FILE)}
     if "float32" in args.recognizers:
         files["float32"] = float32_recognizer(files["int8"])
     print(f"uniface {uniface.__version__}, onnxruntime {ort.__version__}, {os.cpu_count()} cores")
@@ -272,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         uniface_cache(Path(scratch))
         for name in args.recognizers:
             for canvas_name, canvas in (("640", UNIFACE_CANVAS), ("native 256", (256, 256))):
-                rows = run_setting(photos, files[name], canvas, args)
+                rows = run_setting(photos, name, files[name], canvas, args.threads, args.rounds)
                 print_rows(f"{name}, {canvas_name}", rows)
                 sys.stdout.flush()
     return 0

@@ -128,7 +128,10 @@ class Contender:
         self.setting = setting
         detector_file, recognizer_file = files["detector"], files[setting.graph]
         self.detector = load_detector(f"scrfd:{detector_file}", threads=setting.threads)
-        self.embedder = load_embedder(f"arcface:{recognizer_file}", threads=setting.threads)
+        # graph "int8": the file as given (the grid names each graph's file itself).
+        self.embedder = load_embedder(
+            f"arcface:{recognizer_file}", threads=setting.threads, graph="int8"
+        )
         # Own sessions with this setting's spinning (the shared factory caches per file).
         self.detector.session = ort_session(detector_file, setting.threads, setting.spinning)
         self.embedder.session = ort_session(recognizer_file, setting.threads, setting.spinning)

@@ -15,6 +15,7 @@ from typing import Any
 
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
 DEFAULT_RECOGNIZER = "ARCFACE_MNET"
+DEFAULT_RECOGNIZER_GRAPH = "float32"  # faster and batch-safe: docs/DESIGN.md "Recognizer graphs"
 
 # Measured on the fixture ArcFace int8 file with LFW: about 0.36 for 1:N at
 # FPIR 1% with 1,680 enrolled, about 0.22 for 1:1 verification. The usual 0.4-0.6 quoted for
@@ -103,6 +104,11 @@ class Settings:
     # Models: registry names or FAMILY:PATH specs; an empty liveness spec disables liveness.
     detector: str = field(default_factory=lambda: _env("detector") or DEFAULT_DETECTOR)
     recognizer: str = field(default_factory=lambda: _env("recognizer") or DEFAULT_RECOGNIZER)
+    # "float32": a dynamic-int8 recognizer file runs as its batch-safe float32 rewrite
+    # (facedb.models.graphs, written once into the model cache); "int8": as given.
+    recognizer_graph: str = field(
+        default_factory=lambda: _env("recognizer_graph") or DEFAULT_RECOGNIZER_GRAPH
+    )
     liveness: str = field(default_factory=lambda: _env("liveness") or "")  # ";"-separated
     quality_model: str = field(default_factory=lambda: _env("quality_model") or "")
 

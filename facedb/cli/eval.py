@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from facedb import lfw_pairs
 from facedb.calibration import build_calibration
+from facedb.models.graphs import GRAPHS, parse_graph
 
 log = logging.getLogger(__name__)
 DEFAULT_DETECTOR = "SCRFD_500M_KPS"
@@ -69,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gallery-probe", type=Path, default=None, help="gallery_probe.csv")
     parser.add_argument("--folds", type=parse_folds, default=parse_folds("1-5"), help="e.g. 1-5")
     parser.add_argument("--flip", action="store_true", help="add the mirrored crop's embedding")
+    parser.add_argument(
+        "--recognizer-graph",
+        choices=GRAPHS,
+        default=None,
+        help="float32 (default): a dynamic-int8 recognizer runs as its float32 rewrite; "
+        "int8: as given (FACEDB_RECOGNIZER_GRAPH)",
+    )
     parser.add_argument(
         "--detector-input",
         type=_parse_size,
@@ -189,6 +197,7 @@ def pipeline_analyzer(
     flip: bool = False,
     threads: int | None = None,
     detector_input: tuple[int, int] | None = None,
+    recognizer_graph: str | None = None,
 ) -> tuple[Callable[[str], np.ndarray | None], str, str]:
     """(path → embedding function, model name, model SHA-256) for a detector + recognizer."""
     from facedb.vision.detect import DetectorConfig
@@ -197,7 +206,12 @@ def pipeline_analyzer(
 
     config = DetectorConfig(input_size=detector_input) if detector_input else None
     pipeline = FacePipeline.from_specs(
-        detector, recognizer, detector_config=config, flip=flip, threads=threads
+        detector,
+        recognizer,
+        detector_config=config,
+        flip=flip,
+        threads=threads,
+        recognizer_graph=recognizer_graph,
     )
 
     def analyze(path: str) -> np.ndarray | None:
@@ -265,6 +279,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         flip=args.flip,
         threads=args.threads,
         detector_input=args.detector_input,
+        recognizer_graph=args.recognizer_graph,
     )
     paths = [p for pair in pairs for p in (pair.path_a, pair.path_b)]
     paths += [path for _, path in search.gallery + search.distractors]
@@ -276,6 +291,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         f"{gallery_probe.name} gallery x distractor images of those folds' people",
         "detector": detector,
         "recognizer": args.recognizer,
+        # The graph that ran: a dynamic-int8 file runs as its float32 rewrite by default.
+        "recognizer_graph": parse_graph(args.recognizer_graph),
         "flip": args.flip,
         "detector_input": args.detector_input,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

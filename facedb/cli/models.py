@@ -12,6 +12,8 @@ from typing import Any
 
 from facedb.config import ConfigError, Settings, load_settings
 from facedb.models.families import FAMILIES
+from facedb.models.graphs import cached_rewrites, find_rewrite, parse_graph
+from facedb.models.onnx_model import quantizes_per_batch
 from facedb.models.optimize import GraphRewriteError, optimize_model
 from facedb.models.registry import REGISTRY, RegistryEntry, lookup
 from facedb.models.spec import ModelSpecError, parse_local_spec
@@ -130,7 +132,7 @@ def _describe(entry: RegistryEntry, in_use: list[str]) -> dict[str, Any]:
     }
 
 
-def _describe_local_file(spec_text: str, in_use: list[str]) -> dict[str, Any]:
+def _describe_local_file(spec_text: str, in_use: list[str], graph: str) -> dict[str, Any]:
     """A `FAMILY:PATH` model the settings name: its file, digest and registry twin if any."""
     row: dict[str, Any] = {"name": spec_text, "in_use": in_use, "status": "local file"}
     try:
@@ -144,7 +146,7 @@ def _describe_local_file(spec_text: str, in_use: list[str]) -> dict[str, Any]:
     except OSError as exc:
         return {**row, "status": "unusable", "error": f"cannot read {spec.path}: {exc}"}
     twin = next((e.name for e in REGISTRY.values() if e.sha256 == digest), None)
-    return {
+    described = {
         **row,
         "family": spec.family,
         "task": spec.task,
@@ -152,6 +154,22 @@ def _describe_local_file(spec_text: str, in_use: list[str]) -> dict[str, Any]:
         "size_bytes": spec.path.stat().st_size,
         "sha256": digest,
         "registry_twin": twin,
+    }
+    if "recognizer" in in_use and quantizes_per_batch(spec.path):
+        described["runs_as"] = _runs_as(digest, graph)
+    return described
+
+
+def _runs_as(source_sha256: str, graph: str) -> dict[str, Any]:
+    """What a dynamic-int8 recognizer runs as: itself, or its float32 rewrite (None: not
+    written yet, the first load writes it)."""
+    if graph == "int8":
+        return {"graph": "int8", "path": None, "sha256": source_sha256}
+    rewrite = find_rewrite(source_sha256)
+    return {
+        "graph": "float32",
+        "path": None if rewrite is None else str(rewrite),
+        "sha256": None if rewrite is None else file_digest(rewrite),
     }
 
 
@@ -176,12 +194,19 @@ class InUse:
     others: list[dict[str, Any]]
 
 
+def _graph(settings: Settings | None) -> str:
+    try:
+        return parse_graph(settings.recognizer_graph if settings else None)
+    except ModelSpecError:
+        return "int8"  # the server refuses an unknown graph; shown as the file itself
+
+
 def _in_use(settings: Settings | None) -> InUse:
     registry: dict[str, list[str]] = {}
     others: list[dict[str, Any]] = []
     for spec, used in _roles(settings).items():
         if _is_local_file_spec(spec):
-            others.append(_describe_local_file(spec, used))
+            others.append(_describe_local_file(spec, used, _graph(settings)))
             continue
         try:
             registry.setdefault(lookup(spec.partition("?")[0]).name, []).extend(used)
@@ -232,6 +257,11 @@ def _print_table(rows: list[dict[str, Any]], files: list[dict[str, Any]]) -> Non
             f"{_size_text(row):>9}  {row['status']}{where}{used}"
         )
     print("status: " + "; ".join(f"{name} = {meaning}" for name, meaning in STATUS_LEGEND))
+    rewrites = cached_rewrites()
+    if rewrites:
+        print("float32 rewrites of dynamic-int8 recognizers (facedb.models.graphs):")
+    for path, source in rewrites:
+        print(f"  {path}  of SHA-256 {source[:12]}  SHA-256 {file_digest(path)[:12]}")
     if files:
         print("models in use outside the registry:")
     for row in files:
@@ -248,6 +278,13 @@ def _print_table(rows: list[dict[str, Any]], files: list[dict[str, Any]]) -> Non
             f"  {roles}: {row['family']} {row['path']}  {_size_text(row)}  "
             f"SHA-256 {row['sha256'][:12]}  ({twin})"
         )
+        runs_as = row.get("runs_as")
+        if runs_as and runs_as["graph"] == "float32":
+            where = runs_as["path"] or "not written yet: the first load writes it to the cache"
+            sha = f"  SHA-256 {runs_as['sha256'][:12]}" if runs_as["sha256"] else ""
+            print(f"    runs as its float32 rewrite: {where}{sha}")
+        elif runs_as:
+            print("    runs as given: int8, one face at a time (recognizer_graph int8)")
 
 
 def _selected(args: argparse.Namespace) -> list[RegistryEntry]:

@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--detector", help="detector spec (FACEDB_DETECTOR)")
     parser.add_argument("--recognizer", help="recognizer spec (FACEDB_RECOGNIZER)")
+    parser.add_argument(
+        "--recognizer-graph",
+        choices=("float32", "int8"),
+        help="float32 (default): run a dynamic-int8 recognizer as its batch-safe float32 "
+        "rewrite, cached by SHA-256; int8: as given (FACEDB_RECOGNIZER_GRAPH)",
+    )
     parser.add_argument("--liveness", help="liveness model spec; empty: off (FACEDB_LIVENESS)")
     parser.add_argument(
         "--workers", type=int, help="concurrent CPU-bound requests (default: cores)"
@@ -130,6 +136,7 @@ def serve(args: argparse.Namespace) -> int:
         metrics_gallery_labels=args.metrics_gallery_labels,
         detector=args.detector,
         recognizer=args.recognizer,
+        recognizer_graph=args.recognizer_graph,
         liveness=args.liveness,
         workers=args.workers,
         max_queue=args.max_queue,

@@ -159,7 +159,9 @@ class Engine:
                 self.catalog.get_gallery(gallery)  # NOT_FOUND before a model is loaded
             embedder = None
             if recognizer:
-                embedder = load_recognizer(recognizer, self.settings.ort_threads)
+                embedder = load_recognizer(
+                    recognizer, self.settings.ort_threads, self.settings.recognizer_graph
+                )
                 self._core.recognizers.add(embedder)  # probes after the switch need it
             info = reindex_gallery(
                 self.catalog,

@@ -32,7 +32,7 @@ def open_engine(settings: Settings, observer: Observer | None = None) -> Engine:
     """
     threads = settings.ort_threads
     detector = load_detector(settings.detector, threads=threads)
-    embedder = load_embedder(settings.recognizer, threads=threads)
+    embedder = load_embedder(settings.recognizer, threads=threads, graph=settings.recognizer_graph)
     gates, enrollment, search = load_gates(settings, threads)
     batcher = load_batcher(settings, embedder)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,10 @@ def load_batcher(settings: Settings, embedder: Embedder) -> EmbeddingBatcher | N
     # Its own session, with its own thread count: while a shared run goes, the callers whose
     # faces it holds are idle, so it may use their cores (spinning stays off between runs).
     shared = load_embedder(
-        settings.recognizer, threads=settings.batch_run_threads, allow_spinning=False
+        settings.recognizer,
+        threads=settings.batch_run_threads,
+        allow_spinning=False,
+        graph=settings.recognizer_graph,
     )
     return EmbeddingBatcher(
         shared,

@@ -91,7 +91,8 @@ class Recognizers:
                 f"in the model directories {', '.join(str(d) for d in model_dirs())}"
             )
         try:
-            embedder = load_embedder(spec, threads=self._threads)
+            # The file with that digest exactly, never its float32 rewrite (another SHA-256).
+            embedder = load_embedder(spec, threads=self._threads, graph="int8")
         except (ModelSpecError, ModelUnavailableError, ValueError, OSError) as error:
             raise FailedPreconditionError(f"{spec.path} could not be loaded: {error}") from error
         log.info("loaded recognizer %s (%s) beside %s", spec.name, spec.path, self.model.name)

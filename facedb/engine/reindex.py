@@ -52,14 +52,15 @@ def check_reindex_request(recognizer: str | None, kind: str | None, batch_size: 
         raise InvalidRequestError(f"batch size must be 1 to {MAX_BATCH_SIZE}, got {batch_size}")
 
 
-def load_recognizer(spec: str, threads: int | None = None) -> Embedder:
-    """The recognizer to re-embed with: INVALID_ARGUMENT for a spec that names no
-    recognizer, FAILED_PRECONDITION for one whose file is not on this machine."""
+def load_recognizer(spec: str, threads: int | None = None, graph: str | None = None) -> Embedder:
+    """The recognizer to re-embed with (`graph` as for `load_embedder`): INVALID_ARGUMENT
+    for a spec that names no recognizer, FAILED_PRECONDITION for one whose file is not on
+    this machine."""
     family, sep, rest = spec.partition(":")
     if sep and family.lower() in FAMILIES and not Path(rest.partition("?")[0]).is_file():
         raise FailedPreconditionError(f"recognizer file not found on the server: {rest}")
     try:
-        return load_embedder(spec, threads=threads)
+        return load_embedder(spec, threads=threads, graph=graph)
     except ModelUnavailableError as error:
         raise FailedPreconditionError(str(error)) from error
     except ModelSpecError as error:

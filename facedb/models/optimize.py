@@ -17,6 +17,7 @@ result is a plain float32 graph whose outputs never depend on the batch.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facedb.models.store import sha256_file
+
 if TYPE_CHECKING:  # onnx is imported on use: only this command needs it
     import onnx
 
+SOURCE_KEY = "facedb.rewritten_from_sha256"
 INTEGER_OPS = {"ConvInteger": "Conv", "MatMulInteger": "MatMul"}
 DYNAMIC_QUANTIZE = "DynamicQuantizeLinear"
 
@@ -210,6 +214,24 @@ def dequantize_dynamic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return result, len(plans)
 
 
+def stamp_source(model: onnx.ModelProto, source_sha256: str) -> None:
+    """Record which file this graph was rewritten from (metadata `SOURCE_KEY`): the model
+    cache finds a graph's rewrite by it, and the bytes stay a function of the source only,
+    so every rewrite of one file has one SHA-256 (and so one calibration)."""
+    entry = model.metadata_props.add()
+    entry.key, entry.value = SOURCE_KEY, source_sha256
+
+
+def source_sha256_of(path: Path) -> str | None:
+    """The source SHA-256 stamped by `stamp_source`, read without the onnx package."""
+    data = Path(path).read_bytes()
+    at = data.find(SOURCE_KEY.encode())
+    if at < 0:
+        return None
+    match = re.search(rb"[0-9a-f]{64}", data[at : at + 128])
+    return match.group().decode() if match else None
+
+
 def optimize_model(source: Path, destination: Path) -> OptimizeReport:
     """Write the float32 rewrite of the dynamic-int8 graph `source` to `destination`."""
     onnx = _onnx()
@@ -226,6 +248,7 @@ def optimize_model(source: Path, destination: Path) -> OptimizeReport:
         float_model, rewritten = dequantize_dynamic(model)
     except GraphRewriteError as exc:
         raise GraphRewriteError(f"{source}: {exc}") from exc
+    stamp_source(float_model, sha256_file(source))
     destination.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(float_model, str(destination))
     return OptimizeReport(

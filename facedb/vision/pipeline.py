@@ -161,9 +161,12 @@ class FacePipeline:
         flip: bool = False,
         threads: int | None = None,
         gates: BatchGates | None = None,
+        recognizer_graph: str | None = None,
     ) -> FacePipeline:
         detector = load_detector(detector_spec, detector_config, threads)
-        embedder = load_embedder(recognizer_spec, flip=flip, threads=threads)
+        embedder = load_embedder(
+            recognizer_spec, flip=flip, threads=threads, graph=recognizer_graph
+        )
         return cls(detector, embedder, gates)
 
     def analyze(

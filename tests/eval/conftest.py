@@ -1,7 +1,8 @@
 """Held-out LFW embeddings for the calibration checks, computed once per test session.
 
-The shipped calibration of the ArcFace int8 fixture was measured on LFW View 2 folds 1-5
-(`facedb calibrate --folds 1-5`); everything here comes from folds 6-10, whose people are
+The shipped calibration of the ArcFace fixture's default graph (the int8 file's float32
+rewrite, `facedb.models.graphs`) was measured on LFW View 2 folds 1-5 (`facedb calibrate
+--folds 1-5`), as the int8 graph's was; everything here comes from folds 6-10, whose people are
 disjoint from folds 1-5 (`people.txt`), so the checks measure on data the calibration
 never saw, through the same code path (`facedb.cli.eval`) and pipeline settings.
 """

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from facedb.calibration import load_calibration
 from facedb.cli import main
-from facedb.models import resolve_model
-from facedb.vision.embed import file_sha256
+from facedb.vision.embed import load_embedder
 from tests.paths import ARCFACE, LFW, SCRFD
 
 
@@ -44,9 +43,11 @@ def test_calibrate_writes_a_file_the_service_can_load(tmp_path: Path, shared_dir
     assert main(args) == 0
     assert "verify threshold (FAR 1e-3)" in capsys.readouterr().out
     written = list(out.glob("*.json"))
-    assert len(written) == 1 and "7caa7fb0ad6c" in written[0].name
-    calibration = load_calibration(file_sha256(resolve_model(ARCFACE).path), [out])
-    assert calibration is not None
+    # The int8 fixture ran as its float32 rewrite (the default graph): the file is that
+    # graph's, found by the SHA-256 the server's recognizer has.
+    assert [p.name for p in written] == ["arcface_w600k_mbf_int8-float32-3116935fcae0.json"]
+    calibration = load_calibration(load_embedder(ARCFACE).sha256, [out])
+    assert calibration is not None and calibration.provenance["recognizer_graph"] == "float32"
     counts = calibration.provenance["counts"]
     assert counts["gallery_entries"] == 15 and counts["nonmated_probes"] == 30
     assert counts["impostor_pairs"] == 4 + 15 * 30 and counts["genuine_pairs"] == 4

@@ -20,6 +20,7 @@ ORDER = [
     "spec",
     "onnx_model",
     "optimize",
+    "graphs",
 ]
 
 

@@ -98,6 +98,7 @@ def test_list_shows_local_models_in_use_and_a_legend(capsys, monkeypatch, model_
     assert f"local  {SCRFD_FILE}  [in use: detector]" in scrfd
     assert "status: OK = in the cache" in table and "missing = not on this machine" in table
     assert f"recognizer: arcface {ARCFACE_FILE}" in table and "not in the registry" in table
+    assert "runs as its float32 rewrite: not written yet" in table  # an empty cache
 
     assert main(["models", "list", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
@@ -106,6 +107,7 @@ def test_list_shows_local_models_in_use_and_a_legend(capsys, monkeypatch, model_
     assert rows["SCRFD_500M_KPS"]["path"] == str(SCRFD_FILE)
     recognizer = rows[f"arcface:{ARCFACE_FILE}"]
     assert recognizer["in_use"] == ["recognizer"] and recognizer["registry_twin"] is None
+    assert recognizer["runs_as"] == {"graph": "float32", "path": None, "sha256": None}
     records = json.loads((MODELS / "models.json").read_text())
     assert recognizer["sha256"] == next(
         r["sha256"] for r in records if r["file"] == ARCFACE_FILE.name

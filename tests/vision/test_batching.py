@@ -119,7 +119,7 @@ def _batchers() -> list[threading.Thread]:
 
 
 def test_a_per_batch_int8_graph_is_passed_straight_through(crops: np.ndarray) -> None:
-    int8 = load_embedder(ARCFACE, threads=1)
+    int8 = load_embedder(ARCFACE, threads=1, graph="int8")  # the file as given
     assert int8.batch_limit == 1
     batcher = EmbeddingBatcher(int8, wait_ms=5)
     assert not batcher.batched

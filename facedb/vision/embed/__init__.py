@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from facedb.models.errors import ModelSpecError
+from facedb.models.graphs import select_graph
 from facedb.models.session import SessionSettings
 from facedb.models.spec import ModelSpec, resolve_model
 from facedb.vision.embed.adaface import AdaFaceEmbedder
@@ -23,10 +24,16 @@ def load_embedder(
     threads: int | None = None,
     *,
     allow_spinning: bool | None = None,
+    graph: str | None = None,
 ) -> Embedder:
     """An embedder for a registry name, `FAMILY:PATH[?order=bgr&mean=..&std=..]` or a spec;
-    `threads` and `allow_spinning` are the onnxruntime session settings (None: defaults)."""
+    `threads` and `allow_spinning` are the onnxruntime session settings (None: defaults).
+
+    `graph` "float32" (the default; None: FACEDB_RECOGNIZER_GRAPH) runs a dynamic-int8 file
+    as its batch-safe float32 rewrite from the model cache (`facedb.models.graphs`), "int8"
+    runs the file as given."""
     resolved = resolve_model(spec) if isinstance(spec, str) else spec
+    resolved = select_graph(resolved, graph)
     cls = EMBEDDERS.get(resolved.family)
     if cls is None:
         raise ModelSpecError(
