@@ -13,7 +13,10 @@ Why reading "after my watermark" skips nothing: writers take the gallery's write
 (PostgreSQL: the gallery row / an advisory lock, SQLite: the single writer) before they take
 a change sequence number, and hold it to COMMIT, so the changes of one gallery commit in
 sequence order. A reader that sees change N has therefore seen every change < N of that
-gallery (tests/store/test_follower.py commits out of order on purpose to check it).
+gallery (tests/store/test_follower.py commits out of order on purpose to check it). The
+notified catch-up reads those changes with their faces' embeddings and their identities'
+labels in one statement, one snapshot: the faces and identities it sees are in the state
+the changes it returns left them (a face or identity gone has no row: removed).
 """
 
 from __future__ import annotations

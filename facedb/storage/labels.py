@@ -17,6 +17,7 @@ removed is never returned once this process has caught up with its removal.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -78,6 +79,33 @@ def read_changes(
         added_owners=owners,
         removed=np.asarray(sorted(removed), dtype=np.int64),
         identities={identity_id: found.get(identity_id) for identity_id in touched},
+    )
+
+
+def tail_changes(rows: Sequence[repo.TailRow], since: int) -> LabelChanges:
+    """Fold the follower's one-statement rows (`repo.changes_with_labels`, after `since`)
+    into label changes, as `read_changes` would with its own reads: the added faces that
+    still exist with their owners, the rest removed, every touched identity's label (None
+    where it is gone)."""
+    final: dict[int, str] = {}
+    owners: dict[int, int] = {}
+    identities: dict[int, IdentityLabel | None] = {}
+    for row in rows:
+        if row.face_id is not None and row.op in (OP_ADDED, OP_REMOVED):
+            final[row.face_id] = row.op
+            if row.owner is not None:
+                owners[row.face_id] = row.owner
+        if row.identity_id is not None:
+            label = row.label
+            identities[row.identity_id] = None if label is None else _label((0, *label))
+    added = sorted(face_id for face_id, op in final.items() if op == OP_ADDED and face_id in owners)
+    removed = sorted(face_id for face_id in final if face_id not in owners)
+    return LabelChanges(
+        watermark=rows[-1].seq if rows else since,
+        added_ids=np.asarray(added, dtype=np.int64),
+        added_owners=np.asarray([owners[face_id] for face_id in added], dtype=np.int64),
+        removed=np.asarray(removed, dtype=np.int64),
+        identities=identities,
     )
 
 

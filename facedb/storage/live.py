@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -35,8 +35,14 @@ from facedb.index.vector_index import IndexParams
 from facedb.storage import repository as repo
 from facedb.storage.db import Database
 from facedb.storage.errors import NotFoundError, SwitchingError
-from facedb.storage.labels import GalleryLabels, LabelChanges, load_labels, read_changes
-from facedb.storage.tables import OP_REMOVED, Gallery
+from facedb.storage.labels import (
+    GalleryLabels,
+    LabelChanges,
+    load_labels,
+    read_changes,
+    tail_changes,
+)
+from facedb.storage.tables import OP_ADDED, OP_REMOVED, Gallery
 
 log = logging.getLogger(__name__)
 
@@ -148,34 +154,35 @@ class LiveIndexes:
         # One read of the log for both (their watermarks differ only after a reload).
         changes, relabels = _replays(session, index.ref, min(index.watermark, labels.watermark))
         labels.apply(relabels)  # labels first: see facedb.storage.labels
-        if changes.watermark > index.watermark:
-            index.apply(
-                changes.watermark, changes.added_ids, changes.added_vectors, changes.removed
-            )
-            if len(changes.removed):
-                index.discard_snapshot()
+        _apply(index, changes)
         return index
 
     def apply_notified(self, gallery: str, sequence: int) -> bool:
         """The change follower's fast path, for a NOTIFY that announced change `sequence`:
         nothing (no SQL) when the index and labels already hold it (this process wrote it,
-        or caught up meanwhile), else `caught_up` on the follower's own autocommit
-        connection: no pool checkout, ping, BEGIN / ROLLBACK, and no second read of the
-        gallery as `current` makes. True when done (or the gallery is not loaded here);
-        False when the gallery was deleted, re-created or switched to another model or
-        kind: the caller then takes the full path (`current`, which starts the switch)."""
+        or caught up meanwhile), else ONE statement on the follower's own autocommit
+        connection (`repo.changes_with_labels`: the gallery row and the changes after the
+        older watermark with their faces' embeddings and identities' labels, one snapshot),
+        applied to the labels, then the index, as `caught_up` does. True when done (or the
+        gallery is not loaded here); False when the gallery was deleted, re-created or
+        switched to another model or kind (or its labels are not loaded): the caller then
+        takes the full path (`current`, which starts the switch)."""
         if self._holds(self._galleries.get(gallery), sequence):
             return True
         with self.locked(gallery) as slot:  # in order with this process's writers
-            if slot.index is None or self._holds(slot, sequence):
+            index, labels = slot.index, slot.labels
+            if index is None or self._holds(slot, sequence):
                 return True
+            if labels is None or labels.uid != index.ref.uid:
+                return False
+            since = min(index.watermark, labels.watermark)
             with self._tail.session() as session:
-                row = session.scalars(
-                    select(Gallery).where(Gallery.id == slot.index.ref.id)
-                ).one_or_none()
-                if row is None or self._change(slot.index, row) is not None:
+                row, tail = repo.changes_with_labels(session, index.ref.id, since)
+                if row is None or self._change(index, row) is not None:
                     return False
-                self.caught_up(session, slot, row)
+                labels.set_gallery(repo.gallery_info(row))  # settings change no change row
+            labels.apply(tail_changes(tail, since))  # labels first: see facedb.storage.labels
+            _apply(index, _tail_replay(tail, since, index.ref.dim))
         return True
 
     @staticmethod
@@ -442,3 +449,30 @@ def _replay(
     removed = [face_id for face_id, op in final.items() if op == OP_REMOVED]
     watermark = changes[-1][0] if changes else since
     return Replay(watermark, np.asarray(removed, dtype=np.int64), ids, vectors)
+
+
+def _tail_replay(rows: list[repo.TailRow], since: int, dim: int) -> Replay:
+    """The follower's one-statement rows folded for the index as `_replay` folds the log:
+    each face's final op; an added face gone since (no embedding) is neither added nor
+    removed (its later removal row says so, or it never reached this index)."""
+    final = {row.face_id: row for row in rows if row.face_id is not None}
+    added = sorted(
+        (face_id, row.embedding)
+        for face_id, row in final.items()
+        if row.op == OP_ADDED and row.embedding is not None
+    )
+    removed = [face_id for face_id, row in final.items() if row.op == OP_REMOVED]
+    vectors = np.empty((len(added), dim), dtype=np.float32)
+    for at, (_, embedding) in enumerate(added):
+        vectors[at] = repo.decode_embedding(embedding)
+    ids = np.asarray([face_id for face_id, _ in added], dtype=np.int64)
+    watermark = rows[-1].seq if rows else since
+    return Replay(watermark, np.asarray(removed, dtype=np.int64), ids, vectors)
+
+
+def _apply(index: LiveIndex, changes: Replay) -> None:
+    """Apply a replay newer than the index's watermark (labels already have it)."""
+    if changes.watermark > index.watermark:
+        index.apply(changes.watermark, changes.added_ids, changes.added_vectors, changes.removed)
+        if len(changes.removed):
+            index.discard_snapshot()  # it still holds the removed embeddings

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from sqlalchemy import bindparam, delete, func, select
@@ -546,6 +546,70 @@ def changes_after(session: Session, gallery_id: int, seq: int) -> ChangeRows:
         .order_by(Change.seq)
     )
     return [(row[0], row[1], row[2], row[3]) for row in session.execute(query)]
+
+
+class TailRow(NamedTuple):
+    """One change after the watermark, with what the follower needs of its face and of
+    the identity it touched, as one statement saw them (`changes_with_labels`)."""
+
+    seq: int
+    face_id: int | None  # None: an `identity` change (UpdateIdentity, faceless erasure)
+    op: str
+    identity_id: int | None  # the identity touched (the face's owner when the row has none)
+    owner: int | None  # the face's identity; None: the face is gone (or there is none)
+    embedding: bytes | None
+    label: tuple[str, str | None, dict[str, Any] | None] | None  # None: identity gone
+
+
+def changes_with_labels(
+    session: Session, gallery_id: int, since: int
+) -> tuple[Gallery | None, list[TailRow]]:
+    """In ONE statement (one round trip, one snapshot): the gallery's row (None when it is
+    gone) and its changes after `since`, in order, each with its face's owner and embedding
+    where the face still exists and the label columns of the identity it touched where that
+    identity still exists. The change follower's hot path: a LEFT JOIN of gallery ->
+    changes -> faces -> identities, so a gallery with no new change is one row of NULLs."""
+    # Faces never change owner, so the change's identity is the face's; pre-0006 rows whose
+    # face is gone have none (and nothing to label).
+    touched = func.coalesce(Change.identity_id, Face.identity_id)
+    query = (
+        select(
+            Gallery,
+            Change.seq,
+            Change.face_id,
+            Change.op,
+            touched,
+            Face.identity_id,
+            Face.embedding,
+            Identity.id,
+            Identity.external_id,
+            Identity.display_name,
+            Identity.attributes,
+        )
+        .select_from(Gallery)
+        .outerjoin(Change, (Change.gallery_id == Gallery.id) & (Change.seq > since))
+        .outerjoin(Face, (Face.id == Change.face_id) & (Face.gallery_id == Gallery.id))
+        .outerjoin(Identity, (Identity.id == touched) & (Identity.gallery_id == Gallery.id))
+        .where(Gallery.id == gallery_id)
+        .order_by(Change.seq)
+    )
+    found = session.execute(query).all()
+    if not found:
+        return None, []
+    tail = [
+        TailRow(
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            (row[8], row[9], row[10]) if row[7] is not None else None,
+        )
+        for row in found
+        if row[1] is not None
+    ]
+    return found[0][0], tail
 
 
 # ---- labels (facedb.storage.labels) -------------------------------------------------------

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import event
 
 from facedb.engine import EnrollItem, open_engine
+from facedb.storage import repository as repo
 from facedb.storage.catalog import Catalog, EnrollRequest, GalleryConfig, NewFace
 from facedb.storage.errors import NotFoundError
 from facedb.storage.labels import GalleryLabels, IdentityLabel, LabelChanges
@@ -171,6 +172,50 @@ def test_changes_in_one_process_reach_the_other_s_labels_and_settings(
     again = b.get_gallery(name)
     assert again.settings.match_threshold == 0.42 and again.face_count == 0
     assert b.search(name, probes, k=5) == [[], [], [], []]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+def test_a_notified_catch_up_applies_adds_removals_relabels_and_erasures_in_one_statement(
+    database_url: str, tmp_path: Path
+) -> None:
+    a = Catalog.open(database_url, tmp_path / "a", migrate=False, snapshot_interval=None)
+    b = Catalog.open(database_url, tmp_path / "b", migrate=False, snapshot_interval=None)
+    counter = StatementCounter(b._db.engine)  # B follows nothing: notices are delivered here
+
+    def notified(sequence: int) -> dict[int, tuple]:
+        with counter.counting() as statements:
+            assert b._live.apply_notified(name, sequence)
+        assert len(statements) == 1 and b._live.peek(name).watermark == sequence
+        ids = np.asarray(sorted(faces), dtype=np.int64)
+        labelled = b._live.labels(name).hits(np.ones((1, len(ids)), np.float32), ids[None])[0]
+        assert sorted(b.index_ids(name).tolist()) == [h.face_id for h in labelled]
+        return {h.face_id: (h.external_id, h.display_name, h.metadata) for h in labelled}
+
+    try:
+        name = make_gallery(a, dim=64)
+        faces = a.add_faces(name, "x", _faces(1, 4), display_name="X")
+        assert b.index_ids(name).tolist() == faces  # loaded in B
+        added = a.enroll(name, EnrollRequest("y", _faces(2, 5), display_name="Y"))
+        faces += added.face_ids
+        labels = notified(added.sequence)
+        assert labels == {faces[0]: ("x", "X", {}), **dict.fromkeys(faces[1:], ("y", "Y", {}))}
+        assert notified(a.delete_face(name, faces[1])) == {
+            faces[0]: ("x", "X", {}),
+            faces[2]: ("y", "Y", {}),
+        }
+        a.update_identity(name, "x", display_name="X2", metadata={"v": 2})
+        with a._db.read() as session:
+            relabel = repo.latest_seq(session, repo.get_gallery(session, name).id)
+        assert notified(relabel)[faces[0]] == ("x", "X2", {"v": 2})
+        assert notified(a.erase_identity(name, "y").sequence) == {faces[0]: ("x", "X2", {"v": 2})}
+        assert notified(a.delete_face(name, faces[0])) == {}
+        assert notified(a.erase_identity(name, "x").sequence) == {}  # an `identity` change
+        info = b._live.labels(name).info()
+        assert (info.identity_count, info.face_count) == (0, 0)
+    finally:
+        a.close()
+        b.close()
 
 
 def _info() -> GalleryInfo:
