@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -26,7 +25,7 @@ from facedb.models.errors import ModelSpecError
 from facedb.models.onnx_model import quantizes_per_batch
 from facedb.models.optimize import GraphRewriteError, optimize_model, source_sha256_of
 from facedb.models.spec import ModelSpec
-from facedb.models.store import MODEL_FILE_MODE, file_digest, model_dir, model_dirs
+from facedb.models.store import file_digest, model_dir, model_dirs, written_in_place
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +74,8 @@ def cached_rewrites() -> list[tuple[Path, str]]:
 def write_rewrite(source: Path, source_sha256: str) -> Path:
     """Write the float32 rewrite of `source` into the cache (temp file, then rename)."""
     destination = model_dir() / rewrite_name(source_sha256)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
-    )
-    os.close(fd)
-    temp = Path(temp_name)
-    try:
+    with written_in_place(destination) as temp:
         optimize_model(source, temp)
-        os.chmod(temp, MODEL_FILE_MODE)  # mkstemp makes it owner-only
-        os.replace(temp, destination)
-    finally:
-        temp.unlink(missing_ok=True)
     log.info("wrote the float32 rewrite of %s to %s", source, destination)
     return destination
 

@@ -25,8 +25,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
@@ -219,21 +220,11 @@ def _import_one(entry: RegistryEntry, source: Path) -> Imported:
     with _lock_for(destination):
         if is_valid(entry, destination):
             return Imported(entry, source, destination, copied=False)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        # Copied beside the destination, then renamed: a reader never sees half a model.
-        fd, temp_name = tempfile.mkstemp(
-            prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
-        )
-        os.close(fd)
-        temp = Path(temp_name)
-        try:
+        with written_in_place(destination) as temp:
             shutil.copyfile(source, temp)
             if sha256_file(temp) != entry.sha256:
                 raise OSError(f"{source} changed while it was being copied")
-            _publish(temp, destination)
-            _remember(destination, entry.sha256)  # a rename keeps size and mtime
-        finally:
-            temp.unlink(missing_ok=True)
+        _remember(destination, entry.sha256)  # a rename keeps size and mtime
     save_digests()
     return Imported(entry, source, destination, copied=True)
 
@@ -273,6 +264,23 @@ def _fetch_once(entry: RegistryEntry, url: str, dest: Path) -> None:
             raise _ChecksumError(f"SHA-256 mismatch for {url}: got {digest}")
         _publish(temp, dest)
         _remember(dest, digest)  # a rename keeps size and mtime: no need to hash it again
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+@contextmanager
+def written_in_place(destination: Path) -> Iterator[Path]:
+    """A temporary file beside `destination` for the caller to fill; moved into place when
+    the block ends without an error (a reader never sees half a model), else removed."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
+    )
+    os.close(fd)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        _publish(temp, destination)
     finally:
         temp.unlink(missing_ok=True)
 
