@@ -9,6 +9,7 @@ Searches use Bounded consistency, as the service does.
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 
@@ -35,12 +36,14 @@ class MilvusCollectionBench:
         self.backend, self.params = backend, params
         dim = vectors.shape[1]
         ref = GalleryRef(0, uuid.uuid4().hex, "bench", "0" * 64, dim, kind.value)
-        self.layout: Layout = choose_layout(len(vectors), kind.value, params)
+        self.layout: Layout = choose_layout(len(vectors), kind.value, params, dim)
         rss_before = server_rss_mb(server_pid)
         start = time.perf_counter()
         ids = np.arange(len(vectors), dtype=np.int64)
         self.name = backend.create_collection(ref, self.layout, ids, vectors, params)
         self.insert_s = time.perf_counter() - start
+        print(f"# Milvus {self.layout}: {len(vectors):,} rows inserted in {self.insert_s:.0f} s",
+              file=sys.stderr)  # fmt: skip
         try:
             backend.client.flush(self.name)
             self._wait_indexed(len(vectors))
@@ -53,11 +56,17 @@ class MilvusCollectionBench:
     def _wait_indexed(self, total: int) -> None:
         client = self.backend.client
         (index_name,) = client.list_indexes(self.name)
-        deadline = time.monotonic() + INDEX_WAIT_S
+        start = time.monotonic()
+        deadline, shown = start + INDEX_WAIT_S, -1
         while time.monotonic() < deadline:
-            info = client.describe_index(self.name, index_name)
-            if int(info.get("indexed_rows", 0)) >= total:
+            indexed = int(client.describe_index(self.name, index_name).get("indexed_rows", 0))
+            if indexed >= total:
                 return
+            if indexed != shown:  # progress of long builds (segments indexed over time)
+                elapsed = time.monotonic() - start
+                print(f"# Milvus: {indexed:,} of {total:,} rows indexed after {elapsed:.0f} s",
+                      file=sys.stderr)  # fmt: skip
+                shown = indexed
             time.sleep(0.5)
         raise TimeoutError(f"Milvus did not index {self.name} in {INDEX_WAIT_S} s")
 

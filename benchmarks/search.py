@@ -20,7 +20,7 @@ search (IndexFlatIP) in the same run, and identity@1 (the top hit is the right p
     python -m benchmarks.search --sizes 100k,1M --kinds flat,ivf,ivf_sq8,ivf_pq  # no HNSW
     python -m benchmarks.search --sizes 10k,100k --kinds flat,ivf --json out.json
     python -m benchmarks.search --sizes 100k,1M --kinds flat,ivf --milvus  # + Milvus rows
-    python -m benchmarks.search --sizes 1M --kinds ivf_pq,ivf --milvus \
+    python -m benchmarks.search --sizes 1M --kinds ivf,ivf_pq --milvus --milvus-kinds ivf \
         --milvus-uri http://127.0.0.1:19530 --milvus-pid "$(pgrep -f 'milvus run standalone')"
 
 `--milvus` adds the same kinds on the real Milvus core (a standalone server started here, or
@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--milvus", action="store_true", help="also every kind on Milvus")
     parser.add_argument("--milvus-uri", help="a running Milvus (default: start one here)")
     parser.add_argument("--milvus-pid", type=int, help="that server's pid (its memory)")
+    parser.add_argument("--milvus-kinds", help="the kinds run on Milvus (default: --kinds)")
     args = parser.parse_args(argv)
     milvus, server = _start_milvus(args) if args.milvus else (None, None)
     if args.threads:
@@ -330,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         replace(base, ivf_nprobe=nprobe, hnsw_ef_search=ef) for nprobe in nprobes for ef in efs
     ]
     kinds = [IndexKind(kind) for kind in args.kinds.split(",")]
+    milvus_kinds = {IndexKind(kind) for kind in (args.milvus_kinds or args.kinds).split(",")}
     rows: list[Row] = []
     for n in (parse_size(size) for size in args.sizes.split(",")):
         vectors, owners, queries, query_owners = gallery(n, args.dim, args.queries, args.isotropic)
@@ -345,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print_table(new_rows)
             rows += new_rows
-            if milvus is not None:
+            if milvus is not None and kind in milvus_kinds:
                 milvus_rows = measure_milvus(
                     milvus, kind, vectors, owners, queries, query_owners, truth, params,
                     args.singles,
