@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from benchmarks.replicas import DIM, _fresh_database
+from benchmarks.replicas import DIM, _fresh_database, add_database_option
 from facedb.storage import repository as repo
 from facedb.storage.catalog import Catalog, GalleryConfig, NewFace
 from facedb.storage.tables import Gallery
@@ -71,11 +71,7 @@ def measure(url: str, root: Path, changes: int) -> dict[str, list[float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--database-url",
-        default="postgresql+psycopg://postgres@127.0.0.1:55432/postgres",
-        help="a PostgreSQL server (a fresh database is created on it and dropped after)",
-    )
+    add_database_option(parser)
     parser.add_argument("--changes", type=int, default=800)
     args = parser.parse_args(argv)
     url, admin, name = _fresh_database(args.database_url)

@@ -315,13 +315,17 @@ def _print_cold(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_database_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
         default="postgresql+psycopg://postgres@127.0.0.1:55432/postgres",
         help="a PostgreSQL server (a fresh database is created on it and dropped after)",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_database_option(parser)
     parser.add_argument("--replicas", default="1,2,3", help="'' skips the lag cells")
     parser.add_argument("--rates", default="31,0", help="commits/s per cell; 0: as fast as can")
     parser.add_argument("--enrolls", type=int, default=300)
