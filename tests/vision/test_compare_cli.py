@@ -23,7 +23,7 @@ def test_same_person_scores_above_different_people(capsys: pytest.CaptureFixture
     same = compare(capsys, BLAIR / "Tony_Blair_0001.jpg", BLAIR / "Tony_Blair_0002.jpg")
     other = compare(capsys, BLAIR / "Tony_Blair_0001.jpg", POWELL / "Colin_Powell_0002.jpg")
     assert same["similarity"] > 0.3 > other["similarity"]
-    assert same["recognizer"] == "arcface_w600k_mbf_int8"
+    assert same["recognizer"] == "arcface_w600k_mbf_int8-float32"  # the default graph
     assert len(same["faces"]) == 2
 
 
