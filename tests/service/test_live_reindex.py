@@ -24,7 +24,6 @@ from facedb.v1 import facedb_pb2 as pb
 from tests.paths import ARCFACE, LFW
 from tests.service.support import ADMIN_KEY, ServerProcess, client
 from tests.service.test_replicas import _server_pair, shared_database  # noqa: F401
-from tests.store.conftest import postgres_server  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.postgres
 PEOPLE = ("Colin_Powell", "Tony_Blair", "Gray_Davis", "Hugo_Chavez", "Aaron_Peirsol")

@@ -14,7 +14,6 @@ import pytest
 from facedb.storage.catalog import NewFace
 from facedb.v1 import facedb_pb2 as pb
 from tests.service.support import client, running_server
-from tests.store.conftest import milvus_uri  # noqa: F401  (the session's real Milvus)
 from tests.tcp_forwarder import TcpForwarder
 
 pytestmark = pytest.mark.milvus
@@ -24,7 +23,7 @@ TIMEOUT_S = 5.0  # milvus_timeout: how long the server keeps retrying a closed p
 
 def test_a_milvus_out_of_reach_answers_unavailable_and_sql_keeps_the_enrollment(
     tmp_path: Path,
-    milvus_uri: str,  # noqa: F811
+    milvus_uri: str,
 ) -> None:
     target = urlparse(milvus_uri)
     forwarder = TcpForwarder(target.hostname or "127.0.0.1", target.port or 19530)

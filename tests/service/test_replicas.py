@@ -24,7 +24,6 @@ from facedb.storage.db import migrate
 from facedb.v1 import facedb_pb2 as pb
 from tests.paths import LFW
 from tests.service.support import ADMIN_KEY, ServerProcess, client, start_server_process
-from tests.store.conftest import postgres_server  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.postgres
 ALICE = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg"
@@ -33,7 +32,7 @@ LAG_BOUND_S = 5.0  # generous for a shared 2-core machine; measured lag is print
 
 
 @pytest.fixture
-def shared_database(postgres_server: str) -> Iterator[str]:  # noqa: F811
+def shared_database(postgres_server: str) -> Iterator[str]:
     name = f"facedb_replicas_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

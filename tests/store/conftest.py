@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,8 +23,6 @@ from sqlalchemy.engine import make_url
 from facedb.index.backend import FAISS, MILVUS, open_backend
 from facedb.storage.catalog import Catalog, GalleryConfig
 from facedb.storage.db import migrate
-from tests.milvus_server import LocalMilvus
-from tests.paths import REPO
 
 # The 2 test cores are shared with other jobs: OpenMP threads that spin-wait for a busy
 # sibling make small FAISS calls ten times slower, so the tests run FAISS single-threaded.
@@ -45,19 +42,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 _names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    url = os.environ.get("FACEDB_TEST_POSTGRES_URL")
-    if url:
-        return url
-    started = subprocess.run(
-        [str(REPO / ".ci" / "start-postgres")], capture_output=True, text=True, check=False
-    )
-    if started.returncode != 0 or not started.stdout.strip():
-        pytest.fail(f"PostgreSQL unavailable: .ci/start-postgres said {started.stderr[-2000:]}")
-    return started.stdout.strip().splitlines()[-1]
 
 
 class DatabaseFactory:
@@ -120,19 +104,6 @@ def database_url(databases: DatabaseFactory) -> str:
 @pytest.fixture
 def index_dir(tmp_path: Path) -> Path:
     return tmp_path / "index"
-
-
-@pytest.fixture(scope="session")
-def milvus_uri(tmp_path_factory) -> Iterator[str]:
-    """A real Milvus standalone server for the session (about 10-20 s to start), or the one
-    FACEDB_TEST_MILVUS_URI names."""
-    url = os.environ.get("FACEDB_TEST_MILVUS_URI")
-    if url:
-        yield url
-        return
-    server = LocalMilvus(tmp_path_factory.mktemp("milvus"))
-    yield server.uri
-    server.stop()
 
 
 OpenCatalog = Callable[..., Catalog]
