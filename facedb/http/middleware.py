@@ -106,23 +106,29 @@ class AuditTrail:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        code = [500]
+        recorded = [False]
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                code[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
+        def record(code: int) -> None:
             state = scope.get("state") or {}
-            if state.get("method") in AUDITED:
+            if state.get("method") in AUDITED and not recorded[0]:
+                recorded[0] = True
                 self.audit.record(
                     transport="http",
                     principal=state.get("principal") or NOBODY,
                     action=state["method"],
                     gallery=state.get("gallery") or "",
                     target=state.get("target") or "",
-                    status="OK" if code[0] < 400 else state.get("status") or "INTERNAL",
+                    status="OK" if code < 400 else state.get("status") or "INTERNAL",
                 )
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # Before the client can see the answer: a caller that reads the audit
+                # trail right after its response finds the call there.
+                record(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            record(500)  # no response started (the app failed): recorded as INTERNAL
